@@ -1,0 +1,191 @@
+"""The one failure vocabulary, and the one place where errors become failure strings.
+
+Why one module: the failure strings are the public contract of the archival format.
+Analysts group and count by them, and they must line up with OONI's vocabulary so that
+our measurements and OONI's can be compared.  Every step calls :func:`classify_failure`
+at its boundary instead of inventing strings, so a new kind of error is handled in
+exactly one place.
+
+Strings follow OONI probe-cli's ``netxlite`` failure names (``connection_reset``,
+``generic_timeout_error``, ``dns_nxdomain_error``, ...).  Where we observe something
+OONI does not name we add a string in the same style and document it here.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+from enum import StrEnum
+
+
+class Failure(StrEnum):
+    """Every failure a measurement step can record."""
+
+    # Generic
+    GENERIC_TIMEOUT = "generic_timeout_error"
+    EOF = "eof_error"
+    INTERRUPTED = "interrupted"
+    UNKNOWN = "unknown_failure"
+
+    # TCP / sockets
+    CONNECTION_REFUSED = "connection_refused"
+    CONNECTION_RESET = "connection_reset"
+    CONNECTION_ABORTED = "connection_aborted"
+    HOST_UNREACHABLE = "host_unreachable"
+    NETWORK_UNREACHABLE = "network_unreachable"
+    NETWORK_DOWN = "network_down"
+    ADDRESS_NOT_AVAILABLE = "address_not_available"
+    PERMISSION_DENIED = "permission_denied"
+
+    # DNS
+    DNS_NXDOMAIN = "dns_nxdomain_error"
+    DNS_SERVER_FAILURE = "dns_server_failure"
+    DNS_REFUSED = "dns_refused_error"
+    DNS_NO_ANSWER = "dns_no_answer"
+    DNS_TEMPORARY_FAILURE = "dns_temporary_failure"
+    DNS_NON_RECOVERABLE = "dns_non_recoverable_failure"
+    DNS_SERVER_MISBEHAVING = "dns_server_misbehaving"
+    DNS_BOGUS_RESPONSE = "dns_bogus_response_error"
+
+    # TLS
+    SSL_INVALID_HOSTNAME = "ssl_invalid_hostname"
+    SSL_UNKNOWN_AUTHORITY = "ssl_unknown_authority"
+    SSL_INVALID_CERTIFICATE = "ssl_invalid_certificate"
+    SSL_FAILED_HANDSHAKE = "ssl_failed_handshake"
+
+    # HTTP
+    HTTP_INVALID_RESPONSE = "http_invalid_response"
+    HTTP_TOO_MANY_REDIRECTS = "http_too_many_redirects"
+    HTTP_INVALID_REDIRECT = "http_invalid_redirect_location_host"
+
+
+# errno -> failure.  Only errnos that mean something on the path to a server.
+_ERRNO_FAILURES: dict[int, Failure] = {
+    errno.ECONNREFUSED: Failure.CONNECTION_REFUSED,
+    errno.ECONNRESET: Failure.CONNECTION_RESET,
+    errno.ECONNABORTED: Failure.CONNECTION_ABORTED,
+    errno.EPIPE: Failure.CONNECTION_RESET,
+    errno.EHOSTUNREACH: Failure.HOST_UNREACHABLE,
+    errno.ENETUNREACH: Failure.NETWORK_UNREACHABLE,
+    errno.ENETDOWN: Failure.NETWORK_DOWN,
+    errno.ETIMEDOUT: Failure.GENERIC_TIMEOUT,
+    errno.EADDRNOTAVAIL: Failure.ADDRESS_NOT_AVAILABLE,
+    errno.EACCES: Failure.PERMISSION_DENIED,
+    errno.EPERM: Failure.PERMISSION_DENIED,
+}
+
+# getaddrinfo's EAI_* codes -> failure, as OONI maps the system resolver's errors.
+_GAI_FAILURES: dict[int, Failure] = {
+    socket.EAI_NONAME: Failure.DNS_NXDOMAIN,
+    socket.EAI_AGAIN: Failure.DNS_TEMPORARY_FAILURE,
+    socket.EAI_FAIL: Failure.DNS_NON_RECOVERABLE,
+}
+for _name in ("EAI_NODATA", "EAI_ADDRFAMILY"):
+    if hasattr(socket, _name):
+        _GAI_FAILURES[getattr(socket, _name)] = Failure.DNS_NO_ANSWER
+
+# OpenSSL X509_V_ERR_* codes -> failure.
+_X509_HOSTNAME_MISMATCH = 62
+_X509_UNKNOWN_AUTHORITY = {2, 18, 19, 20, 21, 27}
+_X509_INVALID_CERTIFICATE = {9, 10, 13, 14, 23, 24, 26, 28}
+
+
+def classify_ssl_error(exc: ssl.SSLError) -> Failure:
+    """Map an OpenSSL error to the TLS failure strings.
+
+    Certificate errors keep their meaning (an untrusted issuer is the typical sign of
+    a middlebox, a wrong name the sign of a redirected connection); everything else
+    that breaks a handshake is ``ssl_failed_handshake``, unless the peer simply went
+    away, which is an EOF or a reset as on any socket.
+    """
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        code = getattr(exc, "verify_code", None)
+        if code == _X509_HOSTNAME_MISMATCH:
+            return Failure.SSL_INVALID_HOSTNAME
+        if code in _X509_UNKNOWN_AUTHORITY:
+            return Failure.SSL_UNKNOWN_AUTHORITY
+        if code in _X509_INVALID_CERTIFICATE:
+            return Failure.SSL_INVALID_CERTIFICATE
+        message = str(exc).lower()
+        if "hostname" in message or "ip address mismatch" in message:
+            return Failure.SSL_INVALID_HOSTNAME
+        return Failure.SSL_INVALID_CERTIFICATE
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return Failure.EOF
+    reason = (getattr(exc, "reason", None) or "").upper()
+    if "UNEXPECTED_EOF" in reason:
+        return Failure.EOF
+    return Failure.SSL_FAILED_HANDSHAKE
+
+
+def classify_failure(exc: BaseException) -> Failure:
+    """Turn any exception raised while measuring into one :class:`Failure`.
+
+    This is the only function that inspects OS, OpenSSL, trio, httpx and dnspython
+    errors.  Cancellation is never passed here: a step's own timeout is recorded by the
+    step itself (it knows whether *its* scope fired), and outside cancellation must
+    propagate.
+    """
+    # Imported lazily so that the records and analysis layers can use Failure
+    # without pulling in network libraries.
+    import dns.exception
+    import dns.resolver
+    import httpx
+    import trio
+
+    if isinstance(exc, TimeoutError | trio.TooSlowError | dns.exception.Timeout):
+        return Failure.GENERIC_TIMEOUT
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        return Failure.DNS_NXDOMAIN
+    if isinstance(exc, dns.resolver.NoAnswer):
+        return Failure.DNS_NO_ANSWER
+    if isinstance(exc, dns.exception.DNSException):
+        return Failure.DNS_SERVER_MISBEHAVING
+    if isinstance(exc, socket.gaierror):
+        return _GAI_FAILURES.get(exc.errno or 0, Failure.DNS_SERVER_MISBEHAVING)
+    if isinstance(exc, ssl.SSLError):
+        return classify_ssl_error(exc)
+    if isinstance(exc, httpx.TooManyRedirects):
+        return Failure.HTTP_TOO_MANY_REDIRECTS
+    if isinstance(exc, httpx.TimeoutException):
+        return Failure.GENERIC_TIMEOUT
+    if isinstance(exc, httpx.RemoteProtocolError):
+        text = str(exc).lower()
+        if "without sending" in text or "disconnected" in text or "incomplete" in text:
+            return Failure.EOF
+        return Failure.HTTP_INVALID_RESPONSE
+    if isinstance(exc, httpx.LocalProtocolError | httpx.DecodingError):
+        return Failure.HTTP_INVALID_RESPONSE
+    if isinstance(exc, httpx.TransportError):
+        # httpx wraps the real cause; classify that instead of the wrapper.
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and cause is not exc:
+            return classify_failure(cause)
+        return Failure.UNKNOWN
+    if isinstance(exc, trio.BrokenResourceError):
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None:
+            return classify_failure(cause)
+        return Failure.CONNECTION_RESET
+    if isinstance(exc, trio.ClosedResourceError | EOFError):
+        return Failure.EOF
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return Failure.CONNECTION_RESET
+    if isinstance(exc, ConnectionRefusedError):
+        return Failure.CONNECTION_REFUSED
+    if isinstance(exc, OSError) and exc.errno in _ERRNO_FAILURES:
+        return _ERRNO_FAILURES[exc.errno]
+    if isinstance(exc, OSError | ExceptionGroup) and exc.__cause__ is not None:
+        return classify_failure(exc.__cause__)
+    return Failure.UNKNOWN
+
+
+def failure_or_none(value: str | None) -> Failure | None:
+    """Read a stored failure string back; unknown strings from newer probes stay readable."""
+    if value is None:
+        return None
+    try:
+        return Failure(value)
+    except ValueError:
+        return Failure.UNKNOWN
