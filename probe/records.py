@@ -271,3 +271,25 @@ def observation_index(measurement: Measurement) -> dict[str, Any]:
             for obs in group:
                 index[obs.id] = obs
     return index
+
+
+@dataclass(slots=True)
+class Run:
+    """One invocation of ``kuzot run``: where it measured from, never who.
+
+    The vantage is the network (ASN, country, resolver addresses), which is what a
+    verdict needs; the probe's own IP address is deliberately absent from the format.
+    """
+
+    id: str
+    started_at: datetime
+    software_name: str = "kuzot"
+    software_version: str = ""
+    finished_at: datetime | None = None
+    status: str = "running"  # running, finished, interrupted, failed
+    probe_asn: int | None = None
+    probe_cc: str | None = None
+    probe_network: str | None = None
+    resolvers: list[str] = field(default_factory=list)
+    targets_total: int = 0
+    options: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,316 @@
+"""Open a database by URL, keep its schema current, and save/load measurements.
+
+Why a synchronous engine: SQLAlchemy's asyncio extension does not run under trio
+(field notes).  The probe therefore has exactly one writer task which hands each
+finished measurement to a worker thread (``trio.to_thread.run_sync``); SQLite in WAL
+mode commits it at once, so a kill or Ctrl-C loses nothing already measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from probe.records import Measurement, Run, utc_now
+from probe.store.models import (
+    DnsObservationRow,
+    HttpObservationRow,
+    MeasurementRow,
+    RunRow,
+    TcpObservationRow,
+    TlsObservationRow,
+)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (full disk, unreadable file, bad URL); says what to do."""
+
+
+def data_dir() -> Path:
+    override = os.environ.get("KUZOT_DATA_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("kuzot"))
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{data_dir() / 'kuzot.db'}"
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def create_store_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            # WAL: readers never block the writer, and a commit survives a kill.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+
+def _observation_rows(m: Measurement) -> list[Any]:
+    rows: list[Any] = []
+    groups = [(m.dns, m.tcp, m.tls, m.http, False)]
+    if m.control is not None:
+        c = m.control
+        groups.append((c.dns, c.tcp, c.tls, c.http, True))
+    for dns, tcp, tls, http, is_control in groups:
+        common = {"measurement_id": m.id, "is_control": is_control}
+        for d in dns:
+            rows.append(
+                DnsObservationRow(
+                    **common,
+                    obs_id=d.id,
+                    failure=d.failure,
+                    started=d.started,
+                    finished=d.finished,
+                    hostname=d.hostname,
+                    query_type=d.query_type,
+                    resolver=d.resolver,
+                    transport=d.transport,
+                    rcode=d.rcode,
+                    addresses=d.addresses(),
+                    extra_responses=len(d.extra_responses),
+                )
+            )
+        for t in tcp:
+            rows.append(
+                TcpObservationRow(
+                    **common,
+                    obs_id=t.id,
+                    failure=t.failure,
+                    started=t.started,
+                    finished=t.finished,
+                    ip=t.ip,
+                    port=t.port,
+                )
+            )
+        for s in tls:
+            rows.append(
+                TlsObservationRow(
+                    **common,
+                    obs_id=s.id,
+                    failure=s.failure,
+                    started=s.started,
+                    finished=s.finished,
+                    ip=s.ip,
+                    port=s.port,
+                    server_name=s.server_name,
+                    purpose=s.purpose,
+                    version=s.version,
+                    cipher=s.cipher,
+                    validated=s.validated,
+                    leaf_sha256=s.certificates[0].sha256 if s.certificates else None,
+                )
+            )
+        for h in http:
+            rows.append(
+                HttpObservationRow(
+                    **common,
+                    obs_id=h.id,
+                    failure=h.failure,
+                    started=h.started,
+                    finished=h.finished,
+                    url=h.url,
+                    ip=h.ip,
+                    status_code=h.status_code,
+                    title=h.title,
+                    location=h.header("location"),
+                    body_length=h.body_length,
+                    body_sha256=h.body_sha256,
+                    body_truncated=h.body_truncated,
+                )
+            )
+    return rows
+
+
+class Store:
+    """The one entry point to a Kuzot database, SQLite or PostgreSQL."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
+        url = url or default_db_url()
+        try:
+            engine = create_store_engine(url)
+            if migrate:
+                upgrade_schema(engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot open database {url}: {exc}") from exc
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- runs -------------------------------------------------------------------------
+
+    def begin_run(self, run: Run) -> None:
+        values = asdict(run)
+        with Session(self.engine) as session, session.begin():
+            session.add(RunRow(**values))
+
+    def finish_run(self, run_id: str, status: str, finished_at: datetime | None = None) -> None:
+        with Session(self.engine) as session, session.begin():
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id)
+                .values(status=status, finished_at=finished_at or utc_now())
+            )
+
+    def runs(self) -> list[Run]:
+        with Session(self.engine) as session:
+            rows = session.scalars(select(RunRow).order_by(RunRow.started_at)).all()
+            return [
+                Run(
+                    id=r.id,
+                    started_at=_aware(r.started_at) or utc_now(),
+                    software_name=r.software_name,
+                    software_version=r.software_version,
+                    finished_at=_aware(r.finished_at),
+                    status=r.status,
+                    probe_asn=r.probe_asn,
+                    probe_cc=r.probe_cc,
+                    probe_network=r.probe_network,
+                    resolvers=list(r.resolvers or []),
+                    targets_total=r.targets_total,
+                    options=dict(r.options or {}),
+                )
+                for r in rows
+            ]
+
+    # --- measurements -----------------------------------------------------------------
+
+    def save_measurement(
+        self,
+        m: Measurement,
+        *,
+        signature: dict[str, str] | None = None,
+        source: str = "kuzot",
+        bytes_used: int = 0,
+    ) -> bool:
+        """Store one measurement and its observation index in one transaction.
+
+        Returns False when a measurement with this id is already stored: saving is
+        idempotent, which is what makes re-imports and re-uploads safe.
+        """
+        record = m.canonical_json().decode()
+        row = MeasurementRow(
+            id=m.id,
+            run_id=m.run_id,
+            url=m.url,
+            domain=m.domain,
+            role=m.role,
+            category_code=m.category_code,
+            probe_asn=m.probe_asn,
+            probe_cc=m.probe_cc,
+            started_at=m.started_at,
+            runtime=m.runtime,
+            source=source,
+            content_hash=m.content_hash(),
+            record=record,
+            signature=(signature or {}).get("signature"),
+            key_id=(signature or {}).get("key_id"),
+            public_key=(signature or {}).get("public_key"),
+            bytes_used=bytes_used,
+            stored_at=utc_now(),
+        )
+        try:
+            with Session(self.engine) as session, session.begin():
+                if session.get(MeasurementRow, m.id) is not None:
+                    return False
+                session.add(row)
+                session.flush()
+                session.add_all(_observation_rows(m))
+        except IntegrityError:
+            return False  # a concurrent writer stored the same id first
+        except OperationalError as exc:
+            text = str(exc).lower()
+            if "full" in text:
+                raise StoreError(
+                    "the disk holding the database is full: free some space and run again "
+                    "(everything measured so far is kept)"
+                ) from exc
+            raise StoreError(f"cannot write to the database: {exc.orig}") from exc
+        return True
+
+    def iter_measurements(
+        self,
+        *,
+        domain: str | None = None,
+        probe_asn: int | None = None,
+        run_id: str | None = None,
+        role: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch: int = 1000,
+    ) -> Iterator[Measurement]:
+        """Measurements in time order, read back from their canonical records."""
+        query = select(MeasurementRow.record).order_by(MeasurementRow.started_at, MeasurementRow.id)
+        if domain is not None:
+            query = query.where(MeasurementRow.domain == domain)
+        if probe_asn is not None:
+            query = query.where(MeasurementRow.probe_asn == probe_asn)
+        if run_id is not None:
+            query = query.where(MeasurementRow.run_id == run_id)
+        if role is not None:
+            query = query.where(MeasurementRow.role == role)
+        if since is not None:
+            query = query.where(MeasurementRow.started_at >= since)
+        if until is not None:
+            query = query.where(MeasurementRow.started_at < until)
+        with Session(self.engine) as session:
+            for record in session.scalars(query.execution_options(yield_per=batch)):
+                yield Measurement.from_dict(json.loads(record))
+
+    def measurement_ids(self, run_id: str | None = None) -> set[str]:
+        query = select(MeasurementRow.id)
+        if run_id is not None:
+            query = query.where(MeasurementRow.run_id == run_id)
+        with Session(self.engine) as session:
+            return set(session.scalars(query))
+
+    def count_measurements(self) -> int:
+        from sqlalchemy import func
+
+        with Session(self.engine) as session:
+            return int(session.scalar(select(func.count()).select_from(MeasurementRow)) or 0)

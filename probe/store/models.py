@@ -1,0 +1,132 @@
+"""SQLAlchemy models: the archival record plus an index of its observations.
+
+Why both: the measurement's canonical JSON (``record``) is the source of truth. It is
+what gets hashed and signed, and re-judging reads it back unchanged.  The observation
+tables are an index over it, so analysts can ask SQL questions ("every TLS reset on
+AS12345 in October") without parsing JSON.  The same models serve SQLite on a
+volunteer's machine and PostgreSQL on the collector; only the URL changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    software_name: Mapped[str] = mapped_column(String(40))
+    software_version: Mapped[str] = mapped_column(String(40))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20))
+    probe_asn: Mapped[int | None] = mapped_column(Integer)
+    probe_cc: Mapped[str | None] = mapped_column(String(2))
+    probe_network: Mapped[str | None] = mapped_column(String(200))
+    resolvers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    targets_total: Mapped[int] = mapped_column(Integer, default=0)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class MeasurementRow(Base):
+    __tablename__ = "measurements"
+    __table_args__ = (
+        Index("ix_measurements_domain_asn_time", "domain", "probe_asn", "started_at"),
+        Index("ix_measurements_run", "run_id"),
+        Index("ix_measurements_unsent", "uploaded_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    url: Mapped[str] = mapped_column(Text)
+    domain: Mapped[str] = mapped_column(String(253))
+    role: Mapped[str] = mapped_column(String(16), default="target")
+    category_code: Mapped[str | None] = mapped_column(String(16))
+    probe_asn: Mapped[int | None] = mapped_column(Integer)
+    probe_cc: Mapped[str | None] = mapped_column(String(2))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    runtime: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(20), default="kuzot")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    record: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str | None] = mapped_column(Text)
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    public_key: Mapped[str | None] = mapped_column(String(64))
+    bytes_used: Mapped[int] = mapped_column(Integer, default=0)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class _ObservationColumns:
+    """Columns every observation index row has."""
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    obs_id: Mapped[str] = mapped_column(String(40))
+    is_control: Mapped[bool] = mapped_column(Boolean, default=False)
+    failure: Mapped[str | None] = mapped_column(String(64))
+    started: Mapped[float] = mapped_column(Float)
+    finished: Mapped[float] = mapped_column(Float)
+
+
+class DnsObservationRow(_ObservationColumns, Base):
+    __tablename__ = "dns_observations"
+    measurement_id: Mapped[str] = mapped_column(ForeignKey("measurements.id", ondelete="CASCADE"), index=True)
+    hostname: Mapped[str] = mapped_column(String(253))
+    query_type: Mapped[str] = mapped_column(String(8))
+    resolver: Mapped[str] = mapped_column(String(300))
+    transport: Mapped[str] = mapped_column(String(10))
+    rcode: Mapped[str | None] = mapped_column(String(16))
+    addresses: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    extra_responses: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TcpObservationRow(_ObservationColumns, Base):
+    __tablename__ = "tcp_observations"
+    measurement_id: Mapped[str] = mapped_column(ForeignKey("measurements.id", ondelete="CASCADE"), index=True)
+    ip: Mapped[str] = mapped_column(String(45))
+    port: Mapped[int] = mapped_column(Integer)
+
+
+class TlsObservationRow(_ObservationColumns, Base):
+    __tablename__ = "tls_observations"
+    measurement_id: Mapped[str] = mapped_column(ForeignKey("measurements.id", ondelete="CASCADE"), index=True)
+    ip: Mapped[str] = mapped_column(String(45))
+    port: Mapped[int] = mapped_column(Integer)
+    server_name: Mapped[str] = mapped_column(String(253))
+    purpose: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str | None] = mapped_column(String(16))
+    cipher: Mapped[str | None] = mapped_column(String(80))
+    validated: Mapped[bool | None] = mapped_column(Boolean)
+    leaf_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class HttpObservationRow(_ObservationColumns, Base):
+    __tablename__ = "http_observations"
+    measurement_id: Mapped[str] = mapped_column(ForeignKey("measurements.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(Text)
+    body_length: Mapped[int] = mapped_column(Integer, default=0)
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
+    body_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
