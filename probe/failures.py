@@ -130,6 +130,7 @@ def classify_failure(exc: BaseException) -> Failure:
     # Imported lazily so that the records and analysis layers can use Failure
     # without pulling in network libraries.
     import dns.exception
+    import dns.name
     import dns.resolver
     import httpx
     import trio
@@ -140,6 +141,17 @@ def classify_failure(exc: BaseException) -> Failure:
         return Failure.DNS_NXDOMAIN
     if isinstance(exc, dns.resolver.NoAnswer):
         return Failure.DNS_NO_ANSWER
+    if isinstance(
+        exc,
+        dns.name.EmptyLabel
+        | dns.name.LabelTooLong
+        | dns.name.NameTooLong
+        | dns.name.BadEscape
+        | dns.name.IDNAException,
+    ):
+        # A name that cannot exist ("a..b", a 64-byte label): Go's resolver, and so
+        # OONI, reports "no such host" without sending a query; we do the same.
+        return Failure.DNS_NXDOMAIN
     if isinstance(exc, dns.exception.DNSException):
         return Failure.DNS_SERVER_MISBEHAVING
     if isinstance(exc, socket.gaierror):
@@ -179,6 +191,25 @@ def classify_failure(exc: BaseException) -> Failure:
     if isinstance(exc, OSError | ExceptionGroup) and exc.__cause__ is not None:
         return classify_failure(exc.__cause__)
     return Failure.UNKNOWN
+
+
+# DNS response codes (as dnspython's text) -> failure, as OONI's netxlite maps them.
+_RCODE_FAILURES: dict[str, Failure] = {
+    "NXDOMAIN": Failure.DNS_NXDOMAIN,
+    "SERVFAIL": Failure.DNS_SERVER_FAILURE,
+    "REFUSED": Failure.DNS_REFUSED,
+}
+
+
+def classify_rcode(rcode: str) -> Failure | None:
+    """The failure a DNS reply's response code means: ``None`` for NOERROR.
+
+    Whether a NOERROR reply is ``dns_no_answer`` depends on its records, which only
+    the DNS step sees; every other code that is not named here is a misbehaving server.
+    """
+    if rcode == "NOERROR":
+        return None
+    return _RCODE_FAILURES.get(rcode, Failure.DNS_SERVER_MISBEHAVING)
 
 
 def failure_or_none(value: str | None) -> Failure | None:
