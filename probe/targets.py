@@ -21,10 +21,44 @@ HEADER = ["url", "category_code", "category_description", "date_added", "source"
 
 #: Citizen Lab's category codes (lists/00-LEGEND-new_category_codes.csv).
 CATEGORY_CODES = frozenset(
-    ["ALDR", "REL", "PORN", "PROV", "POLR", "HUMR", "ENV", "MILX", "HATE", "NEWS", "XED", "PUBH", "GMB", "ANON", "DATE", "GRP", "LGBT", "FILE", "HACK", "COMT", "MMED", "HOST", "SRCH", "GAME", "CULTR", "ECON", "GOVT", "COMM", "CTRL", "IGO", "MISC"]
+    [
+        "ALDR",
+        "REL",
+        "PORN",
+        "PROV",
+        "POLR",
+        "HUMR",
+        "ENV",
+        "MILX",
+        "HATE",
+        "NEWS",
+        "XED",
+        "PUBH",
+        "GMB",
+        "ANON",
+        "DATE",
+        "GRP",
+        "LGBT",
+        "FILE",
+        "HACK",
+        "COMT",
+        "MMED",
+        "HOST",
+        "SRCH",
+        "GAME",
+        "CULTR",
+        "ECON",
+        "GOVT",
+        "COMM",
+        "CTRL",
+        "IGO",
+        "MISC",
+    ]
 )
 
-_HOST_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOST_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
 
 
 class TargetsError(ValueError):
@@ -155,8 +189,13 @@ def targets_from_urls(urls: list[str]) -> list[Target]:
 
 def default_targets_path() -> Path:
     """The project's own list, next to the packages in a checkout or an installed share dir."""
+    import os
+
+    override = os.environ.get("KUZOT_TARGETS")
+    if override:
+        return Path(override)
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "targets" / "kg.csv", here / "data" / "kg.csv"):
+    for candidate in (here.parent / "targets" / "kg.csv", Path.cwd() / "targets" / "kg.csv"):
         if candidate.exists():
             return candidate
     return here.parent / "targets" / "kg.csv"

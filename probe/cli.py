@@ -1,0 +1,52 @@
+"""The ``kuzot`` command: parse arguments, dispatch to one module per subcommand.
+
+The CLI is the only layer that joins ``probe`` and ``analysis``; every subcommand
+module under :mod:`probe.commands` parses its own options and calls library code.
+Exit status: 0 success, 1 runtime failure, 2 bad input (usage, malformed files),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from probe import __version__
+from probe.commands import COMMANDS, CommandError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kuzot",
+        description="Measure website blocking from your network and turn it into citable evidence.",
+    )
+    parser.add_argument("--version", action="version", version=f"kuzot {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"probe.commands.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except CommandError as exc:
+        print(f"kuzot {args.command}: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        print("\nkuzot: interrupted; everything measured so far is saved.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""``kuzot run``: measure a target list from this network and store the results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import trio
+
+from probe.commands import CommandError
+from probe.commands._common import add_db_option, open_store, parse_asn
+from probe.commands._output import write_rows
+from probe.records import Measurement
+from probe.run import RunPlan, execute_run
+from probe.settings import ProbeSettings, Timeouts
+from probe.steps import dns
+from probe.targets import Target, TargetsError, default_targets_path, load_targets, targets_from_urls
+
+#: Hosts every network can reach; if all of them fail, the volunteer's link is down
+#: and none of the run's measurements may say "blocked".
+DEFAULT_CANARIES = ("https://www.google.com/", "https://www.wikipedia.org/", "https://www.cloudflare.com/")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("run", help="measure the target list and store the results")
+    p.add_argument(
+        "--targets", metavar="FILE", help="test list in Citizen Lab format (default: targets/kg.csv)"
+    )
+    p.add_argument("--url", action="append", default=[], metavar="URL", help="measure this URL (repeatable)")
+    add_db_option(p)
+    p.add_argument(
+        "--resolver",
+        action="append",
+        default=[],
+        metavar="IP[:PORT]",
+        help="ask this DNS resolver directly (repeatable; default: the system's nameservers)",
+    )
+    p.add_argument(
+        "--no-system-resolver", action="store_true", help="skip getaddrinfo; ask only the --resolver servers"
+    )
+    p.add_argument(
+        "--ca-bundle", metavar="FILE", type=Path, help="trust this CA in addition to the system store"
+    )
+    p.add_argument("--source-address", metavar="ADDR", help="send all probe traffic from this local address")
+    p.add_argument("--concurrency", type=int, default=16, help="targets measured at once (default 16)")
+    p.add_argument("--deadline", type=float, metavar="SECONDS", help="stop the whole run after this long")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="connect timeout; DNS, TLS and HTTP limits scale with it",
+    )
+    p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="bytes read per page (default 1 MiB)")
+    p.add_argument("--dns-window", type=float, default=0.3, help="seconds to wait for injected DNS replies")
+    p.add_argument("--probe-asn", type=parse_asn, help="your network's AS number, if you know it")
+    p.add_argument("--probe-cc", help="your country code (default KG)", default=None)
+    p.add_argument("--probe-network", help="your ISP's name, if you want to record it")
+    p.add_argument(
+        "--canary",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="a site every network reaches, to tell a dead link from blocking (repeatable; replaces defaults)",
+    )
+    p.add_argument("--no-canaries", action="store_true", help="measure no canary sites")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    p.set_defaults(handler=handle)
+
+
+def _targets(args: argparse.Namespace) -> list[Target]:
+    try:
+        if args.url:
+            targets = targets_from_urls(args.url)
+            if args.targets:
+                targets = load_targets(args.targets) + targets
+            return targets
+        return load_targets(args.targets or default_targets_path())
+    except TargetsError as exc:
+        raise CommandError(str(exc), status=2) from exc
+
+
+def build_settings(args: argparse.Namespace) -> ProbeSettings:
+    try:
+        resolvers = tuple(dns.parse_resolver(r) for r in args.resolver)
+    except ValueError as exc:
+        raise CommandError(f"--resolver: {exc}", status=2) from exc
+    if not resolvers:
+        resolvers = tuple(dns.system_nameservers())
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        raise CommandError(f"--ca-bundle {args.ca_bundle}: no such file", status=2)
+    return ProbeSettings(
+        resolvers=resolvers,
+        system_resolver=not args.no_system_resolver,
+        ca_bundle=args.ca_bundle,
+        source_address=args.source_address,
+        timeouts=Timeouts.scaled(args.timeout) if args.timeout else Timeouts(),
+        dns_window=args.dns_window,
+        max_bytes=args.max_body_bytes,
+        probe_asn=args.probe_asn,
+        probe_cc=args.probe_cc,
+        probe_network=args.probe_network,
+    )
+
+
+def _canaries(args: argparse.Namespace) -> list[Target]:
+    if args.no_canaries:
+        return []
+    urls = args.canary if args.canary is not None else list(DEFAULT_CANARIES)
+    try:
+        return targets_from_urls(urls)
+    except TargetsError as exc:
+        raise CommandError(str(exc), status=2) from exc
+
+
+def step_summary(m: Measurement) -> dict[str, str]:
+    """What each step did, in a word: ``ok``, a failure string, or ``-`` (not reached)."""
+
+    def word(observations: list, *, purpose: str | None = None) -> str:
+        chosen = [o for o in observations if purpose is None or getattr(o, "purpose", None) == purpose]
+        if not chosen:
+            return "-"
+        if any(o.failure is None for o in chosen):
+            return "ok"
+        return str(chosen[0].failure)
+
+    http = "-"
+    if m.http:
+        last = m.http[-1]
+        http = str(last.failure) if last.failure else f"{last.status_code} ({len(m.http)} hop)"
+    return {
+        "url": m.url,
+        "dns": word(m.dns),
+        "tcp": word(m.tcp),
+        "tls": word(m.tls, purpose="target"),
+        "http": http,
+    }
+
+
+def handle(args: argparse.Namespace) -> int:
+    targets = _targets(args)
+    settings = build_settings(args)
+    canaries = _canaries(args)
+    if args.concurrency < 1:
+        raise CommandError("--concurrency must be at least 1", status=2)
+    store = open_store(args.db)
+    plan = RunPlan(
+        targets=targets,
+        settings=settings,
+        concurrency=args.concurrency,
+        deadline=args.deadline,
+        canaries=canaries,
+        options={"concurrency": args.concurrency, "targets": len(targets), "canaries": len(canaries)},
+    )
+    show_progress = not args.quiet and sys.stderr.isatty()
+    progress_bar = None
+    task = None
+    if show_progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress_bar = Progress(
+            TextColumn("measuring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+        )
+        progress_bar.start()
+        task = progress_bar.add_task("run", total=len(targets) + len(canaries))
+
+    def on_progress(_m: Measurement) -> None:
+        if progress_bar is not None and task is not None:
+            progress_bar.advance(task)
+
+    try:
+        result = trio.run(lambda: execute_run(plan, store, progress=on_progress))
+    finally:
+        if progress_bar is not None:
+            progress_bar.stop()
+        store.close()
+    if not args.quiet:
+        rows = [step_summary(m) for m in result.measurements if m.role == "target"]
+        rows.sort(key=lambda r: r["url"])
+        write_rows(rows, "table", columns=["url", "dns", "tcp", "tls", "http"], title=f"run {result.run.id}")
+        note = " (deadline reached: unmeasured targets were skipped)" if result.deadline_hit else ""
+        print(f"{len(rows)} of {len(targets)} targets measured{note}.", file=sys.stderr)
+    return 0

@@ -1,0 +1,63 @@
+"""``kuzot show``: print stored measurements."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from probe.commands._common import add_db_option, add_format_option, open_store, parse_asn
+from probe.commands._output import write_rows
+from probe.commands.run import step_summary
+from probe.records import Measurement, format_time
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("show", help="print stored measurements")
+    add_db_option(p)
+    add_format_option(p)
+    p.add_argument("--domain", help="only this domain")
+    p.add_argument("--asn", type=parse_asn, help="only this probe network")
+    p.add_argument("--run", dest="run_id", help="only this run")
+    p.add_argument("--canaries", action="store_true", help="include canary measurements")
+    p.set_defaults(handler=handle)
+
+
+def measurement_json(m: Measurement) -> dict[str, Any]:
+    """One measurement as printed by ``show --format json``: the archival record, plus a
+    per-step ``failures`` summary (a failure string, or null when the step succeeded
+    or was not reached)."""
+    data = m.to_dict()
+    summary = step_summary(m)
+    data["started_at"] = format_time(m.started_at)
+    data["failures"] = {
+        step: (
+            None
+            if summary[step] in ("ok", "-") or step == "http" and m.http and not m.http[-1].failure
+            else summary[step]
+        )
+        for step in ("dns", "tcp", "tls", "http")
+    }
+    return data
+
+
+def handle(args: argparse.Namespace) -> int:
+    store = open_store(args.db)
+    try:
+        role = None if args.canaries else "target"
+        measurements = store.iter_measurements(
+            domain=args.domain, probe_asn=args.asn, run_id=args.run_id, role=role
+        )
+        if args.format in ("json", "jsonl"):
+            write_rows((measurement_json(m) for m in measurements), args.format)
+        else:
+            rows = []
+            for m in measurements:
+                row = {"id": m.id, "started_at": format_time(m.started_at), "asn": m.probe_asn}
+                row.update(step_summary(m))
+                rows.append(row)
+            write_rows(
+                rows, args.format, columns=["id", "started_at", "asn", "url", "dns", "tcp", "tls", "http"]
+            )
+    finally:
+        store.close()
+    return 0

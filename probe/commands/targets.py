@@ -1,0 +1,67 @@
+"""``kuzot targets``: fetch the current Citizen Lab lists, or check a list file."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from probe.commands import CommandError
+from probe.store.database import data_dir
+from probe.targets import TargetsError, load_targets, parse_targets
+
+CITIZENLAB_BASE = "https://raw.githubusercontent.com/citizenlab/test-lists/master/lists"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("targets", help="update or check target lists")
+    sub = p.add_subparsers(dest="targets_command", metavar="ACTION", required=True)
+    up = sub.add_parser(
+        "update", help="download Citizen Lab's kg.csv and global.csv into your data directory"
+    )
+    up.add_argument("--base-url", default=CITIZENLAB_BASE, help=argparse.SUPPRESS)
+    up.add_argument("--lists", default="kg,global", help="comma-separated list names (default kg,global)")
+    up.set_defaults(handler=handle_update)
+    check = sub.add_parser("check", help="lint a test-list file")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=handle_check)
+
+
+def targets_dir() -> Path:
+    return data_dir() / "targets"
+
+
+def handle_update(args: argparse.Namespace) -> int:
+    dest = targets_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    with httpx.Client(timeout=30, follow_redirects=True) as client:
+        for name in [n.strip() for n in args.lists.split(",") if n.strip()]:
+            url = f"{args.base_url.rstrip('/')}/{name}.csv"
+            try:
+                response = client.get(url)
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                raise CommandError(f"could not download {url}: {exc}") from exc
+            try:
+                targets = parse_targets(response.text, name=url)
+            except TargetsError as exc:
+                raise CommandError(f"downloaded list is not valid, kept the old one: {exc}") from exc
+            fd, tmp = tempfile.mkstemp(dir=dest, suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(response.text)
+            os.replace(tmp, dest / f"{name}.csv")
+            print(f"{dest / f'{name}.csv'}: {len(targets)} URLs")
+    print("Citizen Lab test lists are CC BY-NC-SA 4.0 (Citizen Lab and others).")
+    return 0
+
+
+def handle_check(args: argparse.Namespace) -> int:
+    try:
+        targets = load_targets(args.file)
+    except TargetsError as exc:
+        raise CommandError(str(exc), status=2) from exc
+    print(f"{args.file}: {len(targets)} URLs, valid")
+    return 0

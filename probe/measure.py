@@ -1,0 +1,294 @@
+"""Measure one URL: DNS, then TCP and TLS to every address, then HTTP.
+
+The order and the fan-out follow OONI's Web Connectivity: every resolver is asked
+(so a lying one can be told from an honest one), every resolved address is tried (so
+IP blocking of one address is visible), and the HTTP fetch goes to the first address
+that completed its handshake, with the real Host and SNI, so a blockpage served by a
+middlebox on the path is recorded as the user would see it.
+
+Nothing here judges: a failure at one step is recorded and the next steps still run
+where they can.  Nothing here raises for network trouble either; the steps turn every
+failure into data.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
+
+import trio
+
+from probe import SOFTWARE_NAME, __version__
+from probe.records import DnsObservation, Measurement, TcpObservation, TlsObservation, utc_now
+from probe.settings import ProbeSettings
+from probe.steps import dns, http, tcp, tls
+from probe.steps._ids import ObservationIds
+from probe.targets import Target
+
+ControlFetcher = Callable[[str], Awaitable[object]]
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _ordered_addresses(observations: list[DnsObservation], limit: int) -> list[str]:
+    """Union of every resolver's answers, IPv4 first, first-seen order, capped.
+
+    IPv4 first because most volunteers' home links have no IPv6: trying v6 first would
+    spend the address budget on ``network_unreachable``.
+    """
+    seen: list[str] = []
+    for obs in observations:
+        for address in obs.addresses():
+            if address not in seen:
+                seen.append(address)
+    seen.sort(key=lambda a: ipaddress.ip_address(a).version)
+    return seen[:limit]
+
+
+class MeasurementContext:
+    """What all measurements of one run share: settings and the TLS context."""
+
+    def __init__(self, settings: ProbeSettings, *, run_id: str | None = None) -> None:
+        self.settings = settings
+        self.run_id = run_id
+        self.ssl_context: ssl.SSLContext = tls.make_ssl_context(settings.ca_bundle)
+
+
+async def _resolve_all(
+    host: str, ctx: MeasurementContext, ids: ObservationIds, t0: float
+) -> list[DnsObservation]:
+    settings = ctx.settings
+    results: list[tuple[int, DnsObservation]] = []
+
+    async def one(order: int, coro: Callable[[], Awaitable[DnsObservation]]) -> None:
+        results.append((order, await coro()))
+
+    async with trio.open_nursery() as nursery:
+        order = 0
+        if settings.system_resolver:
+            obs_id = ids.next("dns")
+            nursery.start_soon(
+                one,
+                order,
+                lambda: dns.resolve_system(host, obs_id=obs_id, t0=t0, timeout=settings.timeouts.dns),
+            )
+            order += 1
+        for resolver in settings.resolvers:
+            for qtype in ("A", "AAAA"):
+                obs_id = ids.next("dns")
+                nursery.start_soon(
+                    one,
+                    order,
+                    _bind_query(host, qtype, resolver, obs_id, t0, settings),
+                )
+                order += 1
+    return [obs for _, obs in sorted(results, key=lambda item: item[0])]
+
+
+def _bind_query(
+    host: str, qtype: str, resolver: tuple[str, int], obs_id: str, t0: float, settings: ProbeSettings
+) -> Callable[[], Awaitable[DnsObservation]]:
+    async def call() -> DnsObservation:
+        return await dns.query_udp(
+            host,
+            qtype,
+            resolver,
+            obs_id=obs_id,
+            t0=t0,
+            timeout=settings.timeouts.dns,
+            window=settings.dns_window,
+            source_address=settings.source_address,
+        )
+
+    return call
+
+
+async def _connect_and_handshake(
+    ip: str,
+    port: int,
+    host: str,
+    https: bool,
+    ctx: MeasurementContext,
+    ids: ObservationIds,
+    t0: float,
+    tcp_out: list[TcpObservation],
+    tls_out: list[TlsObservation],
+) -> None:
+    settings = ctx.settings
+    tcp_obs, stream = await tcp.connect(
+        ip,
+        port,
+        obs_id=ids.next("tcp"),
+        t0=t0,
+        timeout=settings.timeouts.connect,
+        source_address=settings.source_address,
+    )
+    tcp_out.append(tcp_obs)
+    if stream is None:
+        return
+    if not https:
+        await stream.aclose()
+        return
+    tls_obs, tls_stream = await tls.handshake(
+        stream,
+        ip=ip,
+        port=port,
+        server_name=host,
+        obs_id=ids.next("tls"),
+        t0=t0,
+        timeout=settings.timeouts.tls,
+        context=ctx.ssl_context,
+        source_address=settings.source_address,
+    )
+    tls_out.append(tls_obs)
+    await _close(tls_stream or stream)
+    interfered = tls_obs.failure is not None and tls_obs.certificates == []
+    if interfered and settings.comparison_sni and settings.comparison_sni != host:
+        # The same address with an innocuous name: if this completes, the address is
+        # reachable and it was the name in the ClientHello that was punished.
+        cmp_tcp, cmp_stream = await tcp.connect(
+            ip,
+            port,
+            obs_id=ids.next("tcp"),
+            t0=t0,
+            timeout=settings.timeouts.connect,
+            source_address=settings.source_address,
+        )
+        tcp_out.append(cmp_tcp)
+        if cmp_stream is not None:
+            cmp_tls, cmp_tls_stream = await tls.handshake(
+                cmp_stream,
+                ip=ip,
+                port=port,
+                server_name=settings.comparison_sni,
+                obs_id=ids.next("tls"),
+                t0=t0,
+                timeout=settings.timeouts.tls,
+                context=ctx.ssl_context,
+                purpose="comparison",
+                source_address=settings.source_address,
+            )
+            tls_out.append(cmp_tls)
+            await _close(cmp_tls_stream or cmp_stream)
+
+
+async def _close(stream: trio.abc.AsyncResource) -> None:
+    with trio.move_on_after(1) as scope:
+        scope.shield = True
+        try:
+            await stream.aclose()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError):
+            pass
+
+
+async def measure_url(
+    target: Target,
+    ctx: MeasurementContext,
+    *,
+    role: str = "target",
+    control: ControlFetcher | None = None,
+) -> Measurement:
+    """Run every step for one URL and return the complete record.
+
+    ``control`` is called with the URL at the start and runs alongside the probe's own
+    steps (not after), so both vantages see the site at nearly the same moment.
+    """
+    settings = ctx.settings
+    started_at = utc_now()
+    t0 = trio.current_time()
+    ids = ObservationIds()
+    parts = urlsplit(target.url)
+    host = (parts.hostname or "").lower()
+    port = target.port
+    https = parts.scheme == "https"
+    measurement = Measurement(
+        id=str(uuid.uuid4()),
+        url=target.url,
+        domain=host,
+        started_at=started_at,
+        run_id=ctx.run_id,
+        role=role,
+        category_code=target.category_code,
+        probe_asn=settings.probe_asn,
+        probe_cc=settings.probe_cc,
+        probe_network=settings.probe_network,
+        software_name=SOFTWARE_NAME,
+        software_version=__version__,
+    )
+
+    async with trio.open_nursery() as nursery:
+        if control is not None:
+
+            async def ask_control() -> None:
+                measurement.control = await control(target.url)  # type: ignore[assignment]
+
+            nursery.start_soon(ask_control)
+
+        if _is_ip(host):
+            addresses = [host]
+        else:
+            measurement.dns = await _resolve_all(host, ctx, ids, t0)
+            addresses = _ordered_addresses(measurement.dns, settings.max_addresses)
+
+        tcp_obs: list[TcpObservation] = []
+        tls_obs: list[TlsObservation] = []
+        async with trio.open_nursery() as connects:
+            for ip in addresses:
+                connects.start_soon(
+                    _connect_and_handshake, ip, port, host, https, ctx, ids, t0, tcp_obs, tls_obs
+                )
+        measurement.tcp = sorted(tcp_obs, key=lambda o: int(o.id.split("/")[1]))
+        measurement.tls = sorted(tls_obs, key=lambda o: int(o.id.split("/")[1]))
+
+        reachable = _first_reachable(measurement, https)
+        if reachable is not None:
+
+            async def resolve(name: str) -> list[str]:
+                observations = await _resolve_all(name, ctx, ids, t0)
+                measurement.dns.extend(observations)
+                return _ordered_addresses(observations, 1)
+
+            measurement.http = await http.fetch(
+                target.url,
+                ip=reachable,
+                ids=ids,
+                t0=t0,
+                timeout=settings.timeouts.http,
+                max_bytes=settings.max_bytes,
+                context=ctx.ssl_context,
+                source_address=settings.source_address,
+                resolve=resolve,
+            )
+    measurement.runtime = round(trio.current_time() - t0, 6)
+    return measurement
+
+
+def _first_reachable(m: Measurement, https: bool) -> str | None:
+    """The address for the HTTP fetch: first to complete TLS (or TCP for http URLs).
+
+    When the certificate did not validate the handshake still completed at the
+    transport level; the fetch then goes through that address anyway so that a
+    blockpage behind an untrusted certificate is recorded as the HTTP failure httpx
+    reports, as a browser would see it.
+    """
+    if https:
+        for obs in m.tls:
+            if obs.purpose == "target" and obs.failure is None:
+                return obs.ip
+        for obs in m.tls:
+            if obs.purpose == "target" and obs.certificates:
+                return obs.ip
+        return None
+    for obs in m.tcp:
+        if obs.failure is None:
+            return obs.ip
+    return None

@@ -1,0 +1,119 @@
+"""One run: every target measured concurrently, each saved the moment it completes.
+
+Structure (trio's way): one nursery holds a task per target; a ``CapacityLimiter``
+bounds how many measure at once; the whole run sits in an optional deadline scope.
+Each finished measurement is written inside a *shielded* scope under a lock, so that
+neither the deadline nor Ctrl-C can drop a measurement that already completed: the
+write finishes, then the cancellation proceeds.  Targets still in flight are simply
+not recorded; ``kuzot run --resume`` measures them next time.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import trio
+
+from probe import SOFTWARE_NAME, __version__
+from probe.measure import ControlFetcher, MeasurementContext, measure_url
+from probe.records import Measurement, Run, utc_now
+from probe.settings import ProbeSettings
+from probe.store import Store
+from probe.targets import Target
+
+
+@dataclass
+class RunPlan:
+    targets: Sequence[Target]
+    settings: ProbeSettings
+    concurrency: int = 16
+    deadline: float | None = None
+    canaries: Sequence[Target] = ()
+    control: ControlFetcher | None = None
+    options: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    run: Run
+    measurements: list[Measurement] = field(default_factory=list)
+    deadline_hit: bool = False
+
+
+Progress = Callable[[Measurement], None]
+AfterSave = Callable[[Measurement], Awaitable[None]]
+
+
+async def execute_run(
+    plan: RunPlan,
+    store: Store,
+    *,
+    progress: Progress | None = None,
+    sign: Callable[[Measurement], dict[str, str]] | None = None,
+    after_save: AfterSave | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Measure every target (and canary) of ``plan``; store each as it completes.
+
+    Returns when every target is done or the deadline passed.  The run row is
+    written first (status ``running``) and closed last; if the process dies in
+    between, the row stays ``running`` with no end time, which ``kuzot status``
+    reports as an interrupted run.
+    """
+    settings = plan.settings
+    run = Run(
+        id=run_id or str(uuid.uuid4()),
+        started_at=utc_now(),
+        software_name=SOFTWARE_NAME,
+        software_version=__version__,
+        probe_asn=settings.probe_asn,
+        probe_cc=settings.probe_cc,
+        probe_network=settings.probe_network,
+        resolvers=[f"{ip}:{port}" if ":" not in ip else f"[{ip}]:{port}" for ip, port in settings.resolvers]
+        + (["system"] if settings.system_resolver else []),
+        targets_total=len(plan.targets),
+        options=dict(plan.options),
+    )
+    await trio.to_thread.run_sync(store.begin_run, run)
+    result = RunResult(run=run)
+    ctx = MeasurementContext(settings, run_id=run.id)
+    limiter = trio.CapacityLimiter(max(1, plan.concurrency))
+    write_lock = trio.Lock()
+    status = "interrupted"
+
+    async def save(m: Measurement) -> None:
+        with trio.CancelScope(shield=True):
+            async with write_lock:
+                envelope = sign(m) if sign is not None else None
+                await trio.to_thread.run_sync(lambda: store.save_measurement(m, signature=envelope))
+                result.measurements.append(m)
+                if progress is not None:
+                    progress(m)
+        if after_save is not None:
+            await after_save(m)
+
+    async def one(target: Target, role: str) -> None:
+        async with limiter:
+            m = await measure_url(target, ctx, role=role, control=plan.control if role == "target" else None)
+        await save(m)
+
+    try:
+        scope = trio.move_on_after(plan.deadline) if plan.deadline and math.isfinite(plan.deadline) else None
+        with scope if scope is not None else nullcontext():
+            async with trio.open_nursery() as nursery:
+                for canary in plan.canaries:
+                    nursery.start_soon(one, canary, "canary")
+                for target in plan.targets:
+                    nursery.start_soon(one, target, "target")
+        result.deadline_hit = bool(scope is not None and scope.cancelled_caught)
+        status = "deadline" if result.deadline_hit else "finished"
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(store.finish_run, run.id, status)
+        run.status = status
+        run.finished_at = utc_now()
+    return result
