@@ -193,6 +193,31 @@ async def test_source_address(resolver: LabResolver) -> None:
     assert obs.addresses() == ["127.0.0.10"]
 
 
+async def test_source_address_of_other_family() -> None:
+    """If the source address is IPv4 and the resolver IPv6, then address_not_available is recorded."""
+    obs = await query_udp(
+        "example.kg",
+        "A",
+        ("::1", 53),
+        obs_id="dns/0",
+        t0=trio.current_time(),
+        timeout=TIMEOUT,
+        source_address="127.0.0.1",
+    )
+    assert obs.failure == "address_not_available"
+
+
+@pytest.mark.parametrize(
+    ("resolver", "source"), [(("127.0.0.300", 53), None), (("127.0.0.1", 53), "127.0.0.300")]
+)
+async def test_non_ip_addresses_raise(resolver: tuple[str, int], source: str | None) -> None:
+    """If the resolver or source address is not an IP literal, then ValueError is raised before any lookup."""
+    with pytest.raises(ValueError):
+        await query_udp(
+            "example.kg", "A", resolver, obs_id="dns/0", t0=0.0, timeout=TIMEOUT, source_address=source
+        )
+
+
 async def test_malformed_name_is_not_sent(resolver: LabResolver) -> None:
     """If the name has an empty label, then dns_nxdomain_error is recorded and nothing is sent."""
     obs = await ask(resolver, "a..b")

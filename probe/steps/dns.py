@@ -174,15 +174,22 @@ async def query_udp(
     Datagrams that do not parse or answer another query are ignored, as a stub
     resolver ignores them.  No valid reply within ``timeout``: ``generic_timeout_error``.
 
-    Raises ValueError for an unknown ``query_type`` or a resolver that is not an IP:
-    those are mistakes of the caller, not observations.
+    A ``source_address`` of the other IP version than the resolver's is recorded as
+    ``address_not_available`` without sending anything.
+
+    Raises ValueError for an unknown ``query_type``, or a resolver or source address
+    that is not an IP literal: those are mistakes of the caller, not observations.
     """
     try:
         rdtype = dns.rdatatype.from_text(query_type)
     except dns.rdatatype.UnknownRdatatype:
         raise ValueError(f"unknown DNS query type {query_type!r}") from None
     ip, port = resolver
-    family = socket.AF_INET6 if ipaddress.ip_address(ip).version == 6 else socket.AF_INET
+    # Both addresses are checked as IP literals here, because trio would otherwise
+    # resolve a name given to bind() or connect() through the system resolver.
+    version = ipaddress.ip_address(ip).version
+    family = socket.AF_INET6 if version == 6 else socket.AF_INET
+    source_version = version if source_address is None else ipaddress.ip_address(source_address).version
     started = trio.current_time() - t0
     observation = DnsObservation(
         id=obs_id,
@@ -193,6 +200,11 @@ async def query_udp(
         started=started,
         finished=started,
     )
+    if source_version != version:
+        # One source address for all resolvers: an IPv4 source cannot reach an IPv6
+        # resolver.  That is this vantage point's limit, so it is data, not an error.
+        observation.failure = Failure.ADDRESS_NOT_AVAILABLE
+        return observation
     try:
         query = dns.message.make_query(hostname, rdtype, idna_codec=_IDNA)
     except dns.exception.DNSException as exc:  # a name that cannot exist: nothing is sent
