@@ -12,7 +12,7 @@ from probe.commands import CommandError
 from probe.commands._common import add_db_option, open_store, parse_asn
 from probe.commands._output import write_rows
 from probe.records import Measurement
-from probe.run import RunPlan, execute_run
+from probe.run import RunPlan, RunResult, execute_run
 from probe.settings import ProbeSettings, Timeouts
 from probe.steps import dns
 from probe.targets import Target, TargetsError, default_targets_path, load_targets, targets_from_urls
@@ -64,6 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a site every network reaches, to tell a dead link from blocking (repeatable; replaces defaults)",
     )
     p.add_argument("--no-canaries", action="store_true", help="measure no canary sites")
+    p.add_argument(
+        "--control",
+        metavar="URL",
+        help="control helper to ask about each target while measuring it (kuzot control serve)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     p.set_defaults(handler=handle)
 
@@ -168,8 +173,21 @@ def handle(args: argparse.Namespace) -> int:
         if progress_bar is not None and task is not None:
             progress_bar.advance(task)
 
+    async def main() -> RunResult:
+        if not args.control:
+            return await execute_run(plan, store, progress=on_progress)
+        from probe.control.client import ControlClient
+
+        client = ControlClient(args.control)
+        plan.control = client
+        try:
+            return await execute_run(plan, store, progress=on_progress)
+        finally:
+            with trio.CancelScope(shield=True):
+                await client.aclose()
+
     try:
-        result = trio.run(lambda: execute_run(plan, store, progress=on_progress))
+        result = trio.run(main)
     finally:
         if progress_bar is not None:
             progress_bar.stop()

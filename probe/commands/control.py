@@ -1,0 +1,69 @@
+"""``kuzot control serve``: run the control helper on an uncensored network."""
+
+from __future__ import annotations
+
+import argparse
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from probe.commands import CommandError
+from probe.settings import ProbeSettings, Timeouts
+from probe.steps import dns
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("control", help="run the control helper (an uncensored vantage)")
+    sub = p.add_subparsers(dest="control_command", metavar="ACTION", required=True)
+    serve = sub.add_parser("serve", help="serve POST /api/v1/control over HTTP")
+    serve.add_argument("--listen", default="127.0.0.1:8787", metavar="HOST:PORT")
+    serve.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]")
+    serve.add_argument("--no-system-resolver", action="store_true")
+    serve.add_argument("--ca-bundle", type=Path, metavar="FILE")
+    serve.add_argument("--source-address", metavar="ADDR")
+    serve.add_argument("--timeout", type=float, metavar="SECONDS", help="connect timeout (others scale)")
+    serve.add_argument("--concurrency", type=int, default=32, help="measurements at once (default 32)")
+    serve.add_argument(
+        "--allow-private-targets",
+        action="store_true",
+        help="measure URLs that resolve to private or loopback addresses (labs only)",
+    )
+    serve.set_defaults(handler=handle_serve)
+
+
+def control_settings(args: argparse.Namespace) -> ProbeSettings:
+    try:
+        resolvers = tuple(dns.parse_resolver(r) for r in args.resolver)
+    except ValueError as exc:
+        raise CommandError(f"--resolver: {exc}", status=2) from exc
+    if args.ca_bundle is not None and not args.ca_bundle.is_file():
+        raise CommandError(f"--ca-bundle {args.ca_bundle}: no such file", status=2)
+    return ProbeSettings(
+        resolvers=resolvers or tuple(dns.system_nameservers()),
+        system_resolver=not args.no_system_resolver,
+        ca_bundle=args.ca_bundle,
+        source_address=args.source_address,
+        timeouts=Timeouts.scaled(args.timeout) if args.timeout else Timeouts(),
+        comparison_sni=None,
+    )
+
+
+def handle_serve(args: argparse.Namespace) -> int:
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    from probe.control.app import ControlConfig, create_control_app
+
+    app = create_control_app(
+        ControlConfig(
+            settings=control_settings(args), concurrency=args.concurrency, allow_private=args.allow_private_targets
+        )
+    )
+    config = Config()
+    config.bind = [args.listen]
+    config.accesslog = None  # never log client addresses
+    config.errorlog = "-"
+    print(f"control helper listening on http://{args.listen}/api/v1/control")
+    trio.run(partial(serve, app, config))
+    return 0
