@@ -13,6 +13,7 @@ failure into data.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import ssl
 import uuid
@@ -184,10 +185,8 @@ async def _connect_and_handshake(
 async def _close(stream: trio.abc.AsyncResource) -> None:
     with trio.move_on_after(1) as scope:
         scope.shield = True
-        try:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError):
             await stream.aclose()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError):
-            pass
 
 
 async def measure_url(

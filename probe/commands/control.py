@@ -57,7 +57,9 @@ def handle_serve(args: argparse.Namespace) -> int:
 
     app = create_control_app(
         ControlConfig(
-            settings=control_settings(args), concurrency=args.concurrency, allow_private=args.allow_private_targets
+            settings=control_settings(args),
+            concurrency=args.concurrency,
+            allow_private=args.allow_private_targets,
         )
     )
     config = Config()

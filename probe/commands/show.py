@@ -29,14 +29,11 @@ def measurement_json(m: Measurement) -> dict[str, Any]:
     data = m.to_dict()
     summary = step_summary(m)
     data["started_at"] = format_time(m.started_at)
-    data["failures"] = {
-        step: (
-            None
-            if summary[step] in ("ok", "-") or step == "http" and m.http and not m.http[-1].failure
-            else summary[step]
-        )
-        for step in ("dns", "tcp", "tls", "http")
-    }
+    failures: dict[str, str | None] = {}
+    for step in ("dns", "tcp", "tls"):
+        failures[step] = None if summary[step] in ("ok", "-") else summary[step]
+    failures["http"] = str(m.http[-1].failure) if m.http and m.http[-1].failure else None
+    data["failures"] = failures
     return data
 
 

@@ -94,7 +94,7 @@ def control_routes(config: ControlConfig) -> list[Route]:
         try:
             payload = json.loads(body or b"null")
         except (ValueError, UnicodeDecodeError):
-            return _error(400, "body is not JSON; send {\"url\": \"https://...\"}")
+            return _error(400, 'body is not JSON; send {"url": "https://..."}')
         if not isinstance(payload, dict) or not isinstance(payload.get("url"), str):
             return _error(400, "field 'url' is required and must be a string")
         url = payload["url"]

@@ -7,6 +7,7 @@ hostile server that blocks (a drip, a blackhole) can never stall the probe's loo
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -45,10 +46,8 @@ class LabThread:
         if self._thread is None:
             return
         if self._token is not None and self._stop is not None:
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
-            except trio.RunFinishedError:
-                pass
         self._thread.join(timeout=10)
         self._thread = None
 
