@@ -22,14 +22,26 @@ def make_measurement(**changes: object) -> Measurement:
         probe_asn=12345,
         dns=[
             DnsObservation(
-                id="dns/0", hostname="24.kg", query_type="A", resolver="127.0.0.53:53", transport="udp",
-                started=0.0, finished=0.01, rcode="NOERROR", answers=[DnsAnswer("A", "127.1.2.3", 300)],
+                id="dns/0",
+                hostname="24.kg",
+                query_type="A",
+                resolver="127.0.0.53:53",
+                transport="udp",
+                started=0.0,
+                finished=0.01,
+                rcode="NOERROR",
+                answers=[DnsAnswer("A", "127.1.2.3", 300)],
             )
         ],
         http=[
             HttpObservation(
-                id="http/0", url="https://24.kg/", ip="127.1.2.3", started=0.1, finished=0.2,
-                failure=Failure.CONNECTION_RESET, body_sample=b"\x00\xffbinary",
+                id="http/0",
+                url="https://24.kg/",
+                ip="127.1.2.3",
+                started=0.1,
+                finished=0.2,
+                failure=Failure.CONNECTION_RESET,
+                body_sample=b"\x00\xffbinary",
             )
         ],
     )

@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         metavar="URL",
-        help="a site every network reaches, to tell a dead link from blocking (repeatable; replaces defaults)",
+        help="a site every network reaches, to tell a dead link from blocking (repeatable)",
     )
     p.add_argument("--no-canaries", action="store_true", help="measure no canary sites")
     p.add_argument(
