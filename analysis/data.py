@@ -1,0 +1,62 @@
+"""Load measurements from any Kuzot database (a volunteer's SQLite or the collector's
+PostgreSQL) for analysis.
+
+Why not reuse ``probe.store``: the analysis layer may import only the record types
+and failures from the probe, so that judging stays pure and can run anywhere the data
+is.  Reading needs nothing but the ``measurements`` table's canonical records, which is
+the archival format itself, so a plain SQL query suffices.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+
+from sqlalchemy import create_engine, text
+
+from probe.records import Measurement
+
+
+def iter_measurements(
+    db_url: str,
+    *,
+    domain: str | None = None,
+    probe_asn: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    include_canaries: bool = True,
+    batch: int = 2000,
+) -> Iterator[Measurement]:
+    """Measurements in time order.  Canaries are included by default because verdicts need
+    them to tell a dead link (``probe_offline``) from blocking."""
+    clauses = []
+    params: dict[str, object] = {}
+    if domain is not None:
+        clauses.append("(domain = :domain OR role = 'canary')" if include_canaries else "domain = :domain")
+        params["domain"] = domain
+    if probe_asn is not None:
+        clauses.append("probe_asn = :asn")
+        params["asn"] = probe_asn
+    if since is not None:
+        clauses.append("started_at >= :since")
+        params["since"] = since
+    if until is not None:
+        clauses.append("started_at < :until")
+        params["until"] = until
+    if not include_canaries:
+        clauses.append("role <> 'canary'")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    query = text(f"SELECT record FROM measurements {where} ORDER BY started_at, id")  # noqa: S608
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(query, params)
+            for (record,) in result:
+                yield Measurement.from_dict(json.loads(record))
+    finally:
+        engine.dispose()
+
+
+def load_measurements(db_url: str, **filters: object) -> list[Measurement]:
+    return list(iter_measurements(db_url, **filters))  # type: ignore[arg-type]
