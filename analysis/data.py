@@ -47,7 +47,7 @@ def iter_measurements(
     if not include_canaries:
         clauses.append("role <> 'canary'")
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    query = text(f"SELECT record FROM measurements {where} ORDER BY started_at, id")  # noqa: S608
+    query = text(f"SELECT record FROM measurements {where} ORDER BY started_at, id")
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
