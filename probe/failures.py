@@ -188,8 +188,14 @@ def classify_failure(exc: BaseException) -> Failure:
         return Failure.CONNECTION_REFUSED
     if isinstance(exc, OSError) and exc.errno in _ERRNO_FAILURES:
         return _ERRNO_FAILURES[exc.errno]
-    if isinstance(exc, OSError | ExceptionGroup) and exc.__cause__ is not None:
-        return classify_failure(exc.__cause__)
+    # A wrapper not named above (an OSError or group raised from another error;
+    # httpcore's ReadError or ConnectError, wrapped by httpx in turn): the error it
+    # came from says what happened.  httpcore re-raises its errors ``from None``, so
+    # the origin is found in ``__context__`` or in the wrapper's own argument.
+    origins = [exc.__cause__, exc.__context__, *(a for a in exc.args if isinstance(a, BaseException))]
+    for origin in origins:
+        if origin is not None and origin is not exc:
+            return classify_failure(origin)
     return Failure.UNKNOWN
 
 
