@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import html
 import ipaddress
 import os
@@ -36,6 +37,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import trio
+
+from probe.lab.certs import LabCA
+from probe.lab.runner import LabThread
 
 #: The largest request head the lab reads; more is answered with 431 and a close.
 MAX_REQUEST_HEAD = 64 * 1024
@@ -590,3 +594,88 @@ def parse_client_hello_sni(data: bytes) -> str | None:
     except (IndexError, struct.error, UnicodeDecodeError):
         return None
     return None
+
+
+# --- a lab of sites on a background thread ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LabSite:
+    """A running lab site: where it listens and the policy to change while it runs."""
+
+    ip: str
+    port: int
+    policy: SitePolicy
+    https: bool
+
+    def url(self, hostname: str, path: str = "/") -> str:
+        scheme = "https" if self.https else "http"
+        return f"{scheme}://{hostname}:{self.port}{path}"
+
+
+class WebLab:
+    """Sites on one :class:`LabNetwork`, each on its own address, served by a
+    :class:`~probe.lab.runner.LabThread`, with certificates from one trusted
+    :class:`~probe.lab.certs.LabCA` (give the probe ``ca.ca_pem_path``).
+
+    Why a helper: tests, benchmarks and scenarios all need "a site that does X at a
+    fresh address"; this is that, in one call.  Server contexts are made once per set
+    of certificate names.
+    """
+
+    def __init__(
+        self, thread: LabThread, *, network: LabNetwork | None = None, ca: LabCA | None = None
+    ) -> None:
+        self.thread = thread
+        self.network = network or allocate_network()
+        self.ca = ca or LabCA()
+        self._next_host = 1
+        self._contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
+
+    def next_ip(self) -> str:
+        """A fresh address of the network, never handed out before."""
+        ip = self.network.ip(self._next_host)
+        self._next_host += 1
+        return ip
+
+    def server_context(self, names: Iterable[str], ca: LabCA | None = None) -> ssl.SSLContext:
+        key = tuple(names)
+        if ca is not None:
+            return ca.server_context(key)
+        if key not in self._contexts:
+            self._contexts[key] = self.ca.server_context(key)
+        return self._contexts[key]
+
+    def site(
+        self,
+        behaviour: Behaviour | None = None,
+        *,
+        https: bool = True,
+        cert_names: Iterable[str] = ("example.kg",),
+        censored_sources: Iterable[str] | None = (PROBE_SOURCE,),
+        pages: Pages | None = None,
+    ) -> LabSite:
+        """Start a site at a fresh address; over TLS with a certificate for ``cert_names``."""
+        policy = SitePolicy(behaviour, censored_sources=censored_sources)
+        tls = self.server_context(cert_names) if https else None
+        server = functools.partial(serve_site, tls=tls, pages=pages, policy=policy)
+        ip, port = self.thread.start(server, self.next_ip(), self.network.port)
+        return LabSite(ip=ip, port=port, policy=policy, https=https)
+
+    def blockpage(self, *, https: bool = True, untrusted_ca: LabCA | None = None) -> LabSite:
+        """Start a blockpage server at a fresh address (see :func:`serve_blockpage`);
+        over TLS its certificate comes from ``untrusted_ca`` (default: a new CA)."""
+        tls = None
+        if https:
+            rogue = untrusted_ca or LabCA("Lab ISP Blockpage CA")
+            tls = rogue.server_context(["blockpage.lab"])
+        # serve_blockpage's server, with the policy kept so that it can be changed.
+        policy = SitePolicy(Behaviour.blockpage_200(), censored_sources=None)
+        server = functools.partial(serve_site, tls=tls, policy=policy)
+        ip, port = self.thread.start(server, self.next_ip(), self.network.port)
+        return LabSite(ip=ip, port=port, policy=policy, https=https)
+
+    def syn_drop(self) -> LabSite:
+        """Start an address where TCP connects time out (see :func:`serve_syn_drop`)."""
+        ip, port = self.thread.start(serve_syn_drop, self.next_ip(), self.network.port)
+        return LabSite(ip=ip, port=port, policy=SitePolicy(), https=False)
