@@ -94,7 +94,7 @@ async def fetch(
     Never raises for network trouble.  Raises ValueError for a ``url`` that is not an
     http(s) URL with a host: that is the caller's mistake, not an observation.
     """
-    _check_url(httpx.URL(url))
+    _parse_url(url)
     deadline = trio.current_time() + timeout
     transport = httpx.AsyncHTTPTransport(
         verify=context,
@@ -146,6 +146,15 @@ async def fetch(
                 current_ip = addresses[0]
             current_url = str(next_url)
     return observations
+
+
+def _parse_url(text: str) -> httpx.URL:
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a valid URL: {text!r} ({exc})") from None
+    _check_url(url)
+    return url
 
 
 def _check_url(url: httpx.URL) -> None:

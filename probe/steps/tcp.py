@@ -50,7 +50,11 @@ async def connect(
         return observation, None
 
     family = socket.AF_INET6 if version == 6 else socket.AF_INET
-    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:  # no IPv6 on this host, no file descriptors left: data too
+        observation.failure = classify_failure(exc)
+        return observation, None
     stream: trio.SocketStream | None = None
     try:
         with trio.move_on_after(timeout) as scope:
