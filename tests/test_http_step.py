@@ -275,3 +275,13 @@ def test_user_agent_looks_like_a_browser() -> None:
     """If a server logs the User-Agent, then it sees a common browser, not the tool."""
     assert http.USER_AGENT.startswith("Mozilla/5.0")
     assert "kuzot" not in http.USER_AGENT.lower() and "httpx" not in http.USER_AGENT.lower()
+
+
+async def test_redirect_to_an_address_needs_no_resolver(lab: WebLab, context: ssl.SSLContext) -> None:
+    """If Location names an IP address, then the next hop goes there without resolving anything."""
+    target = await start(lab.site, https=False)
+    location = f"http://{target.ip}:{target.port}/"
+    site = await start(lab.site, Behaviour.blockpage_redirect(location), https=False)
+    first, second = await fetch(site, context)
+    assert first.status_code == 302
+    assert (second.url, second.ip, second.status_code) == (location, target.ip, 200)

@@ -11,9 +11,10 @@ the real Host and SNI: the IP goes in the URL, the name in ``Host`` and in the
 ``sni_hostname`` extension, and httpx validates the certificate against that name.
 It ignores proxy settings from the environment: a measurement goes where it says.
 
-Redirect hops: a hop to the same host reuses the address; a hop to another host is
-resolved with ``resolve`` (its DNS observations are the caller's to record) and goes
-to the first address.  Choices, documented here because they shape the record:
+Redirect hops: a hop to the same host reuses the address; a hop to an IP literal goes
+there; a hop to another host is resolved with ``resolve`` (its DNS observations are
+the caller's to record) and goes to the first address.  Choices, documented here
+because they shape the record:
 
 - ``resolve`` is ``None``: following stops; the last observation is the redirect
   itself, with its ``Location`` header, which is the evidence (nothing is invented);
@@ -126,7 +127,9 @@ async def fetch(
             if hop == max_redirects:
                 obs.failure = Failure.HTTP_TOO_MANY_REDIRECTS
                 break
-            if next_url.raw_host != httpx.URL(current_url).raw_host:
+            if _is_ip(next_url.host):
+                current_ip = next_url.host  # nothing to resolve
+            elif next_url.raw_host != httpx.URL(current_url).raw_host:
                 if resolve is None:
                     break  # the Location header is the record; see the module docstring
                 addresses = await resolve(next_url.raw_host.decode("ascii"))
