@@ -3,8 +3,8 @@
 Why our own tiny server rather than nginx or Hypercorn: the behaviours we measure
 happen below HTTP (a reset right after accept, a reset triggered by the name in the
 TLS ClientHello, silence) or break HTTP on purpose (random bytes, a body that never
-ends, one byte a second).  A production server cannot be told to do that; forty lines
-of raw trio sockets can.  The server reads a request head (at most 64 KiB), answers,
+ends, one byte a second).  A production server cannot be told to do that; a small
+server on raw trio sockets can.  The server reads a request head (at most 64 KiB), answers,
 and closes: no keep-alive, no pipelining, no request bodies.
 
 Layout of a lab: every site listens on its own loopback address, all on one port (see
