@@ -1,7 +1,7 @@
 """Lab web sites: real HTTP(S) servers on loopback that censor some clients on cue.
 
 Why our own tiny server rather than nginx or Hypercorn: the behaviours we measure
-happen below HTTP (a reset right after accept, a reset triggered by the name in the
+happen below HTTP (a reset once the client speaks, a reset triggered by the name in the
 TLS ClientHello, silence) or break HTTP on purpose (random bytes, a body that never
 ends, one byte a second).  A production server cannot be told to do that; a small
 server on raw trio sockets can.  The server reads a request head (at most 64 KiB), answers,
