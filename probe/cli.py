@@ -42,10 +42,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kuzot {args.command}: {exc}", file=sys.stderr)
         return exc.status
     except KeyboardInterrupt:
-        print("\nkuzot: interrupted; everything measured so far is saved.", file=sys.stderr)
-        return 130
+        return _interrupted()
+    except BaseExceptionGroup as group:
+        # trio reports Ctrl-C from inside a nursery as a group holding KeyboardInterrupt.
+        if group.subgroup(KeyboardInterrupt) is not None:
+            return _interrupted()
+        command_errors = group.subgroup(CommandError)
+        if command_errors is not None and command_errors.exceptions:
+            first = command_errors.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            print(f"kuzot {args.command}: {first}", file=sys.stderr)
+            return getattr(first, "status", 1)
+        raise
     except BrokenPipeError:
         return 0
+
+
+def _interrupted() -> int:
+    print("\nkuzot: interrupted; everything measured so far is saved.", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

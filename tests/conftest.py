@@ -1,0 +1,65 @@
+"""Shared fixtures: the loopback censorship lab and a way to run ``kuzot`` for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from probe.lab.loopback import LoopbackLab, matrix
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def kuzot(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command in a subprocess, as a user would."""
+    full_env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "probe", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=REPO,
+    )
+
+
+def show_json(db: str) -> list[dict]:
+    result = kuzot("show", "--db", db, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def matrix_lab() -> Iterator[LoopbackLab]:
+    """One lab serving every row of the scenario matrix."""
+    with LoopbackLab() as lab:
+        for scenario in matrix():
+            lab.add(scenario)
+        yield lab
+
+
+@pytest.fixture(scope="session")
+def matrix_run(matrix_lab: LoopbackLab, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``kuzot run`` over the whole matrix once, with the control helper; measurements by scenario."""
+    db = f"sqlite:///{tmp_path_factory.mktemp('matrix') / 'kuzot.db'}"
+    urls: list[str] = []
+    for target in matrix_lab.targets.values():
+        urls += ["--url", target.url]
+    result = kuzot(
+        "run", "--db", db, *urls, *matrix_lab.probe_args(), "--probe-asn", "64500", "--probe-cc", "KG"
+    )
+    assert result.returncode == 0, result.stderr
+    by_url = {m["url"]: m for m in show_json(db)}
+    return {
+        "db": db,
+        "stdout": result.stdout,
+        "measurements": {name: by_url[t.url] for name, t in matrix_lab.targets.items()},
+    }
