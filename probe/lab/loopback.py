@@ -26,8 +26,8 @@ from probe.lab.certs import LabCA
 from probe.lab.dns_server import Behaviour as DnsBehaviour
 from probe.lab.dns_server import LabResolver, LabZone
 from probe.lab.runner import LabThread
-from probe.lab.web_servers import Behaviour as WebBehaviour
 from probe.lab.web_servers import PROBE_SOURCE, LabSite, SitePolicy, WebLab, serve_site
+from probe.lab.web_servers import Behaviour as WebBehaviour
 from probe.settings import ProbeSettings, Timeouts
 
 #: Where the lying resolver sends blocked names; ``targets/fingerprints/dns.csv`` knows it.
