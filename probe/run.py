@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import trio
 
 from probe import SOFTWARE_NAME, __version__
+from probe.bandwidth import ByteBudget, estimate_bytes
 from probe.measure import ControlFetcher, MeasurementContext, measure_url
 from probe.records import Measurement, Run, utc_now
 from probe.settings import ProbeSettings
@@ -35,6 +36,9 @@ class RunPlan:
     canaries: Sequence[Target] = ()
     control: ControlFetcher | None = None
     options: dict[str, object] = field(default_factory=dict)
+    budget: ByteBudget | None = None
+    #: Continue this interrupted run (its id) instead of starting a new one.
+    resume_run_id: str | None = None
 
 
 @dataclass
@@ -42,6 +46,8 @@ class RunResult:
     run: Run
     measurements: list[Measurement] = field(default_factory=list)
     deadline_hit: bool = False
+    skipped_for_budget: int = 0
+    bytes_used: int = 0
 
 
 Progress = Callable[[Measurement], None]
@@ -66,7 +72,7 @@ async def execute_run(
     """
     settings = plan.settings
     run = Run(
-        id=run_id or str(uuid.uuid4()),
+        id=plan.resume_run_id or run_id or str(uuid.uuid4()),
         started_at=utc_now(),
         software_name=SOFTWARE_NAME,
         software_version=__version__,
@@ -76,9 +82,12 @@ async def execute_run(
         resolvers=[f"{ip}:{port}" if ":" not in ip else f"[{ip}]:{port}" for ip, port in settings.resolvers]
         + (["system"] if settings.system_resolver else []),
         targets_total=len(plan.targets),
-        options=dict(plan.options),
+        options={**plan.options, "targets": [[t.url, t.category_code] for t in plan.targets]},
     )
-    await trio.to_thread.run_sync(store.begin_run, run)
+    if plan.resume_run_id is not None:
+        await trio.to_thread.run_sync(store.reopen_run, plan.resume_run_id)
+    else:
+        await trio.to_thread.run_sync(store.begin_run, run)
     result = RunResult(run=run)
     ctx = MeasurementContext(settings, run_id=run.id)
     limiter = trio.CapacityLimiter(max(1, plan.concurrency))
@@ -89,8 +98,14 @@ async def execute_run(
         with trio.CancelScope(shield=True):
             async with write_lock:
                 envelope = sign(m) if sign is not None else None
-                await trio.to_thread.run_sync(lambda: store.save_measurement(m, signature=envelope))
+                cost = estimate_bytes(m)
+                await trio.to_thread.run_sync(
+                    lambda: store.save_measurement(m, signature=envelope, bytes_used=cost)
+                )
                 result.measurements.append(m)
+                result.bytes_used += cost
+                if plan.budget is not None:
+                    plan.budget.spend(cost)
                 if progress is not None:
                     progress(m)
         if after_save is not None:
@@ -98,8 +113,15 @@ async def execute_run(
 
     async def one(target: Target, role: str) -> None:
         async with limiter:
+            if plan.budget is not None and plan.budget.exhausted():
+                # Checked when a slot frees up, so at most `concurrency` measurements
+                # can still be in flight when the cap is reached.
+                result.skipped_for_budget += 1
+                return
             m = await measure_url(target, ctx, role=role, control=plan.control if role == "target" else None)
-        await save(m)
+            # Saved while still holding the slot, so the next target's budget check
+            # already counts this measurement's bytes.
+            await save(m)
 
     try:
         scope = trio.move_on_after(plan.deadline) if plan.deadline and math.isfinite(plan.deadline) else None

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import trio
 
+from probe.bandwidth import ByteBudget
 from probe.commands import CommandError
 from probe.commands._common import add_db_option, open_store, parse_asn
 from probe.commands._output import write_rows
-from probe.records import Measurement
+from probe.records import Measurement, Run
 from probe.run import RunPlan, RunResult, execute_run
 from probe.settings import ProbeSettings, Timeouts
 from probe.steps import dns
+from probe.store import Store
 from probe.targets import Target, TargetsError, default_targets_path, load_targets, targets_from_urls
 
 #: Hosts every network can reach; if all of them fail, the volunteer's link is down
@@ -68,6 +71,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--control",
         metavar="URL",
         help="control helper to ask about each target while measuring it (kuzot control serve)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the last interrupted run: measure only its targets not yet measured",
+    )
+    p.add_argument(
+        "--max-bytes", type=int, metavar="N", help="stop starting measurements after N bytes this run"
+    )
+    p.add_argument(
+        "--max-bytes-per-day",
+        type=int,
+        metavar="N",
+        help="daily cap across runs (UTC day), counted from the database",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     p.set_defaults(handler=handle)
@@ -142,20 +159,59 @@ def step_summary(m: Measurement) -> dict[str, str]:
     }
 
 
+def _resumable(store: Store) -> tuple[Run, list[Target]] | None:
+    """The newest run that did not finish, and its targets not yet measured."""
+    for run in reversed(store.runs()):
+        if run.status == "finished":
+            return None
+        if run.status in ("interrupted", "running", "deadline"):
+            planned = [Target(url, code) for url, code in run.options.get("targets", [])]
+            done = {m.url for m in store.iter_measurements(run_id=run.id)}
+            return run, [t for t in planned if t.url not in done]
+    return None
+
+
 def handle(args: argparse.Namespace) -> int:
-    targets = _targets(args)
     settings = build_settings(args)
     canaries = _canaries(args)
     if args.concurrency < 1:
         raise CommandError("--concurrency must be at least 1", status=2)
-    store = open_store(args.db)
+    resume_run_id = None
+    if args.resume:
+        store = open_store(args.db)
+        found = _resumable(store)
+        if found is None:
+            store.close()
+            print("Nothing to resume: the last run finished.", file=sys.stderr)
+            return 0
+        run, targets = found
+        resume_run_id = run.id
+        print(f"Resuming run {run.id}: {len(targets)} targets left.", file=sys.stderr)
+    else:
+        targets = _targets(args)
+        store = open_store(args.db)
+    budget = None
+    if args.max_bytes is not None or args.max_bytes_per_day is not None:
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        budget = ByteBudget(
+            per_run=args.max_bytes,
+            per_day=args.max_bytes_per_day,
+            used_today=store.bytes_used_since(midnight),
+        )
+        if budget.exhausted():
+            store.close()
+            raise CommandError(
+                "today's byte cap is already used up; nothing measured (try tomorrow)", status=1
+            )
     plan = RunPlan(
         targets=targets,
         settings=settings,
         concurrency=args.concurrency,
         deadline=args.deadline,
         canaries=canaries,
-        options={"concurrency": args.concurrency, "targets": len(targets), "canaries": len(canaries)},
+        options={"concurrency": args.concurrency, "canaries": len(canaries)},
+        budget=budget,
+        resume_run_id=resume_run_id,
     )
     show_progress = not args.quiet and sys.stderr.isatty()
     progress_bar = None
@@ -197,5 +253,10 @@ def handle(args: argparse.Namespace) -> int:
         rows.sort(key=lambda r: r["url"])
         write_rows(rows, "table", columns=["url", "dns", "tcp", "tls", "http"], title=f"run {result.run.id}")
         note = " (deadline reached: unmeasured targets were skipped)" if result.deadline_hit else ""
-        print(f"{len(rows)} of {len(targets)} targets measured{note}.", file=sys.stderr)
+        if result.skipped_for_budget:
+            note += f" ({result.skipped_for_budget} skipped: byte cap reached)"
+        print(
+            f"{len(rows)} of {len(targets)} targets measured{note}; about {result.bytes_used:,} bytes used.",
+            file=sys.stderr,
+        )
     return 0

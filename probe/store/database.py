@@ -189,6 +189,35 @@ class Store:
         with Session(self.engine) as session, session.begin():
             session.add(RunRow(**values))
 
+    def reopen_run(self, run_id: str) -> None:
+        """Mark an interrupted run as running again (``kuzot run --resume``)."""
+        with Session(self.engine) as session, session.begin():
+            session.execute(
+                update(RunRow).where(RunRow.id == run_id).values(status="running", finished_at=None)
+            )
+
+    def bytes_used_since(self, since: datetime) -> int:
+        from sqlalchemy import func
+
+        with Session(self.engine) as session:
+            total = session.scalar(
+                select(func.coalesce(func.sum(MeasurementRow.bytes_used), 0)).where(
+                    MeasurementRow.stored_at >= since
+                )
+            )
+            return int(total or 0)
+
+    def bytes_used_by_run(self) -> dict[str, int]:
+        from sqlalchemy import func
+
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(MeasurementRow.run_id, func.sum(MeasurementRow.bytes_used)).group_by(
+                    MeasurementRow.run_id
+                )
+            )
+            return {run_id: int(total or 0) for run_id, total in rows if run_id}
+
     def finish_run(self, run_id: str, status: str, finished_at: datetime | None = None) -> None:
         with Session(self.engine) as session, session.begin():
             session.execute(
