@@ -1,0 +1,1257 @@
+"""Per-measurement verdicts: was this URL accessible, blocked, down, or can we not tell?
+
+Pure functions over archival records (:mod:`probe.records`): no I/O, no clock, so any
+stored measurement can be re-judged with newer rules and give the same answer for the
+same ``RULES_VERSION``.  The rules follow OONI Web Connectivity (compare what the probe
+saw with what an uncensored control saw, layer by layer: DNS, TCP, TLS, HTTP) and OONI's
+newer pipeline (every verdict names the rule that fired; a block is *confirmed* only
+with an artefact: a blockpage fingerprint, a bogon DNS answer, a middlebox certificate).
+
+The highest principle: **a false "blocked" is the worst bug**, since journalists cite
+these verdicts.  Hence, in this order of precedence:
+
+1. ``probe_offline`` (every canary of the run failed) beats everything: no verdict on
+   the site can be drawn from a dead link.
+2. A blockpage fingerprint (a known address or page) is proof, even without a control.
+3. When the probe reached the site and its page is consistent with the control's (or
+   there is no control page to compare with), the site is not blocked, whatever DNS,
+   TCP or TLS oddities were recorded on the way.  If a resolver lied while the page
+   still loaded through other addresses the verdict is ``inconclusive``, never blocked.
+4. When the probe failed, the failing layer is compared with the control: the control
+   failing too means ``down``; the control succeeding where the probe failed means
+   ``blocked`` at that layer; no control means ``inconclusive``, and the reason says
+   what could not be ruled out.
+5. An HTTP difference without a fingerprint is ``blocked`` only when signals agree: a
+   status code the control did not get, or a body whose length differs (smaller/larger
+   at most 0.7) *and* a title that differs.  A length difference alone is a hint
+   (Jones et al. 2014: about 95 % true positives) and gives ``inconclusive``.
+
+``blocking`` is set only when ``status == "blocked"``; for other statuses the suspected
+layer is in the reason.
+
+Rule ids (each verdict carries one, with :data:`RULES_VERSION`); see :data:`RULES` and
+``docs/verdicts.md`` for the full table::
+
+    probe.offline                       probe_offline  -
+    probe.no_observations               inconclusive   -
+    dns.injected_blockpage_address      blocked        dns           confirmed
+    dns.injected_reply                  blocked        dns
+    dns.injected_reply_unverified       inconclusive   -
+    dns.blockpage_address               blocked        dns           confirmed
+    dns.vague_blockpage_address         blocked        dns
+    dns.bogon_answer                    blocked        dns           confirmed
+    dns.lie_bypassed                    inconclusive   -
+    http.blockpage_fingerprint          blocked        http-diff     confirmed
+    dns.blockpage_served                blocked        dns           confirmed
+    http.consistent_with_control        accessible     -
+    http.reached_without_control_page   accessible     -
+    http.status_mismatch                blocked        http-diff
+    http.body_and_title_mismatch        blocked        http-diff
+    http.vague_blockpage_words          blocked        http-diff
+    dns.inconsistent_then_http_diff     blocked        dns
+    http.known_false_positive_page      inconclusive   -
+    http.body_length_hint               inconclusive   -
+    http.server_error_everywhere        down           -
+    http.server_error_without_control   inconclusive   -
+    dns.nxdomain_vs_control             blocked        dns
+    dns.error_vs_control                blocked        dns
+    dns.timeout_vs_control              inconclusive   -
+    dns.failure_in_control_too          down           -
+    dns.failure_without_control         inconclusive   -
+    control.also_failed                 down           -
+    dns.inconsistent_bad_certificate    blocked        dns
+    dns.inconsistent_unverified         inconclusive   -
+    tcp.connect_vs_control              blocked        tcp_ip
+    tcp.connect_unverified              inconclusive   -
+    tcp.connect_failed_in_control_too   down           -
+    tcp.interference_any_name           blocked        tcp_ip
+    tls.sni_filtering                   blocked        tls
+    tls.handshake_vs_control            blocked        tls
+    tls.invalid_certificate_vs_control  blocked        tls           confirmed
+    tls.untrusted_same_certificate      inconclusive   -
+    tls.handshake_unverified            inconclusive   -
+    tls.failure_in_control_too          down           -
+    http.redirect_elsewhere             blocked        http-diff
+    http.failure_vs_control             blocked        http-failure
+    http.failure_in_control_too         down           -
+    dns.redirect_target_vs_control      blocked        dns
+    control.unavailable                 inconclusive   -
+    unexplained                         inconclusive   -
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from analysis.bogons import parse_address, special_kind
+from analysis.fingerprints import Fingerprint, FingerprintSet
+from probe.failures import Failure
+from probe.records import (
+    ControlObservations,
+    DnsObservation,
+    HttpObservation,
+    Measurement,
+    TcpObservation,
+    TlsObservation,
+    format_time,
+)
+
+#: Bumped whenever a rule changes what it decides; stored with every verdict.
+RULES_VERSION = "2026.11.1"
+
+Status = Literal["accessible", "blocked", "down", "probe_offline", "inconclusive"]
+Blocking = Literal["dns", "tcp_ip", "tls", "http-failure", "http-diff"]
+STATUSES: tuple[Status, ...] = ("accessible", "blocked", "down", "probe_offline", "inconclusive")
+BLOCKING_KINDS: tuple[Blocking, ...] = ("dns", "tcp_ip", "tls", "http-failure", "http-diff")
+
+#: OONI's threshold: bodies "match" when the smaller is over 0.7 of the larger.
+BODY_PROPORTION_THRESHOLD = 0.7
+#: OONI compares the first word of ``<title>`` only when it is longer than this.
+TITLE_WORD_MIN = 5
+
+#: Failures of a TLS handshake that show a certificate was presented but not trusted.
+CERTIFICATE_FAILURES = frozenset(
+    {Failure.SSL_UNKNOWN_AUTHORITY, Failure.SSL_INVALID_HOSTNAME, Failure.SSL_INVALID_CERTIFICATE}
+)
+#: DNS failures that are an answer (the resolver said "no"), as opposed to silence.
+DNS_REFUSALS = frozenset(
+    {
+        Failure.DNS_NXDOMAIN,
+        Failure.DNS_NO_ANSWER,
+        Failure.DNS_SERVER_FAILURE,
+        Failure.DNS_REFUSED,
+        Failure.DNS_NON_RECOVERABLE,
+        Failure.DNS_BOGUS_RESPONSE,
+    }
+)
+
+# OONI's list of headers every server sends; only the others say which software answered.
+_COMMON_HEADERS = frozenset(
+    {
+        "date",
+        "content-type",
+        "server",
+        "cache-control",
+        "vary",
+        "set-cookie",
+        "location",
+        "expires",
+        "x-powered-by",
+        "content-encoding",
+        "last-modified",
+        "accept-ranges",
+        "pragma",
+        "x-frame-options",
+        "etag",
+        "x-content-type-options",
+        "age",
+        "via",
+        "p3p",
+        "x-xss-protection",
+        "content-language",
+        "cf-ray",
+        "strict-transport-security",
+        "link",
+        "x-varnish",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "keep-alive",
+    }
+)
+
+
+# --- rules -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One way a verdict can be reached; its id is stable across versions."""
+
+    id: str
+    status: Status
+    blocking: Blocking | None
+    confirmed: bool
+    summary: str
+
+
+#: One rule per entry: "id status blocking confirmed", then its summary, indented.
+_RULE_TABLE = """
+probe.offline probe_offline - no
+    Every canary of the run failed: the probe was offline.
+probe.no_observations inconclusive - no
+    The measurement recorded no observation.
+dns.injected_blockpage_address blocked dns yes
+    Two differing replies to one query, the first a known blockpage address.
+dns.injected_reply blocked dns no
+    Two differing replies to one DNS query; the control resolved the name.
+dns.injected_reply_unverified inconclusive - no
+    Two differing replies to one DNS query; no control to compare with.
+dns.blockpage_address blocked dns yes
+    A DNS answer is a known blockpage address.
+dns.vague_blockpage_address blocked dns no
+    An answer is an address conventionally used to block; the control's differ.
+dns.bogon_answer blocked dns yes
+    An answer is a private/loopback/unspecified address; the control's are all public.
+dns.lie_bypassed inconclusive - no
+    A resolver gave a blocking answer, but the page loaded through other addresses.
+http.blockpage_fingerprint blocked http-diff yes
+    A response in the chain matches a blockpage fingerprint (body or header).
+dns.blockpage_served blocked dns yes
+    A blockpage came from an address only the probe's resolver gave.
+http.consistent_with_control accessible - no
+    The final page matches the control's (status, length or title).
+http.reached_without_control_page accessible - no
+    The probe loaded the page; no control page to compare; no fingerprint.
+http.status_mismatch blocked http-diff no
+    The probe got a non-2xx status the control did not get.
+http.body_and_title_mismatch blocked http-diff no
+    Body length (proportion <= 0.7) and title both differ from the control's.
+http.vague_blockpage_words blocked http-diff no
+    The page has vague blocking words and differs from the control's.
+dns.inconsistent_then_http_diff blocked dns no
+    Answers share nothing with the control's; the page from them differs.
+http.known_false_positive_page inconclusive - no
+    The page differs but matches a known non-blockpage fingerprint.
+http.body_length_hint inconclusive - no
+    Only the body length differs: a hint, not enough for a verdict.
+http.server_error_everywhere down - no
+    The server answered 5xx to both probe and control.
+http.server_error_without_control inconclusive - no
+    The server answered 5xx to the probe; no control page.
+dns.nxdomain_vs_control blocked dns no
+    The probe's resolvers said NXDOMAIN while the control resolved the name.
+dns.error_vs_control blocked dns no
+    No address (no answer, SERVFAIL, REFUSED) while the control resolved.
+dns.timeout_vs_control inconclusive - no
+    Resolvers timed out or failed while the control resolved: maybe the resolver.
+dns.failure_in_control_too down - no
+    Neither the probe nor the control could resolve the name.
+dns.failure_without_control inconclusive - no
+    The probe could not resolve the name; no DNS control.
+control.also_failed down - no
+    The probe failed and the control failed to load the page too.
+dns.inconsistent_bad_certificate blocked dns no
+    Answers share nothing with the control's and give an invalid certificate.
+dns.inconsistent_unverified inconclusive - no
+    Answers share nothing with the control's; no TLS check possible (a CDN?).
+tcp.connect_vs_control blocked tcp_ip no
+    Connects failed; the control's connects to the same addresses worked.
+tcp.connect_unverified inconclusive - no
+    Connects failed; the control did not try the same addresses, or no control.
+tcp.connect_failed_in_control_too down - no
+    Connects to the same addresses failed for the control too.
+tcp.interference_any_name blocked tcp_ip no
+    Connections cut after connect for any name, control fine (IP blocking).
+tls.sni_filtering blocked tls no
+    Handshake for the site's name failed; another name to the same address worked.
+tls.handshake_vs_control blocked tls no
+    Handshake reset/timeout/EOF; the control's to the same address completed.
+tls.invalid_certificate_vs_control blocked tls yes
+    Certificate does not validate and differs from the control's valid one.
+tls.untrusted_same_certificate inconclusive - no
+    The probe distrusts the certificate the control validated (trust store?).
+tls.handshake_unverified inconclusive - no
+    The TLS handshake failed; the control did not try the same address.
+tls.failure_in_control_too down - no
+    The TLS handshake failed for the control too.
+http.redirect_elsewhere blocked http-diff no
+    Redirected to a host the control never saw, then failed.
+http.failure_vs_control blocked http-failure no
+    The request failed (reset, timeout, EOF) while the control's succeeded.
+http.failure_in_control_too down - no
+    The HTTP request failed for the control too.
+dns.redirect_target_vs_control blocked dns no
+    A redirect's host did not resolve for the probe but did for the control.
+control.unavailable inconclusive - no
+    The probe failed and no control could tell blocking from an outage.
+unexplained inconclusive - no
+    No rule explains what was observed.
+"""
+
+
+def _parse_rules(table: str) -> tuple[Rule, ...]:
+    rules: list[Rule] = []
+    for head, summary in zip(*[iter(line for line in table.splitlines() if line.strip())] * 2, strict=True):
+        rule_id, status, blocking, confirmed = head.split()
+        rules.append(
+            Rule(rule_id, status, None if blocking == "-" else blocking, confirmed == "yes", summary.strip())
+        )  # type: ignore[arg-type]
+    return tuple(rules)
+
+
+_RULE_LIST = _parse_rules(_RULE_TABLE)
+
+#: Every rule by id; the table in ``docs/verdicts.md`` lists the same ids.
+RULES: dict[str, Rule] = {rule.id: rule for rule in _RULE_LIST}
+
+
+# --- the verdict -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one measurement says about one URL, with the rule and observations behind it."""
+
+    measurement_id: str
+    url: str
+    domain: str
+    probe_asn: int | None
+    measured_at: datetime
+    status: Status
+    blocking: Blocking | None
+    confirmed: bool
+    reason: str
+    rule_id: str
+    rules_version: str
+    observation_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values; ``measured_at`` as ISO 8601 UTC with ``Z``."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["measured_at"] = format_time(self.measured_at)
+        data["observation_ids"] = list(self.observation_ids)
+        return data
+
+
+VERDICT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Verdict))
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    rule_id: str
+    reason: str
+    observation_ids: tuple[str, ...] = ()
+    #: For DNS lies: the addresses that are not the site's.
+    addresses: frozenset[str] = frozenset()
+
+
+def _make(m: Measurement, decision: _Decision) -> Verdict:
+    rule = RULES[decision.rule_id]
+    seen: dict[str, None] = dict.fromkeys(decision.observation_ids)
+    return Verdict(
+        measurement_id=m.id,
+        url=m.url,
+        domain=m.domain,
+        probe_asn=m.probe_asn,
+        measured_at=m.started_at.astimezone(UTC),
+        status=rule.status,
+        blocking=rule.blocking,
+        confirmed=rule.confirmed,
+        reason=decision.reason,
+        rule_id=rule.id,
+        rules_version=RULES_VERSION,
+        observation_ids=list(seen),
+    )
+
+
+# --- what a measurement shows, precomputed -------------------------------------------------
+
+
+def _host(name: str) -> str:
+    return name.strip().rstrip(".").lower()
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _final(chain: Sequence[HttpObservation]) -> HttpObservation | None:
+    return chain[-1] if chain else None
+
+
+def _answered(obs: HttpObservation | None) -> bool:
+    return obs is not None and obs.failure is None and obs.status_code is not None
+
+
+def _ok(obs: HttpObservation | None) -> bool:
+    """The server answered with a page (not a 5xx)."""
+    return _answered(obs) and obs is not None and obs.status_code is not None and obs.status_code < 500
+
+
+def _is_2xx(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
+
+
+def _handshake_done(obs: TlsObservation) -> bool:
+    """The server answered the ClientHello (even with a certificate we do not trust)."""
+    return obs.failure is None or bool(obs.certificates) or obs.failure in CERTIFICATE_FAILURES
+
+
+def _leaf(obs: TlsObservation) -> str | None:
+    return obs.certificates[0].sha256 if obs.certificates else None
+
+
+@dataclass
+class _Facts:
+    """The views of one measurement every rule needs, computed once."""
+
+    m: Measurement
+    fingerprints: FingerprintSet
+    host: str
+    ip_literal: bool
+    dns: list[DnsObservation]
+    probe_addresses: list[str]
+    control: ControlObservations | None  # None: no usable control at all
+    control_full: bool  # the helper answered (not only a DNS-over-HTTPS control)
+    control_dns: list[DnsObservation]
+    control_addresses: list[str]
+    final: HttpObservation | None
+    control_final: HttpObservation | None
+
+    @classmethod
+    def of(cls, m: Measurement, fingerprints: FingerprintSet) -> _Facts:
+        host = _host(m.domain or (urlsplit(m.url).hostname or ""))
+        control = m.control if m.control is not None and m.control.failure is None else None
+        full = control is not None and not control.source.startswith("doh:")
+        dns = [o for o in m.dns if _host(o.hostname) == host]
+        control_dns = [o for o in control.dns if _host(o.hostname) == host] if control else []
+        return cls(
+            m=m,
+            fingerprints=fingerprints,
+            host=host,
+            ip_literal=parse_address(host) is not None,
+            dns=dns,
+            probe_addresses=_unique(a for o in dns for a in o.addresses()),
+            control=control,
+            control_full=full,
+            control_dns=control_dns,
+            control_addresses=_unique(a for o in control_dns for a in o.addresses()),
+            final=_final(m.http),
+            control_final=_final(control.http) if control is not None and full else None,
+        )
+
+    # DNS ------------------------------------------------------------------------------
+
+    @property
+    def has_dns_control(self) -> bool:
+        return bool(self.control_dns)
+
+    def control_dns_ids(self) -> list[str]:
+        return [o.id for o in self.control_dns]
+
+    def dns_disjoint(self) -> bool:
+        """No address in common with the control, both non-empty (OONI's "inconsistent"
+        before its ASN and TLS checks; we have no ASN database, so TLS decides)."""
+        return (
+            bool(self.probe_addresses)
+            and bool(self.control_addresses)
+            and not set(self.probe_addresses) & set(self.control_addresses)
+        )
+
+    def tls_validated_ids(self) -> list[str]:
+        """Handshakes for the site's own name, to the probe's own addresses, that validated."""
+        addresses = set(self.probe_addresses)
+        return [
+            o.id
+            for o in self.m.tls
+            if o.purpose == "target" and o.validated is True and (not addresses or o.ip in addresses)
+        ]
+
+    def dns_suspicious(self) -> bool:
+        """Answers that are not the site's: disjoint from the control's and not validated by TLS."""
+        return self.dns_disjoint() and not self.tls_validated_ids()
+
+    # HTTP -----------------------------------------------------------------------------
+
+    def http_fingerprint(self, *, confirming: bool) -> tuple[HttpObservation, Fingerprint] | None:
+        """The first response in the probe's chain matching a fingerprint the control's
+        responses do not match (the control keeps headers, not bodies)."""
+        control_chain = self.control.http if self.control is not None else []
+        for obs in self.m.http:
+            fp = self.fingerprints.match_http(obs)
+            if fp is None or fp.is_false_positive or fp.confirms != confirming:
+                continue
+            if any(self.fingerprints.match_http(c) == fp for c in control_chain):
+                continue
+            return obs, fp
+        return None
+
+
+# --- comparisons (OONI Web Connectivity) ---------------------------------------------------
+
+
+def body_proportion(a: int, b: int) -> float:
+    """smaller/larger; 1.0 when both are empty."""
+    small, large = sorted((a, b))
+    return 1.0 if large == 0 else small / large
+
+
+def _first_word(title: str | None) -> str | None:
+    if not title:
+        return None
+    words = title.split()
+    return words[0].lower() if words else None
+
+
+def title_match(probe_title: str | None, control_title: str | None) -> bool | None:
+    """OONI's title check: compare the first word of ``<title>`` when the control's is
+    longer than 5 characters; ``None`` when the titles say nothing (no control title or a
+    short first word)."""
+    control_word = _first_word(control_title)
+    if control_word is None or len(control_word) <= TITLE_WORD_MIN:
+        return None
+    return _first_word(probe_title) == control_word
+
+
+def headers_match(probe: HttpObservation, control: HttpObservation) -> bool:
+    """OONI's check: every uncommon header name appears on both sides."""
+    ours = {k.lower() for k, _ in probe.headers} - _COMMON_HEADERS
+    theirs = {k.lower() for k, _ in control.headers} - _COMMON_HEADERS
+    return ours == theirs
+
+
+@dataclass(frozen=True, slots=True)
+class HttpDiff:
+    """How the probe's final response differs from the control's."""
+
+    status_mismatch: bool
+    body_proportion: float
+    body_mismatch: bool
+    title_match: bool | None
+    headers_match: bool
+
+    @property
+    def title_mismatch(self) -> bool:
+        return self.title_match is False
+
+    @property
+    def blocking(self) -> bool:
+        """Several signals agree: a status the control did not get, or body and title both differ."""
+        return self.status_mismatch or (self.body_mismatch and self.title_mismatch)
+
+    @property
+    def any(self) -> bool:
+        return self.status_mismatch or self.body_mismatch or self.title_mismatch
+
+
+def compare_http(probe: HttpObservation, control: HttpObservation) -> HttpDiff:
+    """Compare two final responses.  A status mismatch counts only when the probe's status
+    is not 2xx: a probe that got its 200 reached the site whatever the control got."""
+    status_mismatch = probe.status_code != control.status_code and not _is_2xx(probe.status_code)
+    truncated = probe.body_truncated and control.body_truncated
+    proportion = 1.0 if truncated else body_proportion(probe.body_length, control.body_length)
+    return HttpDiff(
+        status_mismatch=status_mismatch,
+        body_proportion=proportion,
+        body_mismatch=proportion <= BODY_PROPORTION_THRESHOLD,
+        title_match=title_match(probe.title, control.title),
+        headers_match=headers_match(probe, control),
+    )
+
+
+# --- words for reasons ------------------------------------------------------------------------
+
+
+def _resolver(obs: DnsObservation) -> str:
+    return (
+        "the system resolver" if obs.transport == "system" else f"resolver {obs.resolver} ({obs.transport})"
+    )
+
+
+def _list(values: Iterable[str], limit: int = 3) -> str:
+    items = list(values)
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _ids(observations: Iterable[Any]) -> str:
+    return ", ".join(o.id for o in observations)
+
+
+def _failure(obs: Any) -> str:
+    return str(obs.failure) if obs.failure is not None else "no failure"
+
+
+def _control_failure_words(f: _Facts) -> str:
+    final = f.control_final
+    if final is None:
+        return "the control loaded no page"
+    if final.failure is not None:
+        return f"the control's request failed too ({final.failure}, {final.id})"
+    return f"the control got status {final.status_code} ({final.id})"
+
+
+def _no_control_words(m: Measurement) -> str:
+    if m.control is None:
+        return "no control measurement was made"
+    if m.control.failure is not None:
+        return f"the control helper could not be asked ({m.control.failure})"
+    return "only a DNS control was available"
+
+
+# --- the rules, in order -----------------------------------------------------------------------
+
+
+def _dns_lie(f: _Facts) -> _Decision | None:
+    """Injected replies, known blockpage addresses, bogons: answers that are not the site's."""
+    if f.ip_literal:
+        return None
+    control_set = set(f.control_addresses)
+    ctrl_ids = f.control_dns_ids()
+    # Injection: one query, two replies that disagree.
+    for obs in f.dns:
+        first = set(obs.addresses())
+        for extra in obs.extra_responses:
+            later = {a.value for a in extra.answers if a.rrtype in ("A", "AAAA")}
+            if later == first and extra.rcode == (obs.rcode or extra.rcode):
+                continue
+            shown = _list(sorted(first)) or (obs.rcode or "no address")
+            fps = [fp for a in first if (fp := f.fingerprints.match_dns(a)) is not None and fp.confirms]
+            words = (
+                f"{_resolver(obs)} sent two different replies to one query for {f.host} ({obs.id}): "
+                f"first {shown}, then {_list(sorted(later)) or extra.rcode}"
+            )
+            if fps:
+                return _Decision(
+                    "dns.injected_blockpage_address",
+                    f"{words}; the first is a known blockpage address ({fps[0].name}), "
+                    "the mark of an on-path injector.",
+                    (obs.id, *ctrl_ids),
+                    frozenset(first - later),
+                )
+            if f.has_dns_control:
+                return _Decision(
+                    "dns.injected_reply",
+                    f"{words}, while the control resolved it to {_list(f.control_addresses) or 'no address'}"
+                    f" ({_ids(f.control_dns)}): an on-path injector raced the real resolver.",
+                    (obs.id, *ctrl_ids),
+                    frozenset(first - later - control_set),
+                )
+            return _Decision(
+                "dns.injected_reply_unverified",
+                f"{words}, but without a DNS control it cannot be ruled out that the resolver itself "
+                "answers inconsistently.",
+                (obs.id,),
+                frozenset(first - later),
+            )
+    # Known blockpage addresses.
+    for obs in f.dns:
+        for address in [a.value for a in obs.answers]:
+            fp = f.fingerprints.match_dns(address)
+            if fp is None or fp.is_false_positive or address in control_set:
+                continue
+            if special_kind(address) and any(special_kind(c) for c in control_set):
+                continue  # a loopback "blockpage" where the control's internet is loopback too
+            if fp.confirms:
+                return _Decision(
+                    "dns.blockpage_address",
+                    f"{_resolver(obs)} answered {address} for {f.host} ({obs.id}), a known blockpage "
+                    f"address ({fp.name}).",
+                    (obs.id, *ctrl_ids),
+                    frozenset({address}),
+                )
+            if f.has_dns_control:
+                return _Decision(
+                    "dns.vague_blockpage_address",
+                    f"{_resolver(obs)} answered {address} for {f.host} ({obs.id}), an address commonly "
+                    f"used to block ({fp.name}), while the control resolved it to "
+                    f"{_list(f.control_addresses) or 'no address'} ({_ids(f.control_dns)}).",
+                    (obs.id, *ctrl_ids),
+                    frozenset({address}),
+                )
+    # Bogons, only when the control's answers are all public (the lab lives on 127/8).
+    if f.control_addresses and not any(special_kind(a) for a in f.control_addresses):
+        for obs in f.dns:
+            for address in obs.addresses():
+                kind = special_kind(address)
+                if kind is not None:
+                    return _Decision(
+                        "dns.bogon_answer",
+                        f"{_resolver(obs)} answered the {kind} address {address} for {f.host} ({obs.id}), "
+                        f"while the control resolved it to public addresses "
+                        f"{_list(f.control_addresses)} ({_ids(f.control_dns)}).",
+                        (obs.id, *ctrl_ids),
+                        frozenset({address}),
+                    )
+    return None
+
+
+def _http_blockpage(f: _Facts) -> _Decision | None:
+    found = f.http_fingerprint(confirming=True)
+    if found is None:
+        return None
+    obs, fp = found
+    where = "page" if fp.location_found == "body" else f"{fp.location_found.removeprefix('header.')} header"
+    served_from_lie = (
+        obs.ip is not None and obs.ip in f.probe_addresses and obs.ip not in f.control_addresses
+    ) and f.dns_suspicious()
+    ids = (obs.id, *(o.id for o in f.m.http[: f.m.http.index(obs)]))
+    if served_from_lie:
+        return _Decision(
+            "dns.blockpage_served",
+            f"The response from {obs.ip} ({obs.id}) matches the blockpage fingerprint {fp.name} in its "
+            f"{where}, and that address came only from the probe's DNS ({_ids(f.dns)}), not the control's.",
+            (*ids, *(o.id for o in f.dns), *f.control_dns_ids()),
+        )
+    return _Decision(
+        "http.blockpage_fingerprint",
+        f"The response to {obs.url} ({obs.id}) matches the blockpage fingerprint {fp.name} in its {where}.",
+        ids,
+    )
+
+
+def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
+    """The probe's final request got an answer: compare it with the control's, if any."""
+    final, control = f.final, f.control_final
+    if final is None or not _answered(final):
+        return None
+    probe_ids = [o.id for o in f.m.http]
+    control_ids = [o.id for o in f.control.http] if f.control is not None else []
+    if final.status_code is not None and final.status_code >= 500:
+        if _answered(control) and control is not None and control.status_code is not None:
+            if control.status_code >= 500:
+                return _Decision(
+                    "http.server_error_everywhere",
+                    f"The server answered status {final.status_code} to the probe ({final.id}) and "
+                    f"{control.status_code} to the control ({control.id}): the site is failing for everyone.",
+                    (*probe_ids, *control_ids),
+                )
+        elif f.control_full:
+            return _Decision(
+                "control.also_failed",
+                f"The server answered status {final.status_code} to the probe ({final.id}) and "
+                f"{_control_failure_words(f)}: the site is failing for everyone.",
+                (*probe_ids, *control_ids),
+            )
+        else:
+            return _Decision(
+                "http.server_error_without_control",
+                f"The server answered status {final.status_code} to the probe ({final.id}), but "
+                f"{_no_control_words(f.m)}, so a server fault cannot be told from a block.",
+                tuple(probe_ids),
+            )
+    comparable = _ok(control) and control is not None
+    if comparable and control is not None and _is_2xx(final.status_code) and not _is_2xx(control.status_code):
+        comparable = False  # the control got no page (a 403 challenge, say): the probe's 200 stands
+    if not comparable or control is None:
+        if lie is not None:
+            if any(o.ip in lie.addresses for o in f.m.http):
+                # Nothing to compare the page with, and it came from an address that is not the site's.
+                return _Decision(lie.rule_id, lie.reason, (*lie.observation_ids, *probe_ids), lie.addresses)
+            return _bypassed(f, lie, final)
+        without = _no_control_words(f.m) if not f.control_full else _control_failure_words(f)
+        return _Decision(
+            "http.reached_without_control_page",
+            f"The probe loaded {final.url} with status {final.status_code} ({final.id}) and no blockpage "
+            f"fingerprint matched; {without}.",
+            (*probe_ids, *control_ids),
+        )
+    diff = compare_http(final, control)
+    both = (*probe_ids, *control_ids)
+    if diff.any and lie is not None:
+        return lie
+    if diff.any:
+        hint = f.http_fingerprint(confirming=False)
+        false_positive = f.fingerprints.match_http(final)
+        if false_positive is not None and false_positive.is_false_positive:
+            return _Decision(
+                "http.known_false_positive_page",
+                f"The probe's page ({final.id}) differs from the control's ({control.id}) but matches "
+                f"{false_positive.name}, a page known not to be a blockpage.",
+                both,
+            )
+        if diff.blocking:
+            signals = _diff_words(diff, final, control)
+            if f.dns_suspicious():
+                return _Decision(
+                    "dns.inconsistent_then_http_diff",
+                    f"The probe's DNS answers {_list(f.probe_addresses)} ({_ids(f.dns)}) share no address "
+                    f"with the control's {_list(f.control_addresses)} and the page served from them "
+                    f"({final.id}) differs from the control's ({control.id}): {signals}.",
+                    (*both, *(o.id for o in f.dns), *f.control_dns_ids()),
+                )
+            rule = "http.status_mismatch" if diff.status_mismatch else "http.body_and_title_mismatch"
+            return _Decision(
+                rule,
+                f"The probe's page ({final.id}) differs from the control's ({control.id}): {signals}; "
+                "no blockpage fingerprint matched, so this is not confirmed.",
+                both,
+            )
+        if hint is not None:
+            obs, fp = hint
+            return _Decision(
+                "http.vague_blockpage_words",
+                f"The probe's page ({obs.id}) contains words typical of blockpages ({fp.name}) and "
+                f"differs from the control's ({control.id}): {_diff_words(diff, final, control)}.",
+                both,
+            )
+        if diff.body_mismatch:
+            return _Decision(
+                "http.body_length_hint",
+                f"The probe's page ({final.id}, {final.body_length} bytes) is "
+                f"{diff.body_proportion:.0%} the size of the control's ({control.id}, "
+                f"{control.body_length} bytes) but the status and title agree: a hint of a blockpage, "
+                "not enough to call it one.",
+                both,
+            )
+    if lie is not None:
+        return _bypassed(f, lie, final)
+    return _Decision(
+        "http.consistent_with_control",
+        f"The probe loaded {final.url} with status {final.status_code} ({final.id}), consistent with "
+        f"the control ({control.id}).",
+        both,
+    )
+
+
+def _bypassed(f: _Facts, lie: _Decision, final: HttpObservation) -> _Decision:
+    return _Decision(
+        "dns.lie_bypassed",
+        f"The page loaded ({final.id}, status {final.status_code}) through another address, but "
+        f"{lie.reason[0].lower()}{lie.reason[1:].rstrip('.')}; readers using that resolver may be blocked.",
+        (*lie.observation_ids, *(o.id for o in f.m.http)),
+    )
+
+
+def _diff_words(diff: HttpDiff, probe: HttpObservation, control: HttpObservation) -> str:
+    parts = []
+    if diff.status_mismatch:
+        parts.append(f"status {probe.status_code} instead of {control.status_code}")
+    if diff.body_mismatch:
+        parts.append(f"body {probe.body_length} bytes instead of {control.body_length}")
+    if diff.title_mismatch:
+        parts.append(f"title {probe.title!r} instead of {control.title!r}")
+    if not diff.headers_match:
+        parts.append("different server headers")
+    return ", ".join(parts)
+
+
+def _dns_failure(f: _Facts) -> _Decision | None:
+    """No address at all for the site's name."""
+    if f.ip_literal or f.probe_addresses or not f.dns:
+        return None
+    failures = [o.failure for o in f.dns if o.failure is not None]
+    ids = [o.id for o in f.dns]
+    shown = _list(_unique(str(x) for x in failures)) or "no address"
+    if f.control_addresses:
+        words = (
+            f"The probe's DNS gave no address for {f.host} ({', '.join(ids)}: {shown}) while the control "
+            f"resolved it to {_list(f.control_addresses)} ({_ids(f.control_dns)})"
+        )
+        both = (*ids, *f.control_dns_ids())
+        if Failure.DNS_NXDOMAIN in failures:
+            return _Decision("dns.nxdomain_vs_control", words + ".", both)
+        if failures and all(x in DNS_REFUSALS for x in failures):
+            return _Decision("dns.error_vs_control", words + ".", both)
+        return _Decision(
+            "dns.timeout_vs_control",
+            words + "; a resolver that is slow or broken rather than censoring cannot be ruled out.",
+            both,
+        )
+    if f.control_dns:
+        control_failures = _list(_unique(str(o.failure) for o in f.control_dns if o.failure)) or "no address"
+        return _Decision(
+            "dns.failure_in_control_too",
+            f"Neither the probe ({', '.join(ids)}: {shown}) nor the control ({_ids(f.control_dns)}: "
+            f"{control_failures}) could resolve {f.host}.",
+            (*ids, *f.control_dns_ids()),
+        )
+    return _Decision(
+        "dns.failure_without_control",
+        f"The probe's DNS gave no address for {f.host} ({', '.join(ids)}: {shown}), but "
+        f"{_no_control_words(f.m)}, so a name that no longer exists cannot be ruled out.",
+        tuple(ids),
+    )
+
+
+def _probe_failure_words(f: _Facts) -> tuple[str, list[str]]:
+    """The probe's first failing step, for a reason."""
+    if f.final is not None and f.final.failure is not None:
+        return f"the probe's request to {f.final.url} failed ({f.final.failure}, {f.final.id})", [f.final.id]
+    failed_tls = [o for o in f.m.tls if o.purpose == "target" and o.failure is not None]
+    if failed_tls:
+        return f"the probe's TLS handshakes failed ({_failure(failed_tls[0])}, {_ids(failed_tls)})", [
+            o.id for o in failed_tls
+        ]
+    failed_tcp = [o for o in f.m.tcp if o.failure is not None]
+    if failed_tcp:
+        return f"the probe's connects failed ({_failure(failed_tcp[0])}, {_ids(failed_tcp)})", [
+            o.id for o in failed_tcp
+        ]
+    return "the probe loaded no page", [o.id for o in f.m.http]
+
+
+def _control_also_failed(f: _Facts) -> _Decision | None:
+    if not f.control_full or _ok(f.control_final):
+        return None
+    probe_words, probe_ids = _probe_failure_words(f)
+    control_ids = [o.id for o in f.control.http] if f.control is not None else []
+    if not control_ids and f.control is not None:
+        control_ids = [
+            o.id for o in (*f.control.tls, *f.control.tcp, *f.control.dns) if o.failure is not None
+        ]
+    return _Decision(
+        "control.also_failed",
+        f"{probe_words[0].upper()}{probe_words[1:]}, and {_control_failure_words(f)}: the site is failing "
+        "for everyone, not only for this network.",
+        (*probe_ids, *control_ids),
+    )
+
+
+def _dns_inconsistent(f: _Facts) -> _Decision | None:
+    if f.ip_literal or not f.dns_disjoint() or f.tls_validated_ids():
+        return None
+    probe_set = set(f.probe_addresses)
+    bad_certs = [
+        o
+        for o in f.m.tls
+        if o.purpose == "target" and o.ip in probe_set and o.certificates and o.validated is False
+    ]
+    words = (
+        f"The probe's DNS answers {_list(f.probe_addresses)} ({_ids(f.dns)}) share no address with the "
+        f"control's {_list(f.control_addresses)} ({_ids(f.control_dns)})"
+    )
+    ids = (*(o.id for o in f.dns), *f.control_dns_ids())
+    if bad_certs:
+        obs = bad_certs[0]
+        return _Decision(
+            "dns.inconsistent_bad_certificate",
+            f"{words}, and {obs.ip} presented a certificate not valid for {f.host} "
+            f"({obs.failure}, issuer {obs.certificates[0].issuer!r}, {obs.id}).",
+            (*ids, obs.id),
+        )
+    probe_words, probe_ids = _probe_failure_words(f)
+    return _Decision(
+        "dns.inconsistent_unverified",
+        f"{words} and {probe_words}; with no valid certificate to check them, a content delivery network "
+        "giving different addresses cannot be ruled out.",
+        (*ids, *probe_ids),
+    )
+
+
+def _control_tcp(f: _Facts, ip: str, port: int) -> list[TcpObservation]:
+    if f.control is None:
+        return []
+    return [o for o in f.control.tcp if o.ip == ip and o.port == port]
+
+
+def _tcp(f: _Facts) -> _Decision | None:
+    """Every connect failed."""
+    attempts = f.m.tcp
+    if not attempts or any(o.failure is None for o in attempts):
+        return None
+    shown = (
+        f"{_list(_unique(f'{o.ip}:{o.port}' for o in attempts))} ({_failure(attempts[0])}, {_ids(attempts)})"
+    )
+    ids = [o.id for o in attempts]
+    if not f.control_full:
+        return _Decision(
+            "tcp.connect_unverified",
+            f"The probe could not connect to {shown}, but {_no_control_words(f.m)}, so a server that is "
+            "down for everyone cannot be ruled out.",
+            tuple(ids),
+        )
+    worked = [c for o in attempts for c in _control_tcp(f, o.ip, o.port) if c.failure is None]
+    if worked:
+        return _Decision(
+            "tcp.connect_vs_control",
+            f"The probe could not connect to {shown} while the control connected to "
+            f"{_list(_unique(c.ip for c in worked))} ({_ids(worked)}) and loaded the page.",
+            (*ids, *(c.id for c in worked)),
+        )
+    tried = [c for o in attempts for c in _control_tcp(f, o.ip, o.port)]
+    if tried:
+        return _Decision(
+            "tcp.connect_failed_in_control_too",
+            f"Neither the probe ({shown}) nor the control ({_ids(tried)}) could connect to the same "
+            "addresses: those servers are down.",
+            (*ids, *(c.id for c in tried)),
+        )
+    return _Decision(
+        "tcp.connect_unverified",
+        f"The probe could not connect to {shown}; the control loaded the page through other addresses, "
+        "so a fault of those particular servers cannot be ruled out.",
+        tuple(ids),
+    )
+
+
+def _tls(f: _Facts) -> _Decision | None:
+    """Every handshake for the site's name failed."""
+    targets = [o for o in f.m.tls if o.purpose == "target"]
+    if not targets or any(o.failure is None for o in targets):
+        return None
+    control_tls = [o for o in f.control.tls if o.purpose == "target"] if f.control is not None else []
+    ids = [o.id for o in targets]
+    bad_certs = [o for o in targets if o.certificates and o.failure in CERTIFICATE_FAILURES]
+    if bad_certs:
+        obs = bad_certs[0]
+        same_ip = [c for c in control_tls if c.ip == obs.ip and c.validated is True]
+        valid = same_ip or [c for c in control_tls if c.validated is True]
+        words = (
+            f"The probe's TLS handshake with {obs.ip} for {f.host} got a certificate that does not validate "
+            f"({obs.failure}, issuer {obs.certificates[0].issuer!r}, {obs.id})"
+        )
+        if not f.control_full:
+            return _Decision(
+                "control.unavailable",
+                f"{words}, but {_no_control_words(f.m)}, so a misconfigured site cannot be ruled out.",
+                tuple(ids),
+            )
+        if not valid:
+            return _Decision(
+                "unexplained",
+                f"{words}; the control loaded the page but recorded no valid certificate to compare with.",
+                tuple(ids),
+            )
+        ctrl = valid[0]
+        if _leaf(ctrl) is not None and _leaf(ctrl) == _leaf(obs):
+            return _Decision(
+                "tls.untrusted_same_certificate",
+                f"{words}, yet it is the very certificate the control validated ({ctrl.id}): the probe's "
+                "trust store, not the network, is the likelier cause.",
+                (obs.id, ctrl.id),
+            )
+        return _Decision(
+            "tls.invalid_certificate_vs_control",
+            f"{words}, while the control got a valid certificate from {ctrl.ip} ({ctrl.id}): a middlebox "
+            "substituted its own certificate.",
+            (obs.id, ctrl.id),
+        )
+    obs = targets[0]
+    comparison = [
+        o
+        for o in f.m.tls
+        if o.purpose == "comparison" and o.ip in {t.ip for t in targets} and _handshake_done(o)
+    ]
+    comparison_failed = [
+        o
+        for o in f.m.tls
+        if o.purpose == "comparison" and o.ip in {t.ip for t in targets} and not _handshake_done(o)
+    ]
+    words = f"The probe's TLS handshake for {f.host} with {obs.ip} failed ({obs.failure}, {_ids(targets)})"
+    if not f.control_full:
+        extra = (
+            f"; a handshake with another name to the same address completed ({comparison[0].id}), "
+            "which points "
+            "to SNI filtering,"
+            if comparison
+            else ""
+        )
+        return _Decision(
+            "control.unavailable",
+            f"{words}{extra} but {_no_control_words(f.m)}, so a server fault cannot be ruled out.",
+            (*ids, *(o.id for o in comparison)),
+        )
+    same_ip = [c for c in control_tls if c.ip in {t.ip for t in targets}]
+    done = [c for c in same_ip if _handshake_done(c)]
+    if not done:
+        if same_ip:
+            return _Decision(
+                "tls.failure_in_control_too",
+                f"{words}, and the control's handshake with the same address failed too "
+                f"({_failure(same_ip[0])}, {_ids(same_ip)}).",
+                (*ids, *(c.id for c in same_ip)),
+            )
+        if comparison:
+            return _Decision(
+                "tls.sni_filtering",
+                f"{words}, while a handshake with another name to the same address completed "
+                f"({comparison[0].id}) and the control loaded the page: the name in the ClientHello "
+                "was filtered (SNI-based blocking).",
+                (*ids, comparison[0].id),
+            )
+        return _Decision(
+            "tls.handshake_unverified",
+            f"{words}; the control did not try the same address, so a fault of that server cannot be "
+            "ruled out.",
+            tuple(ids),
+        )
+    ctrl = done[0]
+    if comparison:
+        return _Decision(
+            "tls.sni_filtering",
+            f"{words}, while a handshake with another name to the same address completed "
+            f"({comparison[0].id}) and the control's handshake for {f.host} completed ({ctrl.id}): the name "
+            "in the ClientHello was filtered (SNI-based blocking).",
+            (*ids, comparison[0].id, ctrl.id),
+        )
+    if comparison_failed:
+        return _Decision(
+            "tcp.interference_any_name",
+            f"{words}, a handshake with an innocuous name to the same address failed too "
+            f"({_failure(comparison_failed[0])}, {comparison_failed[0].id}), while the control's completed "
+            f"({ctrl.id}): connections to {obs.ip} are cut whatever the name (IP-based blocking).",
+            (*ids, comparison_failed[0].id, ctrl.id),
+        )
+    return _Decision(
+        "tls.handshake_vs_control",
+        f"{words} while the control's handshake with the same address completed ({ctrl.id}).",
+        (*ids, ctrl.id),
+    )
+
+
+def _http_failure(f: _Facts) -> _Decision | None:
+    final = f.final
+    if final is None or final.failure is None:
+        return None
+    chain_ids = [o.id for o in f.m.http]
+    control_chain = f.control.http if f.control is not None else []
+    control_ids = [o.id for o in control_chain]
+    if not f.control_full:
+        return _Decision(
+            "control.unavailable",
+            f"The probe's request to {final.url} failed ({final.failure}, {final.id}), but "
+            f"{_no_control_words(f.m)}, so a server fault cannot be ruled out.",
+            tuple(chain_ids),
+        )
+    control_hosts = {_host(urlsplit(o.url).hostname or "") for o in control_chain}
+    elsewhere = [
+        o for o in f.m.http[1:] if _host(urlsplit(o.url).hostname or "") not in control_hosts | {f.host}
+    ]
+    if final.ip is None and final.failure == Failure.DNS_NXDOMAIN:
+        target = _host(urlsplit(final.url).hostname or "")
+        if target in control_hosts and not elsewhere:
+            dns_ids = [o.id for o in f.m.dns if _host(o.hostname) == target]
+            return _Decision(
+                "dns.redirect_target_vs_control",
+                f"The site redirected to {target}, which the probe could not resolve ({final.id}, "
+                f"{_list(dns_ids)}) while the control loaded it ({_list(control_ids)}).",
+                (*chain_ids, *dns_ids, *control_ids),
+            )
+    if elsewhere:
+        hop = elsewhere[0]
+        return _Decision(
+            "http.redirect_elsewhere",
+            f"The probe was redirected to {hop.url} ({hop.id}), a host the control never saw, and its "
+            "request "
+            f"then failed ({final.failure}, {final.id}); no blockpage fingerprint matched, so this is not "
+            "confirmed.",
+            (*chain_ids, *control_ids),
+        )
+    return _Decision(
+        "http.failure_vs_control",
+        f"The probe's request to {final.url} failed ({final.failure}, {final.id}) after connecting, while "
+        f"the control loaded it with status {f.control_final.status_code if f.control_final else '?'} "
+        f"({_list(control_ids)}).",
+        (*chain_ids, *control_ids),
+    )
+
+
+def _fallback(f: _Facts) -> _Decision:
+    probe_words, probe_ids = _probe_failure_words(f)
+    if not f.control_full:
+        return _Decision(
+            "control.unavailable",
+            f"{probe_words[0].upper()}{probe_words[1:]}, but {_no_control_words(f.m)}, so an outage "
+            "cannot be "
+            "ruled out.",
+            tuple(probe_ids),
+        )
+    return _Decision(
+        "unexplained",
+        f"{probe_words[0].upper()}{probe_words[1:]} while the control loaded the page, and no rule explains "
+        "how.",
+        tuple(probe_ids),
+    )
+
+
+# --- public entry points --------------------------------------------------------------------
+
+
+def judge(measurement: Measurement, *, fingerprints: FingerprintSet, probe_offline: bool = False) -> Verdict:
+    """The verdict on one target measurement.
+
+    ``probe_offline`` comes from the run's canaries (see :func:`judge_all`); when true
+    the verdict is ``probe_offline`` whatever was observed.  Never raises for odd
+    records: a measurement no rule explains is ``inconclusive`` (``unexplained``).
+    """
+    m = measurement
+    if probe_offline:
+        return _make(
+            m,
+            _Decision(
+                "probe.offline",
+                f"Every canary of run {m.run_id} failed, so the probe's own connection was down and nothing "
+                f"can be said about {m.domain}.",
+            ),
+        )
+    if not (m.dns or m.tcp or m.tls or m.http):
+        return _make(
+            m,
+            _Decision(
+                "probe.no_observations",
+                f"The measurement of {m.url} recorded no DNS, TCP, TLS or HTTP observation.",
+            ),
+        )
+    f = _Facts.of(m, fingerprints)
+    lie = _dns_lie(f)
+    if lie is not None and not _answered(f.final):
+        return _make(m, lie)
+    blockpage = _http_blockpage(f)
+    if blockpage is not None:
+        return _make(m, lie or blockpage)
+    answered = _answered_page(f, lie)
+    if answered is not None:
+        return _make(m, answered)
+    for rule in (_dns_failure, _control_also_failed, _dns_inconsistent, _tcp, _tls, _http_failure):
+        decision = rule(f)
+        if decision is not None:
+            return _make(m, decision)
+    return _make(m, _fallback(f))
+
+
+def canary_failed(canary: Measurement) -> bool:
+    """A canary failed when no page came back: DNS, TCP, TLS or the request itself failed.
+    A 5xx still proves the probe's link works."""
+    return not _answered(_final(canary.http))
+
+
+def judge_all(measurements: Iterable[Measurement], *, fingerprints: FingerprintSet) -> list[Verdict]:
+    """Verdicts for every target measurement, in input order; none for canaries.
+
+    Measurements are grouped by ``run_id``: when a run has canaries and every one of
+    them failed, all of that run's targets are ``probe_offline``.  A run without
+    canaries, or a measurement without a run, is judged on its own.
+    """
+    items = list(measurements)
+    canaries: dict[str, list[Measurement]] = {}
+    for m in items:
+        if m.role == "canary" and m.run_id is not None:
+            canaries.setdefault(m.run_id, []).append(m)
+    offline = {run for run, group in canaries.items() if all(canary_failed(c) for c in group)}
+    return [
+        judge(m, fingerprints=fingerprints, probe_offline=m.run_id in offline)
+        for m in items
+        if m.role != "canary"
+    ]
+
+
+def verdicts_frame(verdicts: Iterable[Verdict]) -> pd.DataFrame:
+    """One row per verdict, columns :data:`VERDICT_COLUMNS`; ``measured_at`` is a UTC
+    timestamp, ``probe_asn`` a nullable integer, ``observation_ids`` a list."""
+    rows = [{name: getattr(v, name) for name in VERDICT_COLUMNS} for v in verdicts]
+    frame = pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
+    frame["measured_at"] = pd.to_datetime(frame["measured_at"], utc=True)
+    frame["probe_asn"] = frame["probe_asn"].astype("Int64")
+    frame["confirmed"] = frame["confirmed"].astype(bool)
+    frame["observation_ids"] = [list(ids) for ids in frame["observation_ids"]]
+    return frame
+
+
+__all__ = [
+    "BLOCKING_KINDS",
+    "RULES",
+    "RULES_VERSION",
+    "STATUSES",
+    "VERDICT_COLUMNS",
+    "Blocking",
+    "HttpDiff",
+    "Rule",
+    "Status",
+    "Verdict",
+    "body_proportion",
+    "canary_failed",
+    "compare_http",
+    "headers_match",
+    "judge",
+    "judge_all",
+    "title_match",
+    "verdicts_frame",
+]
