@@ -344,7 +344,7 @@ def _make(m: Measurement, decision: _Decision) -> Verdict:
         status=rule.status,
         blocking=rule.blocking,
         confirmed=rule.confirmed,
-        reason=decision.reason,
+        reason=decision.reason[:1].upper() + decision.reason[1:],
         rule_id=rule.id,
         rules_version=RULES_VERSION,
         observation_ids=list(seen),
@@ -637,8 +637,6 @@ def _dns_lie(f: _Facts) -> _Decision | None:
             fp = f.fingerprints.match_dns(address)
             if fp is None or fp.is_false_positive or address in control_set:
                 continue
-            if special_kind(address) and any(special_kind(c) for c in control_set):
-                continue  # a loopback "blockpage" where the control's internet is loopback too
             if fp.confirms:
                 return _Decision(
                     "dns.blockpage_address",
@@ -647,6 +645,8 @@ def _dns_lie(f: _Facts) -> _Decision | None:
                     (obs.id, *ctrl_ids),
                     frozenset({address}),
                 )
+            if special_kind(address) and any(special_kind(c) for c in control_set):
+                continue  # a vague "0.0.0.0" or "127.0.0.1" where the control's internet is private too
             if f.has_dns_control:
                 return _Decision(
                     "dns.vague_blockpage_address",

@@ -494,6 +494,37 @@ def test_blockpage_address_without_control_is_confirmed() -> None:
     assert "kuzot.lab_dns" in v.reason
 
 
+def test_lab_blockpage_address_with_loopback_control_is_confirmed() -> None:
+    """If the control's answers are loopback too (the lab), then a fingerprinted loopback answer still confirms."""
+    lab = "127.66.66.66"
+    m = measurement(
+        dns_obs=[dns("dns/0", [lab])],
+        tcp_obs=[tcp("tcp/0", lab)],
+        tls_obs=[tls("tls/0", lab, Failure.SSL_UNKNOWN_AUTHORITY, cert=ROGUE_CERT)],
+        http_obs=[http("http/0", ip=lab, status=None, failure=Failure.SSL_UNKNOWN_AUTHORITY)],
+        ctrl=control(dns_obs=[dns("dns/0", ["127.12.34.5"])]),
+    )
+    v = verdict_of(m)
+    assert (v.status, v.blocking, v.confirmed, v.rule_id) == ("blocked", "dns", True, "dns.blockpage_address")
+
+
+def test_vague_loopback_answer_in_loopback_lab_is_not_blocking() -> None:
+    """If a vague fingerprint (127.0.0.1) is answered where the control's internet is loopback too, then it is not DNS blocking."""
+    vague = load_fingerprints([Path(__file__).resolve().parents[1] / "targets/fingerprints"])
+    vague = FingerprintSet(
+        dns=(*vague.dns, replace(vague.dns[0], name="t.vague", scope="vbw", pattern="127.0.0.1")),
+        http=vague.http,
+    )
+    m = measurement(
+        dns_obs=[dns("dns/0", ["127.0.0.1"])],
+        tcp_obs=[tcp("tcp/0", "127.0.0.1", Failure.CONNECTION_REFUSED)],
+        tls_obs=[],
+        http_obs=[],
+        ctrl=control(dns_obs=[dns("dns/0", ["127.12.34.5"])]),
+    )
+    assert verdict_of(m, vague).status != "blocked"
+
+
 def test_resolver_lie_bypassed_by_other_resolver_is_not_blocked() -> None:
     """If one resolver lied but the page loaded consistently through another's address, then it is not blocked."""
     m = measurement(
