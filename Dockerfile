@@ -1,4 +1,5 @@
-# Kuzot probe in a container.  The database lives in the /data volume:
+# Kuzot probe in a container (an editable install keeps targets/ beside the code).
+# The database lives in the /data volume:
 #   docker build -t kuzot .
 #   docker run --rm -v kuzot-data:/data -e KUZOT_ACCEPT_RISKS=1 kuzot run
 FROM python:3.11-slim
@@ -14,7 +15,7 @@ COPY pyproject.toml README.md ./
 COPY probe ./probe
 COPY analysis ./analysis
 COPY targets ./targets
-RUN pip install . && useradd --create-home --uid 10001 kuzot && mkdir -p /data && chown kuzot /data
+RUN pip install -e . && useradd --create-home --uid 10001 kuzot && mkdir -p /data && chown kuzot /data
 
 USER kuzot
 VOLUME ["/data"]

@@ -298,8 +298,11 @@ def read_fingerprint_file(path: Path) -> list[Fingerprint]:
 
 
 def user_fingerprint_dir() -> Path:
-    """Where :func:`download_fingerprints` puts OONI's files by default."""
-    return Path(platformdirs.user_data_dir("kuzot")) / "fingerprints"
+    """Where :func:`download_fingerprints` puts OONI's files by default (``KUZOT_DATA_DIR``
+    moves the data directory, as for the database)."""
+    override = os.environ.get("KUZOT_DATA_DIR")
+    base = Path(override) if override else Path(platformdirs.user_data_dir("kuzot"))
+    return base / "fingerprints"
 
 
 def default_fingerprint_paths() -> list[Path]:

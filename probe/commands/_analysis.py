@@ -1,0 +1,54 @@
+"""What the analysis subcommands share: filters, and verdicts loaded from a database."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from probe.commands import CommandError
+from probe.commands._common import parse_asn
+
+
+def parse_date(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--domain", help="only this domain")
+    parser.add_argument("--asn", type=parse_asn, help="only this probe network (AS number)")
+    parser.add_argument("--from", dest="since", type=parse_date, metavar="DATE", help="from this date (UTC)")
+    parser.add_argument("--to", dest="until", type=parse_date, metavar="DATE", help="until this date (UTC)")
+
+
+def database_url(args: argparse.Namespace) -> str:
+    from probe.store.database import default_db_url
+
+    return args.db or default_db_url()
+
+
+def load_verdicts(args: argparse.Namespace):  # -> pandas.DataFrame
+    """Judge every stored measurement matching the filters (canaries are read too: they
+    decide ``probe_offline``)."""
+    from analysis.data import iter_measurements
+    from analysis.fingerprints import FingerprintError, load_fingerprints
+    from analysis.verdicts import judge_all, verdicts_frame
+
+    try:
+        fingerprints = load_fingerprints()
+    except FingerprintError as exc:
+        raise CommandError(str(exc), status=2) from exc
+    from probe.commands._common import open_store
+
+    open_store(database_url(args)).close()  # a clear error for a bad URL, and the schema in place
+    measurements = iter_measurements(
+        database_url(args),
+        domain=getattr(args, "domain", None),
+        probe_asn=getattr(args, "asn", None),
+        since=getattr(args, "since", None),
+        until=getattr(args, "until", None),
+    )
+    return verdicts_frame(judge_all(measurements, fingerprints=fingerprints))
