@@ -1,0 +1,114 @@
+"""``kuzot lab up|down|status``: the namespace censorship lab (root, Linux).
+
+Why a command: the demo and people trying the probe need a censoring ISP they can
+bring up and throw away; ``lab up`` prints the ``kuzot run`` line that measures through
+it.  ``up`` leaves the lab running (its state in ``/run/kuzot-lab``) unless
+``--foreground``, which keeps it until Ctrl-C; ``down`` removes every trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from pathlib import Path
+
+from probe.commands import CommandError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("lab", help="bring up or tear down the namespace censorship lab (root)")
+    sub = p.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+    up = sub.add_parser("up", help="build the lab: volunteer, ISP, internet and control namespaces")
+    up.add_argument("--scenario", default="matrix", help="scenario name or TOML file (default: matrix)")
+    up.add_argument("--state-dir", type=Path, metavar="DIR", help="where configs, certs and logs go")
+    up.add_argument("--foreground", action="store_true", help="stay until Ctrl-C, then tear down")
+    up.set_defaults(handler=handle_up)
+    down = sub.add_parser("down", help="remove a lab (the only one, or --state-dir, or --all)")
+    down.add_argument("--state-dir", type=Path, metavar="DIR")
+    down.add_argument("--all", action="store_true", help="remove every lab on this machine")
+    down.set_defaults(handler=handle_down)
+    status = sub.add_parser("status", help="list running labs")
+    status.set_defaults(handler=handle_status)
+
+
+def _require_environment() -> None:
+    from probe.lab.netns import environment_problem
+
+    problem = environment_problem()
+    if problem:
+        raise CommandError(problem, status=2)
+
+
+def handle_up(args: argparse.Namespace) -> int:
+    _require_environment()
+    from probe.lab.netns import LabError, NetnsLab
+    from probe.lab.scenarios import ScenarioError
+
+    try:
+        lab = NetnsLab(args.scenario, state_dir=args.state_dir)
+    except ScenarioError as exc:
+        raise CommandError(str(exc), status=2) from exc
+    try:
+        lab.up()
+    except LabError as exc:
+        raise CommandError(str(exc)) from exc
+    try:
+        probe = shlex.join([*lab.probe_command(["--db", "sqlite:///lab.db"]), *lab.url_args()])
+        print(f"lab {lab.suffix} up: scenario {lab.scenario.name}, state in {lab.state_dir}")
+        print(f"  namespaces: {', '.join(lab.namespaces.values())}")
+        print(f"  control helper: {lab.control_url}   CA: {lab.ca_bundle}")
+        print(f"  measure: {probe}")
+        if not args.foreground:
+            lab.detach()
+            print(f"  remove with: kuzot lab down --state-dir {lab.state_dir}")
+            return 0
+        print("  Ctrl-C to tear down.")
+        while True:
+            time.sleep(3600)
+    except BaseException:
+        lab.down()
+        raise
+
+
+def handle_down(args: argparse.Namespace) -> int:
+    _require_environment()
+    from probe.lab.netns import running_labs, teardown
+
+    if args.state_dir:
+        targets = [args.state_dir]
+    else:
+        targets = running_labs()
+        if len(targets) > 1 and not args.all:
+            listed = ", ".join(str(t) for t in targets)
+            raise CommandError(f"{len(targets)} labs are running ({listed}): use --state-dir or --all", 2)
+    if not targets:
+        print("no lab is running")
+        return 0
+    failed = False
+    for state_dir in targets:
+        problems = teardown(state_dir)
+        for problem in problems:
+            print(f"  {problem}")
+        failed = failed or bool(problems)
+        print(f"lab in {state_dir}: {'partly removed' if problems else 'removed'}")
+    return 1 if failed else 0
+
+
+def handle_status(args: argparse.Namespace) -> int:
+    from probe.lab.netns import STATE_FILE, _process_is_ours, running_labs
+
+    labs = running_labs()
+    if not labs:
+        print("no lab is running")
+        return 0
+    for state_dir in labs:
+        state = json.loads((state_dir / STATE_FILE).read_text())
+        alive = [name for name, pid in state["pids"].items() if _process_is_ours(int(pid), state_dir)]
+        namespaces = [n for n in state["namespaces"] if Path(f"/run/netns/{n}").exists()]
+        print(f"lab {state['suffix']}: scenario {state['scenario']}, since {state['created']}")
+        print(f"  state {state_dir}")
+        print(f"  namespaces {len(namespaces)}/{len(state['namespaces'])}; daemons up: {', '.join(alive)}")
+        print(f"  control {state['control_url']}; targets: {', '.join(state['targets'].values())}")
+    return 0
