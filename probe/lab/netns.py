@@ -504,13 +504,6 @@ class NetnsLab:
         self._spawn(
             "nginx-blockpage", "isp", ["nginx", "-e", str(work / "nginx-blockpage.log"), "-c", str(conf)]
         )
-        delay_conf = work / "delay.json"
-        delay_conf.write_text(json.dumps({}))
-        self._spawn(
-            "delayer",
-            "isp",
-            [sys.executable, "-m", "probe.lab.daemons", "delayer", d.DELAY_DEVICE, str(delay_conf)],
-        )
         self._spawn(
             "control",
             "ctl",
@@ -563,10 +556,14 @@ class NetnsLab:
         _run(["ip", "netns", "exec", self.namespaces["isp"], "iptables", "-F", "FORWARD"])
         for command in d.sni_iptables_rules(sites):
             _run(["ip", "netns", "exec", self.namespaces["isp"], *command])
-        (work / "delay.json").write_text(json.dumps(d.delayer_config(scenario, sites)))
+        delay_conf = work / "delay.json"
+        delay_conf.write_text(json.dumps(d.delayer_config(scenario, sites)))
         delayer = self._pids.get("delayer")
         if delayer is not None:
-            os.kill(delayer, signal.SIGHUP)
+            os.kill(delayer, signal.SIGHUP)  # only ever after start-up: it reads its config first
+        else:
+            argv = [sys.executable, "-m", "probe.lab.daemons", "delayer", d.DELAY_DEVICE, str(delay_conf)]
+            self._spawn("delayer", "isp", argv)
         self._ip("isp", "link", "set", "to-vol", "up" if scenario.link.up else "down")
         self._sites = sites
         if not first:
@@ -590,6 +587,13 @@ class NetnsLab:
                 if time.monotonic() > deadline:
                     raise LabError(f"{ip}:{port} in {self.namespaces[role]} not ready after {timeout} s")
                 time.sleep(0.02)
+        # The delay line is ready when its process holds the TUN device (carrier up).
+        while "LOWER_UP" not in _run(
+            ["ip", "-n", self.namespaces["isp"], "-o", "link", "show", d.DELAY_DEVICE]
+        ):
+            if time.monotonic() > deadline:
+                raise LabError(f"the delay line did not attach to {d.DELAY_DEVICE} (log in {self.state_dir})")
+            time.sleep(0.02)
 
     def _write_state(self) -> None:
         state = {
