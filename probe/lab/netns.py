@@ -53,7 +53,7 @@ from typing import Any, TypeVar
 import trustme
 
 from probe.lab import daemons as d
-from probe.lab.scenarios import LabScenario, load_scenario
+from probe.lab.scenarios import ADDRESS_METHODS, LabScenario, load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 #: One entry per running lab (a symlink to its state directory), for ``kuzot lab status|down``.
@@ -254,27 +254,29 @@ class NetnsLab:
         """``--url`` options for every target of the current scenario."""
         return [arg for url in self.target_urls.values() for arg in ("--url", url)]
 
-    def probe_command(self, args: Sequence[str]) -> list[str]:
+    def probe_command(self, args: Sequence[str], *, control: bool = True) -> list[str]:
         """The ``kuzot run`` command line the volunteer runs, with the lab's CA, control
-        helper, canary and timeout unless ``args`` sets them."""
+        helper (unless ``control`` is false), canary and timeout unless ``args`` sets them."""
         extra: list[str] = []
         defaults = {
             "--ca-bundle": str(self.ca_bundle),
-            "--control": self.control_url,
             "--canary": self.canary_url,
             "--timeout": str(self.timeout),
         }
+        if control:
+            defaults["--control"] = self.control_url
         for option, value in defaults.items():
             if option not in args and not (option == "--canary" and "--no-canaries" in args):
                 extra += [option, value]
         return ["ip", "netns", "exec", self.vol, sys.executable, "-m", "probe", "run", *extra, *args]
 
-    def exec_probe(self, args: Sequence[str], *, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def exec_probe(
+        self, args: Sequence[str], *, control: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``kuzot run ARGS`` in the volunteer's namespace and wait for it."""
         env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1"}
-        return subprocess.run(
-            self.probe_command(args), capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
-        )
+        command = self.probe_command(args, control=control)
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
 
     def run_in(self, role: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run a command in one of the lab's namespaces (``vol``, ``isp``, ``net``, ``ctl``)."""
@@ -454,7 +456,7 @@ class NetnsLab:
         shared = [f"198.19.250.{10 + k}" for k in range(scenario.shared_addresses)]
         for index, rule in enumerate(scenario.sites):
             if rule.domain not in self._addresses:
-                if shared and rule.block == "none":
+                if shared and rule.block not in ADDRESS_METHODS:
                     self._addresses[rule.domain] = shared[index % len(shared)]
                 else:
                     used = set(self._addresses.values())

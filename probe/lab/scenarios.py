@@ -103,7 +103,7 @@ class LabScenario:
     sites: tuple[SiteRule, ...]
     link: LinkSettings = field(default_factory=LinkSettings)
     description: str = ""
-    #: Serve ``block = "none"`` domains from this many shared addresses (0: one each);
+    #: Serve domains not blocked by address from this many shared addresses (0: one each);
     #: the benchmark's thousand domains need not have a thousand addresses.
     shared_addresses: int = 0
     #: Issue one ``*.PARENT`` certificate for every domain under PARENT instead of one each.
