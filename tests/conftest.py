@@ -20,7 +20,9 @@ def kuzot(
     *args: str, env: dict[str, str] | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     """Run the real command in a subprocess, as a user would."""
-    full_env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1", **(env or {})}
+    # Tests never reach a public DoH resolver: a run without --control gets no DNS
+    # control unless the test names the lab's DoH server.
+    full_env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1", "KUZOT_DOH_CONTROL": "off", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "probe", *args],
         capture_output=True,

@@ -73,6 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="control helper to ask about each target while measuring it (kuzot control serve)",
     )
     p.add_argument(
+        "--doh-control",
+        metavar="URL|off",
+        default=None,
+        help="without --control, compare DNS with this DNS-over-HTTPS resolver "
+        "(default: $KUZOT_DOH_CONTROL or https://dns.google/dns-query; 'off' disables)",
+    )
+    p.add_argument("--doh-connect-ip", metavar="IP", help=argparse.SUPPRESS)
+    p.add_argument(
         "--resume",
         action="store_true",
         help="finish the last interrupted run: measure only its targets not yet measured",
@@ -159,6 +167,24 @@ def step_summary(m: Measurement) -> dict[str, str]:
     }
 
 
+def _control_fetcher(args: argparse.Namespace):  # -> ControlClient | DohControl | None
+    """The control vantage: the helper when given, else a DoH resolver for DNS only."""
+    if args.control:
+        from probe.control.client import ControlClient
+
+        return ControlClient(args.control)
+    import os
+
+    from probe.control.doh import DEFAULT_DOH_URL, DohControl
+
+    doh = args.doh_control or os.environ.get("KUZOT_DOH_CONTROL") or DEFAULT_DOH_URL
+    if doh.lower() == "off":
+        return None
+    if not doh.startswith("https://"):
+        raise CommandError(f"--doh-control {doh!r}: must be an https:// URL or 'off'", status=2)
+    return DohControl(doh, connect_ip=args.doh_connect_ip, ca_bundle=args.ca_bundle)
+
+
 def _resumable(store: Store) -> tuple[Run, list[Target]] | None:
     """The newest run that did not finish, and its targets not yet measured."""
     for run in reversed(store.runs()):
@@ -230,11 +256,9 @@ def handle(args: argparse.Namespace) -> int:
             progress_bar.advance(task)
 
     async def main() -> RunResult:
-        if not args.control:
+        client = _control_fetcher(args)
+        if client is None:
             return await execute_run(plan, store, progress=on_progress)
-        from probe.control.client import ControlClient
-
-        client = ControlClient(args.control)
         plan.control = client
         try:
             return await execute_run(plan, store, progress=on_progress)

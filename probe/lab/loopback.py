@@ -35,6 +35,7 @@ BLOCKPAGE_IP = "127.66.66.66"
 #: The control helper's source address: sites never censor it.
 CONTROL_SOURCE = "127.0.0.99"
 CANARY_DOMAIN = "canary.kuzot-lab.net"
+DOH_DOMAIN = "dns.kuzot-lab.net"
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class LoopbackLab:
         self.zone.set(CANARY_DOMAIN, [canary.ip])
         self.canary = canary
         self.control_url = self._start_control()
+        self.doh_ip, self.doh_url = self._start_doh()
 
     def _start_control(self) -> str:
         from hypercorn.config import Config
@@ -131,6 +133,24 @@ class LoopbackLab:
         config.errorlog = None
         binds = self.thread.start(functools.partial(serve, app, config))
         return binds[0]
+
+    def _start_doh(self) -> tuple[str, str]:
+        """A DoH server answering like the honest resolver, at ``https://dns.kuzot-lab.net:PORT``."""
+        from hypercorn.config import Config
+        from hypercorn.trio import serve
+
+        from probe.lab.doh_server import create_doh_app
+
+        cert, key = self.ca.issue([DOH_DOMAIN])
+        config = Config()
+        ip = self.web.next_ip()
+        config.bind = [f"{ip}:0"]
+        config.certfile, config.keyfile = str(cert), str(key)
+        config.accesslog = None
+        config.errorlog = None
+        binds = self.thread.start(functools.partial(serve, create_doh_app(self.honest_resolver), config))
+        port = binds[0].rsplit(":", 1)[1]
+        return ip, f"https://{DOH_DOMAIN}:{port}/dns-query"
 
     # --- scenarios --------------------------------------------------------------------------
 
@@ -185,6 +205,10 @@ class LoopbackLab:
         if control:
             args += ["--control", self.control_url]
         return args
+
+    def doh_args(self) -> list[str]:
+        """Options for a run whose only control is the lab's DoH resolver."""
+        return ["--doh-control", self.doh_url, "--doh-connect-ip", self.doh_ip]
 
     def probe_settings(self, **changes: object) -> ProbeSettings:
         values: dict[str, object] = {
