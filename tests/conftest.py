@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,13 @@ import pytest
 from probe.lab.loopback import LoopbackLab, matrix
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Never touch the real user's config or data: consent, keys, tokens and default
+# databases written by tests go to a throwaway directory (subprocesses inherit it).
+_SANDBOX = Path(tempfile.mkdtemp(prefix="kuzot-tests-"))
+os.environ.setdefault("KUZOT_CONFIG_DIR", str(_SANDBOX / "config"))
+os.environ.setdefault("KUZOT_DATA_DIR", str(_SANDBOX / "data"))
+os.environ["KUZOT_DOH_CONTROL"] = "off"
 
 
 def kuzot(

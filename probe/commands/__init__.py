@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 #: Subcommands in the order ``kuzot --help`` lists them.
-COMMANDS: list[str] = ["run", "show", "verdicts", "control", "targets", "fingerprints", "lab"]
+COMMANDS: list[str] = ["run", "show", "verdicts", "control", "targets", "fingerprints", "lab", "consent"]
 
 
 class CommandError(Exception):

@@ -94,6 +94,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="daily cap across runs (UTC day), counted from the database",
     )
+    p.add_argument(
+        "--accept-risks",
+        action="store_true",
+        help="accept the informed consent without the interactive screen (read `kuzot consent --show` first)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     p.set_defaults(handler=handle)
 
@@ -198,6 +203,12 @@ def _resumable(store: Store) -> tuple[Run, list[Target]] | None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from probe.consent import ConsentRequired, require_consent
+
+    try:
+        require_consent(accept_flag=args.accept_risks)
+    except ConsentRequired as exc:
+        raise CommandError(str(exc), status=3) from exc
     settings = build_settings(args)
     canaries = _canaries(args)
     if args.concurrency < 1:

@@ -1,0 +1,33 @@
+"""``kuzot consent``: read, accept or withdraw the informed consent."""
+
+from __future__ import annotations
+
+import argparse
+
+from probe.consent import CONSENT_TEXT, consent_record, record_consent, withdraw_consent
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("consent", help="read, accept or withdraw the informed consent")
+    p.add_argument("--show", action="store_true", help="print the consent text")
+    p.add_argument("--lang", choices=sorted(CONSENT_TEXT), help="only this language")
+    p.add_argument("--accept", action="store_true", help="accept the risks described")
+    p.add_argument(
+        "--withdraw", action="store_true", help="withdraw consent; runs stop until you accept again"
+    )
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.accept:
+        record_consent("kuzot consent --accept")
+        print("Consent recorded.")
+    elif args.withdraw:
+        print("Consent withdrawn." if withdraw_consent() else "There was no consent on record.")
+    elif args.show or args.lang:
+        for lang in [args.lang] if args.lang else ["en", "ru", "ky"]:
+            print(CONSENT_TEXT[lang] + "\n")
+    else:
+        record = consent_record()
+        print(f"Consent accepted on {record['at']} ({record['how']})." if record else "No consent on record.")
+    return 0
