@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 #: Subcommands in the order ``kuzot --help`` lists them.
-COMMANDS: list[str] = ["run", "show", "verdicts", "control", "targets", "fingerprints", "lab", "consent"]
+COMMANDS: list[str] = ["run", "show", "verdicts", "control", "targets", "fingerprints", "lab", "consent", "status"]
 
 
 class CommandError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="accept the informed consent without the interactive screen (read `kuzot consent --show` first)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    p.add_argument(
+        "--json", action="store_true", help="print a machine-readable summary instead of the table"
+    )
     p.set_defaults(handler=handle)
 
 
@@ -170,6 +174,36 @@ def step_summary(m: Measurement) -> dict[str, str]:
         "tls": word(m.tls, purpose="target"),
         "http": http,
     }
+
+
+def _judge(measurements: list[Measurement]) -> list:
+    """This run's verdicts, for the summary sentence; a broken fingerprint file must not
+    lose a finished run, so failures here only drop the sentence."""
+    try:
+        from analysis.fingerprints import load_fingerprints
+        from analysis.verdicts import judge_all
+
+        return judge_all(measurements, fingerprints=load_fingerprints())
+    except Exception as exc:  # the run is stored; only the summary is missing
+        print(f"(could not judge this run: {exc})", file=sys.stderr)
+        return []
+
+
+def _plain_summary(verdicts: list, blocked: list[str], offline: bool) -> str:
+    """One sentence for a person, not a table."""
+    if offline:
+        return (
+            "Your own connection seemed down during this run (the reference sites failed too), "
+            "so no site is reported as blocked. Try again when you are online."
+        )
+    sites = len({v.domain for v in verdicts})
+    if not blocked:
+        return f"None of the {sites} sites looks blocked on your network."
+    names = ", ".join(blocked[:8]) + (", ..." if len(blocked) > 8 else "")
+    return (
+        f"{len(blocked)} of {sites} sites look blocked on your network: {names}. "
+        "See `kuzot verdicts` for how and why."
+    )
 
 
 def _control_fetcher(args: argparse.Namespace):  # -> ControlClient | DohControl | None
@@ -250,7 +284,7 @@ def handle(args: argparse.Namespace) -> int:
         budget=budget,
         resume_run_id=resume_run_id,
     )
-    show_progress = not args.quiet and sys.stderr.isatty()
+    show_progress = not args.quiet and not args.json and sys.stderr.isatty()
     progress_bar = None
     task = None
     if show_progress:
@@ -283,7 +317,26 @@ def handle(args: argparse.Namespace) -> int:
         if progress_bar is not None:
             progress_bar.stop()
         store.close()
-    if not args.quiet:
+    verdicts = _judge(result.measurements)
+    blocked = sorted({v.domain for v in verdicts if v.status == "blocked"})
+    offline = any(v.status == "probe_offline" for v in verdicts)
+    if args.json:
+        summary = {
+            "run_id": result.run.id,
+            "status": result.run.status,
+            "targets": len(targets),
+            "measured": len([m for m in result.measurements if m.role == "target"]),
+            "skipped_for_budget": result.skipped_for_budget,
+            "deadline_hit": result.deadline_hit,
+            "bytes_used": result.bytes_used,
+            "probe_offline": offline,
+            "blocked_domains": blocked,
+            "measurements": [
+                {**step_summary(m), "id": m.id} for m in result.measurements if m.role == "target"
+            ],
+        }
+        print(json.dumps(summary, indent=2))
+    elif not args.quiet:
         rows = [step_summary(m) for m in result.measurements if m.role == "target"]
         rows.sort(key=lambda r: r["url"])
         write_rows(rows, "table", columns=["url", "dns", "tcp", "tls", "http"], title=f"run {result.run.id}")
@@ -294,4 +347,5 @@ def handle(args: argparse.Namespace) -> int:
             f"{len(rows)} of {len(targets)} targets measured{note}; about {result.bytes_used:,} bytes used.",
             file=sys.stderr,
         )
+        print(_plain_summary(verdicts, blocked, offline))
     return 0

@@ -1,0 +1,101 @@
+"""``kuzot status``: what this probe did lately, what waits to be uploaded, what comes next."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from probe.commands._common import add_db_option, open_store
+from probe.commands._output import write_rows
+from probe.records import format_time
+from probe.store.models import MeasurementRow
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("status", help="recent runs, the upload queue and the next scheduled run")
+    add_db_option(p)
+    p.add_argument("--runs", type=int, default=5, help="how many recent runs to show (default 5)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=handle)
+
+
+def next_scheduled_run() -> str | None:
+    """The next run from the systemd user timer or the crontab line; None when unscheduled."""
+    systemctl = shutil.which("systemctl")
+    if systemctl:
+        try:
+            out = subprocess.run(
+                [systemctl, "--user", "list-timers", "kuzot.timer", "--no-legend"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        if out:
+            return out.splitlines()[0]
+    crontab = shutil.which("crontab")
+    if crontab:
+        try:
+            out = subprocess.run(
+                [crontab, "-l"], capture_output=True, text=True, timeout=5, check=False
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        for line in out.splitlines():
+            if "kuzot" in line and not line.lstrip().startswith("#"):
+                return f"cron: {line.strip()}"
+    return None
+
+
+def handle(args: argparse.Namespace) -> int:
+    store = open_store(args.db)
+    try:
+        runs = store.runs()[-args.runs :]
+        bytes_by_run = store.bytes_used_by_run()
+        with Session(store.engine) as session:
+            counts = dict(
+                session.execute(
+                    select(MeasurementRow.run_id, func.count())
+                    .where(MeasurementRow.role == "target")
+                    .group_by(MeasurementRow.run_id)
+                ).all()
+            )
+            queued = session.scalar(
+                select(func.count()).select_from(MeasurementRow).where(MeasurementRow.uploaded_at.is_(None))
+            )
+    finally:
+        store.close()
+    rows = []
+    for run in reversed(runs):
+        status = run.status
+        if status == "running" and run.finished_at is None:
+            status = "running or interrupted (no end recorded)"
+        rows.append(
+            {
+                "run": run.id,
+                "started": format_time(run.started_at),
+                "ended": format_time(run.finished_at) if run.finished_at else None,
+                "status": status,
+                "targets": run.targets_total,
+                "measured": int(counts.get(run.id, 0)),
+                "bytes_used": bytes_by_run.get(run.id, 0),
+            }
+        )
+    schedule = next_scheduled_run()
+    if args.json:
+        print(json.dumps({"runs": rows, "upload_queue": int(queued or 0), "next_run": schedule}, indent=2))
+        return 0
+    if rows:
+        write_rows(rows, "table", title="recent runs")
+    else:
+        print("No runs yet. Start one with `kuzot run`.")
+    print(f"Measurements waiting to be uploaded: {int(queued or 0)}")
+    print(f"Next scheduled run: {schedule or 'not scheduled (see `kuzot schedule --every 6h`)'}")
+    return 0
