@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 #: Subcommands in the order ``kuzot --help`` lists them.
-COMMANDS: list[str] = ["run", "show", "verdicts", "control", "targets", "fingerprints", "lab", "consent", "status"]
+COMMANDS: list[str] = [
+    "run",
+    "show",
+    "verdicts",
+    "control",
+    "targets",
+    "fingerprints",
+    "lab",
+    "consent",
+    "config",
+    "schedule",
+    "status",
+]
 
 
 class CommandError(Exception):

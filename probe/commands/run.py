@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--ca-bundle", metavar="FILE", type=Path, help="trust this CA in addition to the system store"
     )
     p.add_argument("--source-address", metavar="ADDR", help="send all probe traffic from this local address")
-    p.add_argument("--concurrency", type=int, default=16, help="targets measured at once (default 16)")
+    p.add_argument("--concurrency", type=int, default=None, help="targets measured at once (default 16)")
     p.add_argument("--deadline", type=float, metavar="SECONDS", help="stop the whole run after this long")
     p.add_argument(
         "--timeout",
@@ -176,6 +176,37 @@ def step_summary(m: Measurement) -> dict[str, str]:
     }
 
 
+def _apply_config(args: argparse.Namespace) -> None:
+    """Fill options not given on the command line from the settings file (``kuzot config``)."""
+    from probe.config import ConfigError, load_config
+
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        raise CommandError(str(exc), status=2) from exc
+    merged = config.merged_with(
+        {
+            "targets": args.targets,
+            "resolvers": args.resolver,
+            "concurrency": args.concurrency,
+            "db": args.db,
+            "max_bytes": args.max_bytes,
+            "max_bytes_per_day": args.max_bytes_per_day,
+            "probe_asn": args.probe_asn,
+            "probe_cc": args.probe_cc,
+        }
+    )
+    if not args.url:
+        args.targets = merged["targets"]
+    args.resolver = list(merged["resolvers"])
+    args.concurrency = merged["concurrency"]
+    args.db = merged["db"]
+    args.max_bytes = merged["max_bytes"]
+    args.max_bytes_per_day = merged["max_bytes_per_day"]
+    args.probe_asn = merged["probe_asn"]
+    args.probe_cc = merged["probe_cc"]
+
+
 def _judge(measurements: list[Measurement]) -> list:
     """This run's verdicts, for the summary sentence; a broken fingerprint file must not
     lose a finished run, so failures here only drop the sentence."""
@@ -243,6 +274,7 @@ def handle(args: argparse.Namespace) -> int:
         require_consent(accept_flag=args.accept_risks)
     except ConsentRequired as exc:
         raise CommandError(str(exc), status=3) from exc
+    _apply_config(args)
     settings = build_settings(args)
     canaries = _canaries(args)
     if args.concurrency < 1:
