@@ -17,6 +17,7 @@ from probe.commands._output import write_rows
 from probe.records import Measurement, Run
 from probe.run import RunPlan, RunResult, execute_run
 from probe.settings import ProbeSettings, Timeouts
+from probe.signing import SigningKey
 from probe.steps import dns
 from probe.store import Store
 from probe.targets import Target, TargetsError, default_targets_path, load_targets, targets_from_urls
@@ -237,6 +238,18 @@ def _plain_summary(verdicts: list, blocked: list[str], offline: bool) -> str:
     )
 
 
+def _signing_key(store: Store) -> SigningKey:
+    """This installation's key (made on first run) that signs every measurement."""
+    from probe.consent import config_dir
+    from probe.signing import SigningKeyError, load_or_create_key
+
+    try:
+        return load_or_create_key(config_dir())
+    except (SigningKeyError, OSError) as exc:
+        store.close()
+        raise CommandError(f"cannot use the signing key: {exc}", status=2) from exc
+
+
 def _control_fetcher(args: argparse.Namespace):  # -> ControlClient | DohControl | None
     """The control vantage: the helper when given, else a DoH resolver for DNS only."""
     if args.control:
@@ -332,13 +345,15 @@ def handle(args: argparse.Namespace) -> int:
         if progress_bar is not None and task is not None:
             progress_bar.advance(task)
 
+    signer = _signing_key(store)
+
     async def main() -> RunResult:
         client = _control_fetcher(args)
         if client is None:
-            return await execute_run(plan, store, progress=on_progress)
+            return await execute_run(plan, store, progress=on_progress, sign=signer.sign)
         plan.control = client
         try:
-            return await execute_run(plan, store, progress=on_progress)
+            return await execute_run(plan, store, progress=on_progress, sign=signer.sign)
         finally:
             with trio.CancelScope(shield=True):
                 await client.aclose()

@@ -1,0 +1,153 @@
+"""Per-installation ed25519 keys that sign each measurement's content hash.
+
+Why sign at all: a report cites measurements that travelled from a volunteer's laptop
+through a collector to a journalist.  The signature lets anyone check that a record is
+byte-for-byte what one probe installation produced, and that records signed with one
+key came from the same installation.  It does not prove *who* runs the probe (keys are
+anonymous on purpose: no name, no IP address), nor that the probe's network is the one
+it claims, nor that the clock was right; see docs/evidence.md.
+
+The key is made on first use and kept in the config directory with owner-only
+permissions.  What is signed is a fixed prefix and the hex content hash, so a verifier
+needs only the canonical record, never our database.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from probe.records import Measurement, canonical_json
+
+#: Signed bytes are this prefix plus the hex content hash: a signature made for a
+#: measurement can never be replayed as a signature over anything else.
+SIGNING_CONTEXT = b"kuzot-measurement-v1:"
+KEY_FILE = "signing-key.pem"
+
+
+class SigningKeyError(Exception):
+    """The key file exists but cannot be used (wrong permissions, corrupt)."""
+
+
+def content_hash_of(record: dict) -> str:
+    return hashlib.sha256(canonical_json(record)).hexdigest()
+
+
+def key_id_of(public_key_b64: str) -> str:
+    """A short, stable name for a key: 16 hex digits of the SHA-256 of its raw bytes."""
+    return hashlib.sha256(base64.b64decode(public_key_b64)).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    private: Ed25519PrivateKey
+
+    @property
+    def public_key(self) -> str:
+        raw = self.private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return base64.b64encode(raw).decode()
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(self.public_key)
+
+    def sign_hash(self, content_hash: str) -> dict[str, str]:
+        signature = self.private.sign(SIGNING_CONTEXT + content_hash.encode())
+        return {
+            "content_hash": content_hash,
+            "signature": base64.b64encode(signature).decode(),
+            "key_id": self.key_id,
+            "public_key": self.public_key,
+        }
+
+    def sign(self, measurement: Measurement) -> dict[str, str]:
+        """The envelope the store keeps beside the record."""
+        return self.sign_hash(measurement.content_hash())
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls(Ed25519PrivateKey.generate())
+
+
+def load_or_create_key(directory: Path) -> SigningKey:
+    """The installation's key, made on first call.  The file is created with mode 0600
+    atomically (never world-readable, not even for an instant)."""
+    path = directory / KEY_FILE
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise SigningKeyError(f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}")
+        try:
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise SigningKeyError(f"{path} is not a usable signing key: {exc}") from exc
+        if not isinstance(private, Ed25519PrivateKey):
+            raise SigningKeyError(f"{path} holds a key that is not ed25519")
+        return SigningKey(private)
+    directory.mkdir(parents=True, exist_ok=True)
+    key = SigningKey.generate()
+    pem = key.private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    tmp = directory / f".{KEY_FILE}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # never replaces a key another process made meanwhile
+    except FileExistsError:
+        tmp.unlink()
+        return load_or_create_key(directory)
+    tmp.unlink()
+    return key
+
+
+def verify_signature(content_hash: str, signature_b64: str, public_key_b64: str) -> str | None:
+    """``None`` when the signature is good, else why not, in words."""
+    try:
+        raw_key = base64.b64decode(public_key_b64, validate=True)
+        signature = base64.b64decode(signature_b64, validate=True)
+        public = Ed25519PublicKey.from_public_bytes(raw_key)
+    except (ValueError, TypeError) as exc:
+        return f"malformed key or signature ({exc})"
+    try:
+        public.verify(signature, SIGNING_CONTEXT + content_hash.encode())
+    except InvalidSignature:
+        return "signature does not match the content hash"
+    return None
+
+
+def verify_envelope(record: dict, envelope: dict) -> list[str]:
+    """Every problem with a stored or uploaded (record, envelope) pair, in words: the
+    content hash recomputed from the record, then the signature over that hash."""
+    problems: list[str] = []
+    actual = content_hash_of(record)
+    claimed = envelope.get("content_hash")
+    if claimed is not None and claimed != actual:
+        problems.append(
+            f"content hash {claimed[:12]}… does not match the record (it hashes to {actual[:12]}…)"
+        )
+    signature, public_key = envelope.get("signature"), envelope.get("public_key")
+    if signature or public_key:
+        if not (signature and public_key):
+            problems.append("signature or public key missing")
+        else:
+            why = verify_signature(actual, signature, public_key)
+            if why is not None:
+                problems.append(why)
+            key_id = envelope.get("key_id")
+            if key_id and key_id != key_id_of(public_key):
+                problems.append(f"key id {key_id} does not belong to the public key")
+    return problems
