@@ -6,6 +6,7 @@ verdict tests reuse the same run.
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -220,7 +221,10 @@ def test_ctrl_c_keeps_finished_measurements(tmp_path: Path) -> None:
             args += ["--url", t.url]
         args += lab.probe_args(control=False)
         args += ["--timeout", "60"]  # the hanging target holds the run open
-        proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1"}
+        proc = subprocess.Popen(
+            args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:

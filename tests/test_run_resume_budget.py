@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -45,7 +46,8 @@ def test_resume_after_kill_measures_only_what_is_left(tmp_path: Path) -> None:
             str(targets),
         ]
         args += [*lab.probe_args(control=False), "--no-canaries", "--timeout", "60"]
-        proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1"}
+        proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         try:
             deadline = time.monotonic() + 60
             while _count(db) < 3 and time.monotonic() < deadline:

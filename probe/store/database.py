@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,15 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 class StoreError(RuntimeError):
     """The database cannot be used (full disk, unreadable file, bad URL); says what to do."""
+
+
+def _store_error(exc: OperationalError) -> StoreError:
+    if "full" in str(exc).lower():
+        return StoreError(
+            "the disk holding the database is full: free some space and run again "
+            "(everything measured so far is kept)"
+        )
+    return StoreError(f"cannot write to the database: {exc.orig}")
 
 
 def data_dir() -> Path:
@@ -262,8 +271,67 @@ class Store:
         Returns False when a measurement with this id is already stored: saving is
         idempotent, which is what makes re-imports and re-uploads safe.
         """
+        row = self._row(m, signature=signature, source=source, bytes_used=bytes_used)
+        try:
+            with Session(self.engine) as session, session.begin():
+                if session.get(MeasurementRow, m.id) is not None:
+                    return False
+                session.add(row)
+                session.flush()
+                session.add_all(_observation_rows(m))
+        except IntegrityError:
+            return False  # a concurrent writer stored the same id first
+        except OperationalError as exc:
+            raise _store_error(exc) from exc
+        return True
+
+    def save_measurements(
+        self,
+        items: Iterable[Measurement],
+        *,
+        sign: Callable[[Measurement], dict[str, str]] | None = None,
+        source: str = "kuzot",
+        chunk: int = 500,
+    ) -> int:
+        """Store many measurements, a transaction per chunk; ids already stored are
+        skipped.  For imports and generated histories, where one transaction per
+        measurement would dominate the time.  Returns how many were new."""
+        stored = 0
+        batch: list[Measurement] = []
+
+        def flush() -> int:
+            ids = [m.id for m in batch]
+            try:
+                with Session(self.engine) as session, session.begin():
+                    existing = set(
+                        session.scalars(select(MeasurementRow.id).where(MeasurementRow.id.in_(ids)))
+                    )
+                    fresh = {m.id: m for m in batch if m.id not in existing}.values()
+                    session.add_all(
+                        self._row(m, signature=sign(m) if sign else None, source=source) for m in fresh
+                    )
+                    session.flush()
+                    for m in fresh:
+                        session.add_all(_observation_rows(m))
+                    return len(fresh)
+            except OperationalError as exc:
+                raise _store_error(exc) from exc
+
+        for m in items:
+            batch.append(m)
+            if len(batch) >= chunk:
+                stored += flush()
+                batch.clear()
+        if batch:
+            stored += flush()
+        return stored
+
+    @staticmethod
+    def _row(
+        m: Measurement, *, signature: dict[str, str] | None, source: str, bytes_used: int = 0
+    ) -> MeasurementRow:
         record = m.canonical_json().decode()
-        row = MeasurementRow(
+        return MeasurementRow(
             id=m.id,
             run_id=m.run_id,
             url=m.url,
@@ -283,24 +351,6 @@ class Store:
             bytes_used=bytes_used,
             stored_at=utc_now(),
         )
-        try:
-            with Session(self.engine) as session, session.begin():
-                if session.get(MeasurementRow, m.id) is not None:
-                    return False
-                session.add(row)
-                session.flush()
-                session.add_all(_observation_rows(m))
-        except IntegrityError:
-            return False  # a concurrent writer stored the same id first
-        except OperationalError as exc:
-            text = str(exc).lower()
-            if "full" in text:
-                raise StoreError(
-                    "the disk holding the database is full: free some space and run again "
-                    "(everything measured so far is kept)"
-                ) from exc
-            raise StoreError(f"cannot write to the database: {exc.orig}") from exc
-        return True
 
     def iter_measurements(
         self,
