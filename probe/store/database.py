@@ -8,6 +8,7 @@ mode commits it at once, so a kill or Ctrl-C loses nothing already measured.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy import Engine, create_engine, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -95,8 +96,9 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
-def _observation_rows(m: Measurement) -> list[Any]:
-    rows: list[Any] = []
+def _observation_values(m: Measurement) -> list[tuple[type, dict[str, Any]]]:
+    """The observation index rows of a measurement, as (table class, column values)."""
+    rows: list[tuple[type, dict[str, Any]]] = []
     groups = [(m.dns, m.tcp, m.tls, m.http, False)]
     if m.control is not None:
         c = m.control
@@ -105,70 +107,86 @@ def _observation_rows(m: Measurement) -> list[Any]:
         common = {"measurement_id": m.id, "is_control": is_control}
         for d in dns:
             rows.append(
-                DnsObservationRow(
-                    **common,
-                    obs_id=d.id,
-                    failure=d.failure,
-                    started=d.started,
-                    finished=d.finished,
-                    hostname=d.hostname,
-                    query_type=d.query_type,
-                    resolver=d.resolver,
-                    transport=d.transport,
-                    rcode=d.rcode,
-                    addresses=d.addresses(),
-                    extra_responses=len(d.extra_responses),
+                (
+                    DnsObservationRow,
+                    dict(
+                        **common,
+                        obs_id=d.id,
+                        failure=d.failure,
+                        started=d.started,
+                        finished=d.finished,
+                        hostname=d.hostname,
+                        query_type=d.query_type,
+                        resolver=d.resolver,
+                        transport=d.transport,
+                        rcode=d.rcode,
+                        addresses=d.addresses(),
+                        extra_responses=len(d.extra_responses),
+                    ),
                 )
             )
         for t in tcp:
             rows.append(
-                TcpObservationRow(
-                    **common,
-                    obs_id=t.id,
-                    failure=t.failure,
-                    started=t.started,
-                    finished=t.finished,
-                    ip=t.ip,
-                    port=t.port,
+                (
+                    TcpObservationRow,
+                    dict(
+                        **common,
+                        obs_id=t.id,
+                        failure=t.failure,
+                        started=t.started,
+                        finished=t.finished,
+                        ip=t.ip,
+                        port=t.port,
+                    ),
                 )
             )
         for s in tls:
             rows.append(
-                TlsObservationRow(
-                    **common,
-                    obs_id=s.id,
-                    failure=s.failure,
-                    started=s.started,
-                    finished=s.finished,
-                    ip=s.ip,
-                    port=s.port,
-                    server_name=s.server_name,
-                    purpose=s.purpose,
-                    version=s.version,
-                    cipher=s.cipher,
-                    validated=s.validated,
-                    leaf_sha256=s.certificates[0].sha256 if s.certificates else None,
+                (
+                    TlsObservationRow,
+                    dict(
+                        **common,
+                        obs_id=s.id,
+                        failure=s.failure,
+                        started=s.started,
+                        finished=s.finished,
+                        ip=s.ip,
+                        port=s.port,
+                        server_name=s.server_name,
+                        purpose=s.purpose,
+                        version=s.version,
+                        cipher=s.cipher,
+                        validated=s.validated,
+                        leaf_sha256=s.certificates[0].sha256 if s.certificates else None,
+                    ),
                 )
             )
         for h in http:
             rows.append(
-                HttpObservationRow(
-                    **common,
-                    obs_id=h.id,
-                    failure=h.failure,
-                    started=h.started,
-                    finished=h.finished,
-                    url=h.url,
-                    ip=h.ip,
-                    status_code=h.status_code,
-                    title=h.title,
-                    location=h.header("location"),
-                    body_length=h.body_length,
-                    body_sha256=h.body_sha256,
-                    body_truncated=h.body_truncated,
+                (
+                    HttpObservationRow,
+                    dict(
+                        **common,
+                        obs_id=h.id,
+                        failure=h.failure,
+                        started=h.started,
+                        finished=h.finished,
+                        url=h.url,
+                        ip=h.ip,
+                        status_code=h.status_code,
+                        title=h.title,
+                        location=h.header("location"),
+                        body_length=h.body_length,
+                        body_sha256=h.body_sha256,
+                        body_truncated=h.body_truncated,
+                    ),
                 )
             )
     return rows
+
+
+def _observation_rows(m: Measurement) -> list[Any]:
+    return [cls(**values) for cls, values in _observation_values(m)]
 
 
 class Store:
@@ -306,13 +324,20 @@ class Store:
                     existing = set(
                         session.scalars(select(MeasurementRow.id).where(MeasurementRow.id.in_(ids)))
                     )
-                    fresh = {m.id: m for m in batch if m.id not in existing}.values()
-                    session.add_all(
-                        self._row(m, signature=sign(m) if sign else None, source=source) for m in fresh
+                    fresh = list({m.id: m for m in batch if m.id not in existing}.values())
+                    if not fresh:
+                        return 0
+                    rows = [self._row(m, signature=sign(m) if sign else None, source=source) for m in fresh]
+                    session.execute(
+                        insert(MeasurementRow),
+                        [{c.key: getattr(r, c.key) for c in MeasurementRow.__table__.columns} for r in rows],
                     )
-                    session.flush()
+                    by_table: dict[type, list[dict[str, Any]]] = {}
                     for m in fresh:
-                        session.add_all(_observation_rows(m))
+                        for cls, values in _observation_values(m):
+                            by_table.setdefault(cls, []).append(values)
+                    for cls, values_list in by_table.items():
+                        session.execute(insert(cls), values_list)
                     return len(fresh)
             except OperationalError as exc:
                 raise _store_error(exc) from exc
@@ -330,7 +355,8 @@ class Store:
     def _row(
         m: Measurement, *, signature: dict[str, str] | None, source: str, bytes_used: int = 0
     ) -> MeasurementRow:
-        record = m.canonical_json().decode()
+        canonical = m.canonical_json()
+        record = canonical.decode()
         return MeasurementRow(
             id=m.id,
             run_id=m.run_id,
@@ -343,7 +369,7 @@ class Store:
             started_at=m.started_at,
             runtime=m.runtime,
             source=source,
-            content_hash=m.content_hash(),
+            content_hash=hashlib.sha256(canonical).hexdigest(),
             record=record,
             signature=(signature or {}).get("signature"),
             key_id=(signature or {}).get("key_id"),
