@@ -33,8 +33,11 @@ def iter_measurements(
     clauses = []
     params: dict[str, object] = {}
     if domain is not None:
-        clauses.append("(domain = :domain OR role = 'canary')" if include_canaries else "domain = :domain")
-        params["domain"] = domain
+        # "azattyk.org" means the site, with or without "www."
+        bare = domain.strip().lower().rstrip(".").removeprefix("www.")
+        match = "domain IN (:domain, :www_domain)"
+        clauses.append(f"({match} OR role = 'canary')" if include_canaries else match)
+        params["domain"], params["www_domain"] = bare, f"www.{bare}"
     if probe_asn is not None:
         clauses.append("probe_asn = :asn")
         params["asn"] = probe_asn

@@ -73,3 +73,25 @@ def matrix_run(matrix_lab: LoopbackLab, tmp_path_factory: pytest.TempPathFactory
         "stdout": result.stdout,
         "measurements": {name: by_url[t.url] for name, t in matrix_lab.targets.items()},
     }
+
+
+@pytest.fixture(scope="session")
+def history_db(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A database holding the synthetic example history (three networks, months of
+    measurements), signed by a throwaway key, with the example orders file beside it."""
+    from datetime import timedelta
+
+    from analysis.synthetic import EXAMPLE_ORDERS_CSV, example_history, example_spec
+    from probe.signing import SigningKey
+    from probe.store import Store
+
+    directory = tmp_path_factory.mktemp("history")
+    url = f"sqlite:///{directory / 'history.db'}"
+    store = Store.open(url)
+    try:
+        store.save_measurements(example_history(every=timedelta(hours=12)), sign=SigningKey.generate().sign)
+    finally:
+        store.close()
+    orders = directory / "orders.csv"
+    orders.write_text(EXAMPLE_ORDERS_CSV)
+    return {"db": url, "orders": orders, "spec": example_spec(every=timedelta(hours=12)), "dir": directory}

@@ -78,16 +78,20 @@ def write_rows(
     for c in columns:
         table.add_column(c, overflow="fold")
     for row in rows:
-        table.add_row(*[_cell(row.get(c)) for c in columns])
-    Console(file=out, width=max(120, Console().width)).print(table)
+        table.add_row(*[_cell(row.get(c), short=True) for c in columns])
+    # On a terminal, fit the screen; in a pipe or file, never fold a word in two
+    # (people grep tables).
+    width = max(120, Console().width) if out.isatty() else 1000
+    Console(file=out, width=width).print(table)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, *, short: bool = False) -> str:
+    """Text for one cell; ``short`` is for people reading a table: times to the minute."""
     value = _clean(value)
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return _json_default(value)
+        return value.strftime("%Y-%m-%d %H:%M") if short else _json_default(value)
     if isinstance(value, list | dict):
         return json.dumps(value, default=_json_default, ensure_ascii=False)
     return str(value)

@@ -1,0 +1,55 @@
+"""``kuzot chart``: a timeline per domain (one row per network) and a blocked-share heatmap."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from probe.commands import CommandError
+from probe.commands._analysis import add_filters
+from probe.commands._common import add_db_option
+from probe.commands.episodes import load_episodes
+from probe.commands.orders import DEFAULT_ORDERS, load_orders_or_fail
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "chart", help="draw a domain's timeline or a blocked-share heatmap (PNG and SVG)"
+    )
+    p.add_argument(
+        "kind", choices=["timeline", "heatmap"], help="timeline: episodes per network; heatmap: by day"
+    )
+    add_db_option(p)
+    add_filters(p)
+    p.add_argument(
+        "--orders", type=Path, default=DEFAULT_ORDERS, help="orders file (default targets/orders.csv)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="output path; .png and .svg are written beside it")
+    p.add_argument(
+        "--image-format",
+        dest="formats",
+        action="append",
+        choices=["png", "svg", "pdf"],
+        help="only these formats (repeatable; default png and svg)",
+    )
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from analysis import charts
+
+    if args.kind == "timeline" and not args.domain:
+        raise CommandError("a timeline is drawn for one site: add --domain DOMAIN", status=2)
+    verdicts, episodes = load_episodes(args)
+    if verdicts.empty:
+        what = args.domain or "any site"
+        raise CommandError(
+            f"no measurements of {what} in the database (check --db and the filters)", status=1
+        )
+    if args.kind == "timeline":
+        figure = charts.timeline(args.domain, episodes, verdicts, load_orders_or_fail(args.orders))
+    else:
+        figure = charts.heatmap(verdicts, args.domain)
+    for path in charts.save(figure, args.out, formats=args.formats or ("png", "svg")):
+        print(path)
+    return 0

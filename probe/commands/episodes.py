@@ -1,0 +1,65 @@
+"""``kuzot episodes``: block episodes per site and network, durations as intervals."""
+
+from __future__ import annotations
+
+import argparse
+
+from probe.commands._analysis import add_filters, load_verdicts
+from probe.commands._common import add_db_option, add_format_option
+from probe.commands._output import write_rows
+
+COLUMNS = [
+    "domain",
+    "probe_asn",
+    "blocking",
+    "first_blocked",
+    "last_blocked",
+    "last_accessible_before",
+    "first_accessible_after",
+    "duration_days_min",
+    "duration_days_max",
+    "measurements_blocked",
+    "measurements_total",
+    "ongoing",
+]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "episodes", help="block episodes per domain and network, with duration intervals"
+    )
+    add_db_option(p)
+    add_format_option(p)
+    add_filters(p)
+    p.add_argument("--by-site", action="store_true", help="group a site with its mirrors")
+    p.set_defaults(handler=handle)
+
+
+def load_episodes(args: argparse.Namespace):  # -> tuple[DataFrame, DataFrame]
+    from analysis.episodes import find_episodes
+
+    verdicts = load_verdicts(args)
+    return verdicts, find_episodes(verdicts, by_site=getattr(args, "by_site", False))
+
+
+#: What fits on a screen; json and csv have every column.
+TABLE_COLUMNS = [
+    "domain",
+    "probe_asn",
+    "blocking",
+    "first_blocked",
+    "last_blocked",
+    "duration_days_min",
+    "duration_days_max",
+    "measurements_blocked",
+    "measurements_total",
+    "ongoing",
+]
+
+
+def handle(args: argparse.Namespace) -> int:
+    _verdicts, episodes = load_episodes(args)
+    extra = [c for c in episodes.columns if c not in COLUMNS]
+    columns = TABLE_COLUMNS if args.format == "table" else COLUMNS + extra
+    write_rows(episodes.to_dict(orient="records"), args.format, columns=columns)
+    return 0

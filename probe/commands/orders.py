@@ -1,0 +1,65 @@
+"""``kuzot orders``: how each network enforced each blocking order, and blocks no order explains."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from probe.commands import CommandError
+from probe.commands._analysis import add_filters
+from probe.commands._common import add_db_option, add_format_option
+from probe.commands._output import write_rows
+from probe.commands.episodes import TABLE_COLUMNS as EPISODE_TABLE_COLUMNS
+from probe.commands.episodes import load_episodes
+
+DEFAULT_ORDERS = Path(__file__).resolve().parents[2] / "targets" / "orders.csv"
+#: What fits on a screen; json and csv have every column.
+TABLE_COLUMNS = [
+    "order_id",
+    "domain",
+    "probe_asn",
+    "status",
+    "enforcement_lag_days",
+    "blocked_days_min",
+    "blocked_days_max",
+    "days_past_order_end",
+    "days_after_withdrawal",
+]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("orders", help="correlate block episodes with ministry orders")
+    add_db_option(p)
+    add_format_option(p)
+    add_filters(p)
+    p.add_argument(
+        "--orders", type=Path, default=DEFAULT_ORDERS, help="orders file (default targets/orders.csv)"
+    )
+    p.add_argument("--unexplained", action="store_true", help="list episodes that match no order instead")
+    p.set_defaults(handler=handle)
+
+
+def load_orders_or_fail(path: Path):  # -> DataFrame
+    from analysis.orders import OrdersFileError, load_orders
+
+    try:
+        return load_orders(path)
+    except OrdersFileError as exc:
+        raise CommandError(str(exc), status=2) from exc
+    except FileNotFoundError:
+        raise CommandError(f"{path}: no such file", status=2) from None
+
+
+def handle(args: argparse.Namespace) -> int:
+    from analysis.orders import correlate, unexplained_episodes
+
+    orders = load_orders_or_fail(args.orders)
+    verdicts, episodes = load_episodes(args)
+    frame = (
+        unexplained_episodes(orders, episodes) if args.unexplained else correlate(orders, episodes, verdicts)
+    )
+    columns = list(frame.columns)
+    if args.format == "table":
+        columns = TABLE_COLUMNS if not args.unexplained else EPISODE_TABLE_COLUMNS
+    write_rows(frame.to_dict(orient="records"), args.format, columns=columns)
+    return 0
