@@ -1,6 +1,9 @@
 """Charts a reader understands at a glance: a timeline of episodes per network, and a
 heatmap of the blocked share by day and network.
 
+Figures are built with matplotlib's object API, never pyplot: no global state, no
+window, safe in threads and in servers, and no backend forced on a notebook user.
+
 Design choices, for readers rather than analysts: one row per network, time left to
 right; the certain part of an episode drawn solid and its uncertainty bracket pale; a
 colour per blocking method, with the legend in words; order dates as vertical lines
@@ -13,12 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # charts are files; never open a window (CI has no display)
-
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -65,7 +63,8 @@ def timeline(
     eps = episodes[episodes["domain"] == domain] if len(episodes) else episodes
     asns = sorted({int(a) for a in mine["probe_asn"].dropna().unique()})
     height = 1.6 + 0.7 * max(1, len(asns))
-    fig, ax = plt.subplots(figsize=(11, height), layout="constrained")
+    fig = Figure(figsize=(11, height), layout="constrained")
+    ax = fig.subplots()
     times = pd.to_datetime(mine["measured_at"], utc=True)
     for row, asn in enumerate(asns):
         y = len(asns) - 1 - row
@@ -177,7 +176,8 @@ def heatmap(
     verdicts: pd.DataFrame, domain: str | None = None, *, names: dict[int, str] | None = None
 ) -> Figure:
     share = blocked_share(verdicts, domain)
-    fig, ax = plt.subplots(figsize=(11, 1.6 + 0.5 * max(1, share.shape[1])), layout="constrained")
+    fig = Figure(figsize=(11, 1.6 + 0.5 * max(1, share.shape[1])), layout="constrained")
+    ax = fig.subplots()
     if share.empty:
         ax.text(0.5, 0.5, "no conclusive measurements", transform=ax.transAxes, ha="center")
         ax.set_axis_off()
@@ -210,7 +210,6 @@ def save(fig: Figure, path: str | Path, formats: Sequence[str] = ("png", "svg"))
         target = base.with_suffix(f".{fmt}")
         fig.savefig(target, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
         written.append(target)
-    plt.close(fig)
     return written
 
 

@@ -63,3 +63,13 @@ def iter_measurements(
 
 def load_measurements(db_url: str, **filters: object) -> list[Measurement]:
     return list(iter_measurements(db_url, **filters))  # type: ignore[arg-type]
+
+
+def load_verdicts(db_url: str, **filters: object):  # -> pandas.DataFrame
+    """Verdicts of every target measurement in a database, as a frame
+    (:func:`analysis.verdicts.verdicts_frame`): the starting point of every analysis."""
+    from analysis.fingerprints import load_fingerprints
+    from analysis.verdicts import judge_all, verdicts_frame
+
+    measurements = iter_measurements(db_url, **filters)  # type: ignore[arg-type]
+    return verdicts_frame(judge_all(measurements, fingerprints=load_fingerprints()))
