@@ -10,6 +10,7 @@ COMMANDS: list[str] = [
     "control",
     "targets",
     "fingerprints",
+    "verify",
     "lab",
     "consent",
     "config",
