@@ -60,7 +60,8 @@ class EvidenceError(Exception):
     """The evidence cannot be written as asked (unknown measurement ids, odd file names)."""
 
 
-def _chunks(items: list[str], size: int = CHUNK) -> Iterator[list[str]]:
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    size = CHUNK  # read at call time, so a test can shrink it to cross chunk boundaries
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
