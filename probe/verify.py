@@ -266,7 +266,7 @@ def verify_report(out_dir: Path) -> VerifyResult:
         result.manifest_found = False
         result.add(
             MANIFEST_PATH,
-            "no manifest; without it nothing can be checked (is this a directory written by kuzot report?)",
+            f"no {MANIFEST_PATH}, so nothing can be checked (is this a directory written by kuzot report?)",
         )
         return result
     expected = _read_manifest(manifest, result)

@@ -159,7 +159,10 @@ def test_missing_manifest_or_directory_exits_2_with_a_clear_message(report: Path
     (report / "evidence" / "MANIFEST.sha256").unlink()
     result = kuzot("verify", str(report))
     assert result.returncode == 2 and result.stdout == ""
-    assert "evidence/MANIFEST.sha256: no manifest" in result.stderr
+    assert (
+        result.stderr
+        == f"kuzot verify: {report}: no evidence/MANIFEST.sha256, so nothing can be checked (is this a directory written by kuzot report?)\n"
+    )
     data = json.loads(kuzot("verify", str(report), "--json").stdout)
     assert data["ok"] is False and data["manifest_found"] is False
     gone = kuzot("verify", str(tmp_path / "nowhere"))

@@ -40,7 +40,7 @@ def handle(args: argparse.Namespace) -> int:
         # Not "checked and found wrong" but "could not check": say why on stderr, as
         # other commands do for bad input.
         for problem in result.problems:
-            print(f"kuzot verify: {args.directory}: {problem}", file=sys.stderr)
+            print(f"kuzot verify: {args.directory}: {problem.message}", file=sys.stderr)
         return status
     for problem in result.problems:
         print(problem)
