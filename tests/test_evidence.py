@@ -226,3 +226,28 @@ def test_probe_and_analysis_agree_on_the_layout() -> None:
         probe.verify.EVIDENCE_DIR,
         probe.verify.MANIFEST_NAME,
     )
+
+
+def test_the_by_hand_recipe_in_docs_checks_hash_and_signature(report: Path, tmp_path: Path) -> None:
+    """If a reader follows docs/evidence.md with awk, sha256sum, jq and OpenSSL, then line 1's hash and signature check out."""
+    if not all(shutil.which(tool) for tool in ("awk", "sha256sum", "jq", "openssl", "base64")):
+        pytest.skip("needs awk, sha256sum, jq, openssl and base64")
+    script = r"""
+set -eu
+f=evidence/measurements.jsonl; n=1; w="$1"
+LC_ALL=C awk -v n=$n 'NR==n { i = index($0, ",\"record\":"); printf "%s", substr($0, i + 10, length($0) - i - 10) }' $f | sha256sum | cut -d' ' -f1
+hash=$(sed -n "${n}p" $f | jq -r .content_hash)
+printf 'kuzot-measurement-v1:%s' "$hash" > "$w/signed.bin"
+sed -n "${n}p" $f | jq -r .signature | base64 -d > "$w/signature.bin"
+key=$(sed -n "${n}p" $f | jq -r .public_key)
+printf -- '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA%s\n-----END PUBLIC KEY-----\n' "$key" > "$w/key.pem"
+openssl pkeyutl -verify -pubin -inkey "$w/key.pem" -rawin -in "$w/signed.bin" -sigfile "$w/signature.bin"
+"""
+    done = subprocess.run(
+        ["sh", "-c", script, "sh", str(tmp_path)], cwd=report, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        _line_of(report, 1)["content_hash"],
+        "Signature Verified Successfully",
+    ]
