@@ -99,13 +99,15 @@ def write_evidence(
     """Write ``out_dir/evidence/<name>``: the given measurements, signed envelope and
     stored record, one a line, sorted by (started_at, id).
 
-    Records are read a chunk at a time and written as they come, so memory stays flat
-    however many measurements a report cites.  The file appears only when complete (it
-    is written beside and renamed), so a failed export never leaves half a file for the
-    manifest to bless.  Every id must exist: a report citing a measurement it cannot
-    produce is a bug to catch here, not in front of a reader."""
-    if "/" in name or name in ("", ".", "..", MANIFEST_NAME):
-        raise EvidenceError(f"evidence file name {name!r} must be a plain file name")
+    Records are read a chunk at a time and written as they come, so memory holds one
+    chunk of records (and the ids) however many measurements a report cites.  The file
+    appears only when complete (it is written beside and renamed), so a failed export
+    never leaves half a file for the manifest to bless.  Every id must exist: a report
+    citing a measurement it cannot produce is a bug to catch here, not in front of a
+    reader."""
+    if "/" in name or "\\" in name or name.startswith(".") or not name.endswith(".jsonl"):
+        # kuzot verify checks evidence/*.jsonl; any other name would escape the check.
+        raise EvidenceError(f"evidence file name {name!r} must be a plain file name ending in .jsonl")
     ids = sorted(set(measurement_ids))
     directory = Path(out_dir) / EVIDENCE_DIR
     directory.mkdir(parents=True, exist_ok=True)

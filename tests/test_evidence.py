@@ -218,6 +218,9 @@ def test_unknown_ids_are_refused_and_no_file_is_left(matrix_run: dict, tmp_path:
     with pytest.raises(EvidenceError, match="not-a-measurement"):
         write_evidence(matrix_run["db"], ["not-a-measurement"], tmp_path)
     assert list((tmp_path / "evidence").iterdir()) == []
+    for bad in ("notes.json", "../x.jsonl", ".hidden.jsonl"):
+        with pytest.raises(EvidenceError, match="plain file name"):
+            write_evidence(matrix_run["db"], [], tmp_path, name=bad)
 
 
 def test_probe_and_analysis_agree_on_the_layout() -> None:
