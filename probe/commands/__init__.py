@@ -13,6 +13,7 @@ COMMANDS: list[str] = [
     "control",
     "targets",
     "fingerprints",
+    "verify",
     "lab",
     "consent",
     "config",
