@@ -73,3 +73,24 @@ def load_verdicts(db_url: str, **filters: object):  # -> pandas.DataFrame
 
     measurements = iter_measurements(db_url, **filters)  # type: ignore[arg-type]
     return verdicts_frame(judge_all(measurements, fingerprints=load_fingerprints()))
+
+
+def canary_ids(db_url: str, measurement_ids: list[str], *, chunk: int = 500) -> list[str]:
+    """The canaries measured in the same runs as ``measurement_ids``: the evidence that
+    a run's probe was online (or, when they all failed, that it was not)."""
+    engine = create_engine(db_url)
+    found: set[str] = set()
+    try:
+        with engine.connect() as conn:
+            for i in range(0, len(measurement_ids), chunk):
+                part = measurement_ids[i : i + chunk]
+                params = {f"m{j}": mid for j, mid in enumerate(part)}
+                names = ", ".join(f":m{j}" for j in range(len(part)))
+                query = text(
+                    "SELECT id FROM measurements WHERE role = 'canary' AND run_id IN "
+                    f"(SELECT run_id FROM measurements WHERE id IN ({names}) AND run_id IS NOT NULL)"
+                )
+                found.update(row[0] for row in conn.execute(query, params))
+    finally:
+        engine.dispose()
+    return sorted(found)

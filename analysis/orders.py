@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis.episodes import bare_domain
@@ -284,14 +285,28 @@ def correlate(
     """One row per (order, domain, network that measured the domain): status, lag, and
     durations against the order.  A domain no network measured gets one ``no_data`` row
     with an empty ``probe_asn``."""
-    measured = verdicts.assign(
-        _domain=verdicts["domain"].map(bare_domain),
-        _t=pd.to_datetime(verdicts["measured_at"], utc=True),
-    )
-    conclusive = measured[measured["status"].isin(["blocked", "accessible"])]
-    asns_by_domain = {
-        d: sorted(int(a) for a in g.dropna().unique()) for d, g in measured.groupby("_domain")["probe_asn"]
+    # Group once: per (domain, network) the sorted times of conclusive verdicts and the
+    # episodes, so that each order costs a lookup, not a pass over millions of rows.
+    domains = verdicts["domain"].map(bare_domain)
+    asn_values = verdicts["probe_asn"].astype("Int64")
+    asns_by_domain: dict[str, list[int]] = {}
+    for domain, asn in (
+        pd.DataFrame({"d": domains, "a": asn_values}).dropna().drop_duplicates().itertuples(index=False)
+    ):
+        asns_by_domain.setdefault(domain, []).append(int(asn))
+    conclusive_mask = verdicts["status"].isin(["blocked", "accessible"]).to_numpy()
+    times = pd.to_datetime(verdicts["measured_at"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
+    conclusive = pd.DataFrame(
+        {
+            "d": domains[conclusive_mask].to_numpy(),
+            "a": asn_values[conclusive_mask].to_numpy(),
+            "t": times[conclusive_mask],
+        }
+    ).dropna()
+    seen_times = {
+        (d, int(a)): np.sort(g.to_numpy()) for (d, a), g in conclusive.groupby(["d", "a"], sort=False)["t"]
     }
+    episodes_by_key = {(d, int(a)): g for (d, a), g in episodes.groupby(["domain", "probe_asn"], sort=False)}
     windows = _windows(orders, grace)
     rows: list[dict[str, object]] = []
     for _, order in orders.iterrows():
@@ -299,31 +314,33 @@ def correlate(
         ordered_end = _ts(order["ordered_end"])
         withdrawn = _ts(order["withdrawn_on"])
         for domain in order["domains"]:
-            asns = asns_by_domain.get(domain, [])
+            asns = sorted(asns_by_domain.get(domain, []))
             if not asns:
                 rows.append(_row(order, domain, None, "no_data"))
                 continue
             window = windows[(order["order_id"], domain)]
             for asn in asns:
-                mine = episodes[(episodes["domain"] == domain) & (episodes["probe_asn"] == asn)]
-                hits = [
-                    _overlaps(f, lb, window)
-                    for f, lb in zip(mine["first_blocked"], mine["last_blocked"], strict=True)
-                ]
-                matched = mine[hits] if hits else mine
-                if len(matched):
-                    rows.append(_enforced_row(order, domain, asn, matched, issued, ordered_end, withdrawn))
-                    continue
-                seen = conclusive[(conclusive["_domain"] == domain) & (conclusive["probe_asn"] == asn)]
-                inside = seen.iloc[0:0]
-                if window is not None:
+                mine = episodes_by_key.get((domain, asn))
+                if mine is not None:
+                    hits = [
+                        _overlaps(f, lb, window)
+                        for f, lb in zip(mine["first_blocked"], mine["last_blocked"], strict=True)
+                    ]
+                    matched = mine[hits]
+                    if len(matched):
+                        rows.append(
+                            _enforced_row(order, domain, asn, matched, issued, ordered_end, withdrawn)
+                        )
+                        continue
+                inside = 0
+                seen = seen_times.get((domain, asn))
+                if window is not None and seen is not None:
                     start, end = window
-                    inside = seen[seen["_t"] >= start]
-                    if end is not None:
-                        inside = inside[inside["_t"] <= end]
-                status = "not_enforced" if len(inside) else "no_data"
-                row = _row(order, domain, asn, status)
-                row["measurements_total"] = len(inside)
+                    lo = np.searchsorted(seen, start.value, side="left")
+                    hi = len(seen) if end is None else np.searchsorted(seen, end.value, side="right")
+                    inside = int(max(0, hi - lo))
+                row = _row(order, domain, asn, "not_enforced" if inside else "no_data")
+                row["measurements_total"] = inside
                 rows.append(row)
     frame = pd.DataFrame(rows, columns=list(CORRELATION_COLUMNS))
     frame["probe_asn"] = frame["probe_asn"].astype("Int64")

@@ -10,6 +10,7 @@ COMMANDS: list[str] = [
     "episodes",
     "orders",
     "chart",
+    "report",
     "control",
     "targets",
     "fingerprints",

@@ -1,0 +1,88 @@
+"""``kuzot report``: a citable, verifiable evidence folder for one site."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from probe.commands import CommandError
+from probe.commands._analysis import add_filters, database_url
+from probe.commands._common import add_db_option, open_store
+from probe.commands.orders import DEFAULT_ORDERS, load_orders_or_fail
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report", help="write an evidence report for one site (HTML, citations, CSV, charts, signed evidence)"
+    )
+    add_db_option(p)
+    add_filters(p)
+    p.add_argument(
+        "--orders", type=Path, default=DEFAULT_ORDERS, help="orders file (default targets/orders.csv)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder to write (new or empty)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier Kuzot report in --out (nothing else is removed)",
+    )
+    p.add_argument("--json", action="store_true", help="print what was written as JSON")
+    p.set_defaults(handler=handle)
+
+
+def _prepare(out: Path, overwrite: bool) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise CommandError(f"{out} exists and is not a folder", status=2)
+    if not any(out.iterdir()):
+        return
+    earlier = (out / "evidence" / "MANIFEST.sha256").is_file() and (out / "index.html").is_file()
+    if not overwrite:
+        raise CommandError(
+            f"{out} is not empty: choose a new folder (or --overwrite an earlier report)", status=2
+        )
+    if not earlier:
+        raise CommandError(f"{out} does not hold an earlier Kuzot report; refusing to overwrite it", status=2)
+    shutil.rmtree(out)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from analysis.fingerprints import FingerprintError
+    from analysis.report import ReportError, build_report
+
+    if not args.domain:
+        raise CommandError("a report is about one site: add --domain DOMAIN", status=2)
+    orders = load_orders_or_fail(args.orders)
+    url = database_url(args)
+    open_store(url).close()  # a clear error for a bad URL, and the schema in place
+    _prepare(args.out, args.overwrite)
+    try:
+        report = build_report(url, args.domain, args.out, orders=orders, since=args.since, until=args.until)
+    except (ReportError, FingerprintError) as exc:
+        raise CommandError(str(exc), status=1) from exc
+    if args.json:
+        import json
+
+        print(
+            json.dumps(
+                {
+                    "out": str(args.out),
+                    "domain": report.domain,
+                    "measurements": len(report.verdicts),
+                    "evidence": len(report.evidence_ids),
+                    "episodes": len(report.episodes),
+                    "networks": [n.asn for n in report.networks],
+                    "index": str(args.out / "index.html"),
+                    "citation": report.citation(),
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        print(f"Report on {report.domain} written to {args.out}/index.html", file=sys.stderr)
+        print(report.citation(), end="")
+    return 0

@@ -1,0 +1,168 @@
+"""kuzot report: a self-contained page, citable sentences, signed evidence that kuzot verify checks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import kuzot
+
+
+@pytest.fixture(scope="module")
+def report_dir(history_db, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "azattyk"
+    result = kuzot(
+        "report",
+        "--db",
+        history_db["db"],
+        "--domain",
+        "www.azattyk.org",
+        "--orders",
+        str(history_db["orders"]),
+        "--out",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_report_files(report_dir):
+    for name in (
+        "index.html",
+        "citation.txt",
+        "episodes.csv",
+        "orders.csv",
+        "verdicts.csv",
+        "charts/timeline.png",
+        "charts/timeline.svg",
+        "charts/heatmap.png",
+        "charts/heatmap.svg",
+        "evidence/measurements.jsonl",
+        "evidence/MANIFEST.sha256",
+    ):
+        assert (report_dir / name).is_file(), name
+    episodes = (report_dir / "episodes.csv").read_text().splitlines()
+    assert episodes[0].startswith("domain,probe_asn,blocking,first_blocked")
+    assert len(episodes) == 3  # ISP A by DNS, ISP C by TLS
+    assert "enforced" in (report_dir / "orders.csv").read_text()
+
+
+def test_citation_sentences_have_counts_and_intervals_in_three_languages(report_dir):
+    citation = (report_dir / "citation.txt").read_text()
+    assert re.search(
+        r"azattyk\.org was blocked by DNS tampering on AS64601 from 2\d October 2022 to 2\d December "
+        r"2022: between \d+ and \d+ days, \d+ of \d+ measurements\.",
+        citation,
+    )
+    assert "On AS64602, azattyk.org was not seen blocked" in citation
+    assert "был заблокирован в сети AS64601 (подмена DNS)" in citation
+    assert "тармагында бөгөттөлгөн" in citation
+
+
+def test_every_figure_is_traceable_to_evidence(report_dir):
+    lines = (report_dir / "evidence" / "measurements.jsonl").read_text().splitlines()
+    ids = {json.loads(line)["id"] for line in lines}
+    page = (report_dir / "index.html").read_text()
+    anchors = set(re.findall(r'<details id="ep-([0-9a-f]{16})">', page))
+    assert len(anchors) == 2
+    for row in (report_dir / "verdicts.csv").read_text().splitlines()[1:]:
+        assert row.split(",", 1)[0] in ids
+    cited = set(re.findall(r'<td class="tag">([0-9a-f]+)</td>', page))
+    assert cited and cited <= ids
+    assert any(json.loads(line)["record"]["role"] == "canary" for line in lines), (
+        "canaries back probe_offline"
+    )
+
+
+def test_page_is_self_contained(report_dir):
+    page = (report_dir / "index.html").read_text()
+    assert "<script" not in page
+    assert not re.search(r'src="(?!data:)', page), "every image is embedded"
+    assert "default-src 'none'" in page
+    png = re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1)
+    assert base64.b64decode(png)[:4] == b"\x89PNG"
+
+
+def test_verify_passes_then_names_a_changed_measurement_and_a_bad_signature(report_dir, tmp_path):
+    ok = kuzot("verify", str(report_dir))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("OK:")
+
+    copy = tmp_path / "copy"
+    shutil.copytree(report_dir, copy)
+    path = copy / "evidence" / "measurements.jsonl"
+    lines = path.read_text().splitlines()
+    first, second = json.loads(lines[10]), json.loads(lines[20])
+    lines[10] = lines[10].replace('"runtime":1.0', '"runtime":2.0', 1)
+    assert lines[10] != json.dumps(first)
+    forged = json.loads(lines[20])
+    forged["signature"] = first["signature"]
+    lines[20] = json.dumps(forged, separators=(",", ":"), ensure_ascii=False)
+    path.write_text("\n".join(lines) + "\n")
+    bad = kuzot("verify", str(copy))
+    assert bad.returncode == 1
+    assert first["id"] in bad.stdout and second["id"] in bad.stdout
+    assert "evidence/measurements.jsonl:11:" in bad.stdout and "evidence/measurements.jsonl:21:" in bad.stdout
+
+
+def test_report_refuses_unsafe_output_and_empty_data(history_db, tmp_path):
+    (tmp_path / "mine.txt").write_text("do not delete")
+    busy = kuzot(
+        "report", "--db", history_db["db"], "--domain", "azattyk.org", "--out", str(tmp_path), "--overwrite"
+    )
+    assert busy.returncode == 2 and "refusing" in busy.stderr
+    assert (tmp_path / "mine.txt").exists()
+    none = kuzot("report", "--db", history_db["db"], "--domain", "nosuch.kg", "--out", str(tmp_path / "r"))
+    assert none.returncode == 1 and "no measurements of nosuch.kg" in none.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("CI") != "true",
+    reason="Debian's chromium is not installed (.ci/run installs it)",
+)
+def test_page_renders_in_headless_chromium(report_dir, tmp_path):
+    """The page loads in a real browser without console errors, shows the episodes, and is not blank."""
+    assert CHROMIUM, "CI must have chromium (.ci/run installs it)"
+    flags = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    url = (report_dir / "index.html").as_uri()
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "Block episodes" in dom.stdout and "AS64601" in dom.stdout
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Refused to" in line]
+    assert not [line for line in console if "error" in line.lower() or "Refused" in line], console
+
+    shot = tmp_path / "page.png"
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1200,2400", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    from matplotlib import image
+
+    pixels = image.imread(shot)
+    colours = {tuple(p) for p in pixels.reshape(-1, pixels.shape[-1])[::37].round(2).tolist()}
+    assert len(colours) > 20, "the screenshot is not blank"
