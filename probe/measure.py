@@ -18,6 +18,7 @@ import ipaddress
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import trio
@@ -202,7 +203,7 @@ async def measure_url(
     steps (not after), so both vantages see the site at nearly the same moment.
     """
     settings = ctx.settings
-    started_at = utc_now()
+    started_at = utc_now() + timedelta(seconds=settings.clock_offset)
     t0 = trio.current_time()
     ids = ObservationIds()
     parts = urlsplit(target.url)
@@ -223,6 +224,8 @@ async def measure_url(
         software_name=SOFTWARE_NAME,
         software_version=__version__,
     )
+    if settings.clock_offset:
+        measurement.annotations["simulated_clock"] = "true"
 
     async with trio.open_nursery() as nursery:
         if control is not None:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import trio
 
@@ -73,7 +74,7 @@ async def execute_run(
     settings = plan.settings
     run = Run(
         id=plan.resume_run_id or run_id or str(uuid.uuid4()),
-        started_at=utc_now(),
+        started_at=utc_now() + timedelta(seconds=settings.clock_offset),
         software_name=SOFTWARE_NAME,
         software_version=__version__,
         probe_asn=settings.probe_asn,
@@ -137,5 +138,5 @@ async def execute_run(
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(store.finish_run, run.id, status)
         run.status = status
-        run.finished_at = utc_now()
+        run.finished_at = utc_now() + timedelta(seconds=plan.settings.clock_offset)
     return result

@@ -38,3 +38,7 @@ class ProbeSettings:
     probe_asn: int | None = None
     probe_cc: str | None = None
     probe_network: str | None = None
+    #: Seconds added to the clock when recording times.  Only labs and ``kuzot demo`` set
+    #: it, to replay "a day" in minutes; every measurement taken so is annotated
+    #: ``simulated_clock=true`` so it can never pass for a real observation.
+    clock_offset: float = 0.0

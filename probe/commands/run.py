@@ -62,6 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--probe-cc", help="your country code (default KG)", default=None)
     p.add_argument("--probe-network", help="your ISP's name, if you want to record it")
     p.add_argument(
+        "--simulated-start",
+        type=_iso_time,
+        metavar="TIME",
+        help="labs and demos only: record times as if the run started at TIME (ISO 8601); "
+        "such measurements are marked simulated_clock",
+    )
+    p.add_argument(
         "--canary",
         action="append",
         default=None,
@@ -140,6 +147,9 @@ def build_settings(args: argparse.Namespace) -> ProbeSettings:
         probe_asn=args.probe_asn,
         probe_cc=args.probe_cc,
         probe_network=args.probe_network,
+        clock_offset=(args.simulated_start - datetime.now(UTC)).total_seconds()
+        if args.simulated_start
+        else 0.0,
     )
 
 
@@ -236,6 +246,14 @@ def _plain_summary(verdicts: list, blocked: list[str], offline: bool) -> str:
         f"{len(blocked)} of {sites} sites look blocked on your network: {names}. "
         "See `kuzot verdicts` for how and why."
     )
+
+
+def _iso_time(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _signing_key(store: Store) -> SigningKey:
