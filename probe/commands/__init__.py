@@ -16,6 +16,7 @@ COMMANDS: list[str] = [
     "fingerprints",
     "verify",
     "lab",
+    "demo",
     "consent",
     "config",
     "schedule",
