@@ -1012,12 +1012,16 @@ def _same_host(name: str, domain: str) -> bool:
 
 def _control_to_ooni(control: ControlObservations, domain: str) -> dict[str, Any]:
     """Our control in the shape of OONI's test-helper answer: one DNS result (the union
-    of the control's addresses for the site), endpoints by ``ip:port``, and the final
+    of the control's answers for the site), endpoints by ``ip:port``, and the final
     response of the control's chain."""
     out: dict[str, Any] = {}
     lookups = [o for o in control.dns if _same_host(o.hostname, domain)] or control.dns
     if lookups:
-        addrs = list(dict.fromkeys(a for o in lookups for a in o.addresses()))
+        # CNAME targets too, as OONI's older helpers listed them: a name that resolves
+        # only to an alias is still an answer, not a failure.
+        addrs = list(
+            dict.fromkeys(a.value for o in lookups for a in o.answers if a.rrtype in ("A", "AAAA", "CNAME"))
+        )
         failures = [o.failure for o in lookups if o.failure is not None]
         out["dns"] = {
             "failure": None if addrs else failure_to_ooni(failures[0] if failures else None),
