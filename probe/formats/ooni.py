@@ -132,6 +132,8 @@ _FAILURE_ALIASES: dict[str, Failure] = {
 
 #: Our failures whose OONI name differs (the export side of the aliases above).
 _FAILURE_EXPORT_NAMES: dict[Failure, str] = {Failure.DNS_SERVER_FAILURE: "dns_servfail_error"}
+#: OONI's names for exactly our failures: reading them loses nothing worth keeping.
+_SAME_MEANING: dict[str, Failure] = {name: failure for failure, name in _FAILURE_EXPORT_NAMES.items()}
 
 _CERTIFICATE_FAILURES = frozenset(
     {Failure.SSL_UNKNOWN_AUTHORITY, Failure.SSL_INVALID_HOSTNAME, Failure.SSL_INVALID_CERTIFICATE}
@@ -151,6 +153,8 @@ def failure_from_ooni(value: Any, originals: set[str] | None = None) -> Failure 
         return Failure(text)
     except ValueError:
         pass
+    if text in _SAME_MEANING:
+        return _SAME_MEANING[text]
     if originals is not None:
         originals.add(text)
     if text in _FAILURE_ALIASES:
