@@ -885,7 +885,7 @@ def test_cli_strict_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_cli_reads_gzip_and_stdin(tmp_path: Path) -> None:
-    """If measurements come gzipped or on standard input, then they are imported all the same."""
+    """If measurements come gzipped or on standard input, then they are imported; a cut gzip keeps what was whole."""
     gz = tmp_path / "kg.jsonl.gz"
     gz.write_bytes(gzip.compress(jsonl(ooni_line(), dns_blocked_line()).encode()))
     db = f"sqlite:///{tmp_path / 'k.db'}"
@@ -894,6 +894,11 @@ def test_cli_reads_gzip_and_stdin(tmp_path: Path) -> None:
     piped = kuzot("import-ooni", "--db", db, "-", stdin=jsonl(nxdomain_line(), "nope"))
     assert piped.returncode == 0 and "1 imported, 0 already present, 1 skipped" in piped.stdout
     assert "<stdin>:2: not JSON" in piped.stderr
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(jsonl(ooni_line("https://24.kg/"), nxdomain_line()).encode())[:-30])
+    damaged = kuzot("import-ooni", "--db", db, str(cut))
+    assert damaged.returncode == 0 and "1 imported, 0 already present, 1 skipped" in damaged.stdout
+    assert f"{cut}: unreadable after line 1" in damaged.stderr
 
 
 def test_cli_missing_file_and_only_garbage(tmp_path: Path) -> None:
