@@ -25,9 +25,9 @@ os.environ["KUZOT_DOH_CONTROL"] = "off"
 
 
 def kuzot(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real command in a subprocess, as a user would."""
+    """Run the real command in a subprocess, as a user would (``stdin`` is piped in)."""
     # Tests never reach a public DoH resolver: a run without --control gets no DNS
     # control unless the test names the lab's DoH server.
     full_env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1", "KUZOT_DOH_CONTROL": "off", **(env or {})}
@@ -35,6 +35,7 @@ def kuzot(
         [sys.executable, "-m", "probe", *args],
         capture_output=True,
         text=True,
+        input=stdin,
         timeout=timeout,
         env=full_env,
         cwd=REPO,

@@ -1,4 +1,9 @@
-"""One module per ``kuzot`` subcommand; each defines ``register(subparsers)``."""
+"""One module per ``kuzot`` subcommand; each defines ``register(subparsers)``.
+
+A module's name is the command's with ``_`` for ``-`` (``import_ooni`` registers
+``kuzot import-ooni``): the parser name comes from ``register``, this list only
+imports the modules.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ COMMANDS: list[str] = [
     "targets",
     "fingerprints",
     "verify",
+    "import_ooni",
+    "export",
     "lab",
     "demo",
     "consent",

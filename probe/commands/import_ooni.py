@@ -1,0 +1,135 @@
+"""``kuzot import-ooni``: load OONI Web Connectivity measurements into the database.
+
+Why: analysts already hold years of OONI measurements from Kyrgyzstan.  Stored as our
+records (``source`` "ooni", under the probe's own AS number) they are judged by the
+same rules as ours, so ``kuzot verdicts`` and the reports cover both.
+
+A line that cannot be imported (malformed JSON, another OONI test, a measurement
+without the fields a verdict needs) is skipped and reported with its line number: one
+broken line must not cost the rest of a year's file.  With ``--strict`` every such
+line is an error instead, and nothing is written unless the whole input is clean.
+Importing the same file again stores nothing new (measurement ids are derived from
+OONI's own identifiers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from probe.commands import CommandError
+from probe.commands._common import add_db_option, open_store
+from probe.records import Measurement
+
+#: Whatever reading an input can raise besides bad lines: an unreadable file, a gzip
+#: stream cut short.
+_READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "import-ooni",
+        help="import OONI web_connectivity measurements (.jsonl, .jsonl.gz, .json)",
+        description="Load OONI Web Connectivity measurements (OONI's data format: one JSON object a "
+        "line, gzipped or not, or one measurement per .json file) into the database, as measurements "
+        "of their probe's network.  Lines that cannot be imported are skipped and listed on stderr.",
+    )
+    p.add_argument(
+        "files", nargs="+", metavar="FILE", help="OONI measurements (.jsonl, .jsonl.gz, .json); - reads stdin"
+    )
+    add_db_option(p)
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="a line that cannot be imported is an error (exit 2) and nothing is written",
+    )
+    p.set_defaults(handler=handle)
+
+
+def _results(name: str) -> Iterator[tuple[str, Measurement | None]]:
+    """Each input item as (``"FILE:LINE"``, measurement), or as (``"FILE:LINE: reason"``,
+    None) when it cannot be imported."""
+    from probe.formats.ooni import read_ooni_path
+
+    label = "<stdin>" if name == "-" else name
+    last = 0
+    try:
+        for result in read_ooni_path(name):
+            last = result.line
+            if result.error is not None:
+                yield f"{label}:{result.line}: {result.error}", None
+            else:
+                yield f"{label}:{result.line}", result.measurement
+    except _READ_ERRORS as exc:
+        yield f"{label}: unreadable after line {last}: {exc}", None
+
+
+def _check_inputs(files: list[str]) -> None:
+    if files.count("-") > 1:
+        raise CommandError("standard input (-) can be read only once", status=2)
+    for name in files:
+        if name != "-" and not Path(name).is_file():
+            raise CommandError(f"{name}: no such file", status=2)
+
+
+def handle(args: argparse.Namespace) -> int:
+    _check_inputs(args.files)
+    if args.strict:
+        return _import_strict(args)
+    store = open_store(args.db)
+    stored = present = skipped = 0
+    try:
+        for name in args.files:
+            for where, measurement in _results(name):
+                if measurement is None:
+                    skipped += 1
+                    print(f"skipped {where}", file=sys.stderr)
+                elif store.save_measurement(measurement, source="ooni"):
+                    stored += 1
+                else:
+                    present += 1
+    finally:
+        store.close()
+    print(_summary(stored, present, skipped))
+    # Nothing usable at all in what was given is a failure, not an empty success.
+    return 1 if skipped and not stored and not present else 0
+
+
+def _import_strict(args: argparse.Namespace) -> int:
+    """Read everything first; write only when every line converted."""
+    measurements: list[Measurement] = []
+    problems: list[str] = []
+    for name in args.files:
+        for where, measurement in _results(name):
+            if measurement is None:
+                problems.append(where)
+            else:
+                measurements.append(measurement)
+    if problems:
+        for where in problems:
+            print(f"error {where}", file=sys.stderr)
+        raise CommandError(
+            f"{len(problems)} line(s) cannot be imported; nothing was written "
+            "(without --strict they are skipped)",
+            status=2,
+        )
+    store = open_store(args.db)
+    stored = present = 0
+    try:
+        for measurement in measurements:
+            if store.save_measurement(measurement, source="ooni"):
+                stored += 1
+            else:
+                present += 1
+    finally:
+        store.close()
+    print(_summary(stored, present, 0))
+    return 0
+
+
+def _summary(stored: int, present: int, skipped: int) -> str:
+    text = f"{stored} imported, {present} already present, {skipped} skipped"
+    return text + (" (reasons on stderr)" if skipped else "")
