@@ -123,7 +123,9 @@ def _network_summaries(domain: str, verdicts: pd.DataFrame, episodes: pd.DataFra
         mine = episodes[episodes["probe_asn"] == asn]
         for lang in text.LANGUAGES:
             sentences = []
-            if conclusive < MIN_CONCLUSIVE:
+            if mine.empty and conclusive < MIN_CONCLUSIVE:
+                # An episode is stated whatever the count (its own figures say how many
+                # measurements back it); "not seen blocked" needs enough of them.
                 sentences.append(
                     text.too_few_sentence(lang=lang, domain=domain, network=label, conclusive=conclusive)
                 )

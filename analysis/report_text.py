@@ -54,8 +54,21 @@ def ru_days(n: int) -> str:
     return "дней"
 
 
+def _hours(low: float, high: float | None, lang: str, ongoing: bool) -> str:
+    lo = int(low * 24)
+    if high is None or ongoing:
+        return {"en": f"at least {lo} hours", "ru": f"не менее {lo} ч", "ky": f"кеминде {lo} саат"}[lang]
+    hi = int(-(-(high * 24) // 1))
+    if lo == hi:
+        return {"en": f"{lo} hours", "ru": f"{lo} ч", "ky": f"{lo} саат"}[lang]
+    return {"en": f"between {lo} and {hi} hours", "ru": f"{lo}–{hi} ч", "ky": f"{lo}–{hi} саат"}[lang]
+
+
 def duration(low: float, high: float | None, lang: str, *, ongoing: bool = False) -> str:
-    """The duration bracket in words: "between 59 and 62 days", "at least 25 days"."""
+    """The duration bracket in words: "between 59 and 62 days", "at least 25 days"; in
+    hours when the block is shorter than two days (a day's rounding would say "0 days")."""
+    if (high if high is not None and not ongoing else low) < 2:
+        return _hours(low, high, lang, ongoing)
     lo = int(low)  # whole days certainly blocked (rounded down)
     if high is None or ongoing:
         return {"en": f"at least {lo} days", "ru": f"не менее {lo} {ru_days(lo)}", "ky": f"кеминде {lo} күн"}[

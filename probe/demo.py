@@ -51,7 +51,7 @@ def scenario_at(network: DemoNetwork, hour: float) -> str:
 def run_demo(
     out_dir: Path,
     *,
-    every_hours: int = 3,
+    every_hours: int = 2,
     say: Callable[[str], None] = print,
 ) -> dict[str, object]:
     """Measure a simulated day, then write verdicts, episodes and the report under

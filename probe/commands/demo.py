@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, help="where to keep the demo's database and report (default: a new temp folder)"
     )
     p.add_argument(
-        "--every", type=int, default=3, choices=[1, 2, 3, 4, 6, 8, 12], metavar="HOURS",
-        help="hours between simulated rounds (default 3: eight rounds)",
+        "--every", type=int, default=2, choices=[1, 2, 3, 4, 6, 8, 12], metavar="HOURS",
+        help="hours between simulated rounds (default 2: twelve rounds)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.set_defaults(handler=handle)
