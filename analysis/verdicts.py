@@ -535,8 +535,11 @@ def compare_http(probe: HttpObservation, control: HttpObservation) -> HttpDiff:
     """Compare two final responses.  A status mismatch counts only when the probe's status
     is not 2xx: a probe that got its 200 reached the site whatever the control got."""
     status_mismatch = probe.status_code != control.status_code and not _is_2xx(probe.status_code)
-    truncated = probe.body_truncated and control.body_truncated
-    proportion = 1.0 if truncated else body_proportion(probe.body_length, control.body_length)
+    # A probe body cut at the byte cap is at least that long: never a blockpage, and its
+    # length says nothing about the real page's (an imported OONI probe body may be cut
+    # where the control's never is).  A truncated control only makes the ratio an upper
+    # bound, so a small probe body still counts as a mismatch.
+    proportion = 1.0 if probe.body_truncated else body_proportion(probe.body_length, control.body_length)
     return HttpDiff(
         status_mismatch=status_mismatch,
         body_proportion=proportion,

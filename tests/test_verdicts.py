@@ -857,3 +857,37 @@ def test_reached_site_matching_control_is_never_blocked(m: Measurement, fps: Fin
 def test_every_status_has_a_rule(status: str) -> None:
     """If a status is part of the contract, then at least one rule produces it."""
     assert any(rule.status == status for rule in RULES.values())
+
+
+def test_a_truncated_probe_body_is_not_a_body_mismatch():
+    """If the probe's body was cut at the byte cap, then its length is no evidence of a blockpage."""
+    from analysis.verdicts import compare_http
+    from probe.records import HttpObservation
+
+    probe = HttpObservation(
+        "http/0",
+        "https://a.kg/",
+        "1.2.3.4",
+        0,
+        1,
+        status_code=200,
+        title="Other",
+        body_length=1 << 20,
+        body_truncated=True,
+    )
+    control = HttpObservation(
+        "control/http/0", "https://a.kg/", "1.2.3.4", 0, 1, status_code=200, title="News", body_length=5 << 20
+    )
+    assert not compare_http(probe, control).body_mismatch
+    small = HttpObservation("http/0", "https://a.kg/", "1.2.3.4", 0, 1, status_code=200, body_length=2000)
+    capped = HttpObservation(
+        "control/http/0",
+        "https://a.kg/",
+        "1.2.3.4",
+        0,
+        1,
+        status_code=200,
+        body_length=1 << 20,
+        body_truncated=True,
+    )
+    assert compare_http(small, capped).body_mismatch
