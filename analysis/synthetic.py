@@ -68,6 +68,13 @@ def _cert(domain: str) -> CertificateInfo:
     )
 
 
+def _handshake(domain: str, obs_id: str, ip: str) -> TlsObservation:
+    """A handshake that completed with a certificate valid for ``domain``."""
+    return TlsObservation(
+        obs_id, ip, 443, domain, 0.1, 0.2, version="TLSv1.3", certificates=[_cert(domain)], validated=True
+    )
+
+
 def _page(domain: str, obs_id: str, ip: str | None, *, url: str) -> HttpObservation:
     body = f"<html><head><title>{domain} news</title></head><body>{'x' * 400}</body></html>".encode()
     return HttpObservation(
@@ -105,19 +112,7 @@ def _control(domain: str, url: str, *, down: bool = False) -> ControlObservation
         tcp = [TcpObservation("control/tcp/0", ip, 443, 0.05, 10.05, failure=Failure.GENERIC_TIMEOUT)]
         return ControlObservations(source="https://control.example.org/", dns=dns, tcp=tcp)
     tcp = [TcpObservation("control/tcp/0", ip, 443, 0.05, 0.1)]
-    tls = [
-        TlsObservation(
-            "control/tls/0",
-            ip,
-            443,
-            domain,
-            0.1,
-            0.2,
-            version="TLSv1.3",
-            certificates=[_cert(domain)],
-            validated=True,
-        )
-    ]
+    tls = [_handshake(domain, "control/tls/0", ip)]
     http = [_page(domain, "control/http/0", ip, url=url)]
     return ControlObservations(source="https://control.example.org/", dns=dns, tcp=tcp, tls=tls, http=http)
 
@@ -193,19 +188,7 @@ def make_measurement(
             ),
         ]
         return m
-    m.tls = [
-        TlsObservation(
-            "tls/0",
-            ip,
-            443,
-            domain,
-            0.1,
-            0.2,
-            version="TLSv1.3",
-            certificates=[_cert(domain)],
-            validated=True,
-        )
-    ]
+    m.tls = [_handshake(domain, "tls/0", ip)]
     if kind == "http-failure":
         m.http = [HttpObservation("http/0", url, ip, 0.3, 0.4, failure=Failure.CONNECTION_RESET)]
     elif kind == "blockpage":

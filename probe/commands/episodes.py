@@ -8,20 +8,11 @@ from probe.commands._analysis import add_filters, load_verdicts
 from probe.commands._common import add_db_option, add_format_option
 from probe.commands._output import write_rows
 
-COLUMNS = [
-    "domain",
-    "probe_asn",
-    "blocking",
-    "first_blocked",
-    "last_blocked",
-    "last_accessible_before",
-    "first_accessible_after",
-    "duration_days_min",
-    "duration_days_max",
-    "measurements_blocked",
-    "measurements_total",
-    "ongoing",
-]
+
+def _columns() -> list[str]:
+    from analysis.episodes import EPISODE_COLUMNS
+
+    return list(EPISODE_COLUMNS)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,7 +50,8 @@ TABLE_COLUMNS = [
 
 def handle(args: argparse.Namespace) -> int:
     _verdicts, episodes = load_episodes(args)
-    extra = [c for c in episodes.columns if c not in COLUMNS]
-    columns = TABLE_COLUMNS if args.format == "table" else COLUMNS + extra
+    columns = _columns()
+    extra = [c for c in episodes.columns if c not in columns]
+    columns = TABLE_COLUMNS if args.format == "table" else columns + extra
     write_rows(episodes.to_dict(orient="records"), args.format, columns=columns)
     return 0

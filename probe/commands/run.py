@@ -12,6 +12,7 @@ import trio
 
 from probe.bandwidth import ByteBudget
 from probe.commands import CommandError
+from probe.commands._analysis import parse_date
 from probe.commands._common import add_db_option, open_store, parse_asn
 from probe.commands._output import write_rows
 from probe.records import Measurement, Run
@@ -63,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--probe-network", help="your ISP's name, if you want to record it")
     p.add_argument(
         "--simulated-start",
-        type=_iso_time,
+        type=parse_date,
         metavar="TIME",
         help="labs and demos only: record times as if the run started at TIME (ISO 8601); "
         "such measurements are marked simulated_clock",
@@ -246,14 +247,6 @@ def _plain_summary(verdicts: list, blocked: list[str], offline: bool) -> str:
         f"{len(blocked)} of {sites} sites look blocked on your network: {names}. "
         "See `kuzot verdicts` for how and why."
     )
-
-
-def _iso_time(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _signing_key(store: Store) -> SigningKey:

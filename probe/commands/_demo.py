@@ -21,7 +21,7 @@ from pathlib import Path
 from probe.lab.netns import NetnsLab
 
 DAY = datetime(2022, 10, 26, tzinfo=UTC)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
