@@ -15,6 +15,9 @@ COMMANDS: list[str] = [
     "config",
     "schedule",
     "status",
+    "upload",
+    "serve",
+    "db",
 ]
 
 
