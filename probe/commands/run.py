@@ -292,11 +292,15 @@ def _upload_after_run(args: argparse.Namespace) -> dict | None:
     """Send the queue (this run and anything left from earlier ones) to the collector.
 
     Never fails the run: every measurement is already stored, and whatever does not
-    reach the collector now stays queued for the next upload."""
+    reach the collector now stays queued for the next upload.  So only a few quick
+    retries here (a scheduled run should not hang on a dead collector); ``kuzot upload``
+    tries harder."""
     from probe.commands.upload import describe, run_upload
 
     try:
-        outcome = run_upload(args.db, args.upload, log_progress=not args.quiet and not args.json)
+        outcome = run_upload(
+            args.db, args.upload, log_progress=not args.quiet and not args.json, max_retries=2, backoff=1.0
+        )
     except CommandError as exc:
         print(f"kuzot run: upload skipped: {exc}; the measurements stay queued", file=sys.stderr)
         return {"error": str(exc)}

@@ -78,22 +78,27 @@ def run_upload(
 
 
 def describe(result: UploadResult) -> str:
-    """One paragraph for a person."""
-    text = (
-        f"Uploaded {result.acknowledged} measurements to {result.collector} "
-        f"({result.stored} new, {result.duplicate} already there)."
-    )
+    """One paragraph for a person: what arrived, what did not and why, what to do."""
+    if result.error and not result.acknowledged:
+        text = f"Could not upload to {result.collector}: {result.error}."
+    else:
+        text = (
+            f"Uploaded {result.acknowledged} measurements to {result.collector} "
+            f"({result.stored} new, {result.duplicate} already there)."
+        )
+        if result.error:
+            text += f" Then stopped: {result.error}."
     if result.rejected:
-        text += f" {len(result.rejected)} refused by the collector (kept here): " + "; ".join(
+        text += f" {len(result.rejected)} refused by the collector: " + "; ".join(
             f"{r['id']}: {r['error']}" for r in result.rejected[:3]
         )
-    if result.error:
-        text += f" Stopped early: {result.error}."
-    text += (
-        f" {result.remaining} still waiting; `kuzot upload` sends them later."
-        if result.remaining
-        else " Nothing left to upload."
-    )
+    if result.remaining:
+        text += (
+            f" {result.remaining} measurements stay queued here; "
+            f"`kuzot upload --to {result.collector}` sends them later."
+        )
+    else:
+        text += " Nothing left to upload."
     return text
 
 
