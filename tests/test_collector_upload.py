@@ -152,12 +152,12 @@ def test_collector_dying_mid_upload_loses_and_duplicates_nothing(
 
 
 def test_parallel_probes_and_racing_uploads(collector: CollectorProcess, tmp_path: Path) -> None:
-    """If five probes upload at once, and two uploads of one probe race, then every measurement is stored exactly once."""
-    probes = [_probe(tmp_path, f"p{i}", 200) for i in range(5)]
+    """If four probes upload at once, and two uploads of one probe race, then every measurement is stored exactly once."""
+    probes = [_probe(tmp_path, f"p{i}", 150) for i in range(4)]
     procs = [_popen_upload(collector.url, db, env, "--batch-size", "20") for db, _, env in probes]
     racer = _popen_upload(collector.url, probes[0][0], probes[0][2], "--batch-size", "20")
     outputs = [p.communicate(timeout=300) for p in [*procs, racer]]
-    assert [p.returncode for p in [*procs, racer]] == [0] * 6, [err for _, err in outputs]
+    assert [p.returncode for p in [*procs, racer]] == [0] * 5, [err for _, err in outputs]
     sent = {i for _, ids, _ in probes for i in ids}
     server_ids = [i for i in stored_ids(collector.db_url) if i in sent]
     assert sorted(server_ids) == sorted(sent)
@@ -166,7 +166,7 @@ def test_parallel_probes_and_racing_uploads(collector: CollectorProcess, tmp_pat
         json.loads((Path(env["KUZOT_CONFIG_DIR"]) / TOKEN_FILE).read_text())[collector.url]["probe_id"]
         for _, _, env in probes
     }
-    assert len(probe_ids) == 5  # each probe registered itself
+    assert len(probe_ids) == 4  # each probe registered itself
 
 
 def test_refused_items_stay_queued_while_the_rest_go(collector: CollectorProcess, tmp_path: Path) -> None:
