@@ -367,9 +367,9 @@ class Uploader:
         headers = {"User-Agent": f"kuzot/{__version__}"}
         with httpx.Client(timeout=self.timeout, transport=self.transport, headers=headers) as client:
             try:
-                self._limits(client)
                 ids = _queued_ids(self.store)
-                if ids:
+                if ids:  # nothing queued: no need to reach the collector at all
+                    self._limits(client)
                     entry = load_token(self.config_directory, self.base)
                     token = entry["token"] if entry else self._register(client)
                     for batch in self._batches(_items(self.store, ids)):

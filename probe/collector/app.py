@@ -110,7 +110,38 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
-def _validate(payload: list[Any], probe_id: str) -> list[BatchItem] | list[Problem]:
+class _Refusal(Exception):
+    def __init__(self, response: JSONResponse) -> None:
+        self.response = response
+
+
+def _parse(body: bytes, max_items: int) -> list[Any]:
+    """The batch's items, or a refusal saying what is wrong with the batch as a whole."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise _Refusal(_error(400, 'body is not JSON; send {"measurements": [...]}')) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("measurements"), list):
+        raise _Refusal(
+            _error(
+                422, "field 'measurements' is required and must be a list", field="measurements", index=None
+            )
+        )
+    batch = payload["measurements"]
+    if len(batch) > max_items:
+        raise _Refusal(
+            _error(
+                413,
+                f"batch of {len(batch)} measurements; at most {max_items} per request",
+                max_items=max_items,
+            )
+        )
+    return batch
+
+
+def _validate(body: bytes, max_items: int, probe_id: str) -> list[BatchItem] | list[Problem]:
+    """Parse and check a whole batch (in a worker thread: a large batch takes a while)."""
+    payload = _parse(body, max_items)
     items: list[BatchItem] = []
     problems: list[Problem] = []
     for index, raw in enumerate(payload):
@@ -175,21 +206,9 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
                 max_bytes=config.max_bytes,
             )
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, 'body is not JSON; send {"measurements": [...]}')
-        if not isinstance(payload, dict) or not isinstance(payload.get("measurements"), list):
-            return _error(
-                422, "field 'measurements' is required and must be a list", field="measurements", index=None
-            )
-        batch = payload["measurements"]
-        if len(batch) > config.max_items:
-            return _error(
-                413,
-                f"batch of {len(batch)} measurements; at most {config.max_items} per request",
-                max_items=config.max_items,
-            )
-        checked = await trio.to_thread.run_sync(_validate, batch, probe_id)
+            checked = await trio.to_thread.run_sync(_validate, body, config.max_items, probe_id)
+        except _Refusal as refusal:
+            return refusal.response
         if checked and isinstance(checked[0], Problem):
             problems: Sequence[Problem] = checked  # type: ignore[assignment]
             first = problems[0]
