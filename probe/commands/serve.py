@@ -80,7 +80,6 @@ def handle(args: argparse.Namespace) -> int:
 
     from probe.collector.app import CollectorConfig, create_collector_app
     from probe.control.app import ControlConfig
-    from probe.store import StoreError
 
     if args.max_batch_items < 1 or args.max_batch_bytes < 1024:
         raise CommandError(
@@ -108,9 +107,9 @@ def handle(args: argparse.Namespace) -> int:
                 write_concurrency=args.write_concurrency,
             ),
         )
-    except (StoreError, OSError, ValueError) as exc:
+    except (RuntimeError, OSError, ValueError) as exc:  # maxminddb's InvalidDatabaseError is a RuntimeError
         store.close()
-        raise CommandError(f"--asn-db: {exc}", status=2) from exc
+        raise CommandError(f"--asn-db {args.asn_db}: {exc}", status=2) from exc
     config = Config()
     config.bind = [args.listen]
     config.accesslog = None  # an access log would record every volunteer's address
