@@ -1,6 +1,9 @@
 """Writes notebooks/episodes.ipynb.  The cells live here so that changes to them are reviewed as
 code; run from the repository root: python notebooks/build_episodes_notebook.py"""
 
+import shutil
+import subprocess
+
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -17,18 +20,24 @@ cells = [
     new_code_cell(
         "import os\n"
         "import sys\n"
-        "from datetime import timedelta\n"
         "from pathlib import Path\n\n"
         "ROOT = Path(os.environ.get('KUZOT_ROOT', '..')).resolve()\n"
-        "sys.path.insert(0, str(ROOT))  # works from a clone without installing\n\n"
+        "sys.path.insert(0, str(ROOT))  # works from a clone without installing"
+    ),
+    new_code_cell(
+        "from datetime import timedelta\n\n"
         "import pandas as pd\n\n"
-        "%matplotlib inline\n"
         "from analysis import charts\n"
         "from analysis.data import load_verdicts\n"
         "from analysis.episodes import find_episodes\n"
         "from analysis.orders import (\n"
-        "    correlate, load_orders, orders_frame, parse_orders, unexplained_episodes,\n"
+        "    correlate,\n"
+        "    load_orders,\n"
+        "    orders_frame,\n"
+        "    parse_orders,\n"
+        "    unexplained_episodes,\n"
         ")\n\n"
+        "%matplotlib inline\n"
         "DB = os.environ.get('KUZOT_DB')\n"
         "DOMAIN = os.environ.get('KUZOT_DOMAIN', 'azattyk.org')\n"
         "pd.set_option('display.width', 160)"
@@ -83,3 +92,8 @@ nb = new_notebook(cells=cells)
 nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
 nb.metadata["language_info"] = {"name": "python"}
 nbformat.write(nb, "notebooks/episodes.ipynb")
+
+# The cells are written with single quotes to sit inside this file's strings; the notebook
+# itself follows the project's format, so that `ruff format --check` passes on it.
+if shutil.which("ruff"):
+    subprocess.run(["ruff", "format", "--quiet", "notebooks/episodes.ipynb"], check=True)

@@ -7,12 +7,18 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from probe.lab.loopback import LoopbackLab, matrix
+from tests.collector_support import (
+    CollectorProcess,
+    PostgresUnavailable,
+    ThrowawayPostgres,
+    fresh_postgres_url,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,3 +102,82 @@ def history_db(tmp_path_factory: pytest.TempPathFactory) -> dict:
     orders = directory / "orders.csv"
     orders.write_text(EXAMPLE_ORDERS_CSV)
     return {"db": url, "orders": orders, "spec": example_spec(every=timedelta(hours=12)), "dir": directory}
+
+
+# --- collector: the same tests on SQLite and on PostgreSQL -----------------------------
+
+#: Database backends every collector test runs on.
+BACKENDS = [pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL server: $KUZOT_TEST_POSTGRES_URL, else a throwaway cluster of our own.
+
+    Without PostgreSQL the PostgreSQL half of the suite is skipped, saying why, except
+    in CI (CI=true), where a missing backend must fail rather than pass unnoticed.
+    """
+    given = os.environ.get("KUZOT_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    try:
+        cluster = ThrowawayPostgres()
+        url = cluster.start()
+    except (PostgresUnavailable, OSError, subprocess.SubprocessError) as exc:
+        message = f"PostgreSQL is unavailable ({exc}); install it or set KUZOT_TEST_POSTGRES_URL"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def new_db(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[], str]]:
+    """Makes fresh, empty databases on this module's backend (each dropped afterwards)."""
+    admin = request.getfixturevalue("postgres_admin_url") if backend == "postgresql" else None
+    drops: list[Callable[[], None]] = []
+
+    def make() -> str:
+        if admin is None:
+            return f"sqlite:///{tmp_path_factory.mktemp('db') / 'collector.db'}"
+        url, drop = fresh_postgres_url(admin)
+        drops.append(drop)  # type: ignore[arg-type]
+        return url
+
+    yield make
+    for drop in drops:
+        drop()
+
+
+@pytest.fixture(scope="module")
+def start_collector(
+    new_db: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., CollectorProcess]]:
+    """Starts ``kuzot serve`` processes on fresh databases; all stopped at the end."""
+    started: list[CollectorProcess] = []
+
+    def start(*extra: str, db_url: str | None = None, port: int = 0) -> CollectorProcess:
+        server = CollectorProcess(db_url or new_db(), tmp_path_factory.mktemp("serve"), *extra, port=port)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def collector(start_collector: Callable[..., CollectorProcess]) -> CollectorProcess:
+    """One collector per module and backend, with small limits so 413 is cheap to reach."""
+    return start_collector("--max-batch-items", "50", "--max-batch-bytes", "300000")

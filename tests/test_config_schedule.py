@@ -96,3 +96,22 @@ def test_cron_install_keeps_other_lines_and_removes_cleanly(
     assert main(["schedule", "--remove"]) == 0
     assert (home / "crontab.txt").read_text() == "0 3 * * * backup\n"
     os.environ.pop("KUZOT_SCHEDULER", None)
+
+
+def test_scheduled_runs_upload_when_configured(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If upload is on with a collector URL, then the scheduled command is a `kuzot run --upload URL` that parses."""
+    import shlex
+
+    from probe.cli import build_parser
+
+    monkeypatch.setenv("KUZOT_SCHEDULER", "systemd")
+    record_consent("test")
+    assert main(["config", "set", "collector_url", "https://collector.example.org"]) == 0
+    assert main(["config", "set", "upload", "true"]) == 0
+    assert main(["schedule", "--every", "6h"]) == 0
+    service = (home / "home" / ".config" / "systemd" / "user" / "kuzot.service").read_text()
+    exec_line = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    words = shlex.split(exec_line.removeprefix("ExecStart="))
+    args = build_parser().parse_args(words[words.index("run") :])
+    assert args.upload == "https://collector.example.org" and args.quiet
+    assert main(["schedule", "--remove"]) == 0

@@ -28,6 +28,9 @@ COMMANDS: list[str] = [
     "config",
     "schedule",
     "status",
+    "upload",
+    "serve",
+    "db",
 ]
 
 

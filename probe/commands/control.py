@@ -18,18 +18,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="control_command", metavar="ACTION", required=True)
     serve = sub.add_parser("serve", help="serve POST /api/v1/control over HTTP")
     serve.add_argument("--listen", default="127.0.0.1:8787", metavar="HOST:PORT")
-    serve.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]")
-    serve.add_argument("--no-system-resolver", action="store_true")
-    serve.add_argument("--ca-bundle", type=Path, metavar="FILE")
-    serve.add_argument("--source-address", metavar="ADDR")
-    serve.add_argument("--timeout", type=float, metavar="SECONDS", help="connect timeout (others scale)")
-    serve.add_argument("--concurrency", type=int, default=32, help="measurements at once (default 32)")
-    serve.add_argument(
+    add_control_options(serve)
+    serve.set_defaults(handler=handle_serve)
+
+
+def add_control_options(parser: argparse.ArgumentParser) -> None:
+    """How the helper measures; shared with ``kuzot serve --with-control``."""
+    parser.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]")
+    parser.add_argument("--no-system-resolver", action="store_true")
+    parser.add_argument("--ca-bundle", type=Path, metavar="FILE")
+    parser.add_argument("--source-address", metavar="ADDR")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="connect timeout (others scale)")
+    parser.add_argument("--concurrency", type=int, default=32, help="measurements at once (default 32)")
+    parser.add_argument(
         "--allow-private-targets",
         action="store_true",
         help="measure URLs that resolve to private or loopback addresses (labs only)",
     )
-    serve.set_defaults(handler=handle_serve)
 
 
 def control_settings(args: argparse.Namespace) -> ProbeSettings:

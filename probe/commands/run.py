@@ -109,6 +109,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="accept the informed consent without the interactive screen (read `kuzot consent --show` first)",
     )
+    p.add_argument(
+        "--upload",
+        metavar="URL",
+        help="after the run, send what is not yet uploaded to this collector (default: the config's "
+        "collector_url when upload is on); what cannot be sent stays queued for `kuzot upload`",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     p.add_argument(
         "--json", action="store_true", help="print a machine-readable summary instead of the table"
@@ -217,6 +223,8 @@ def _apply_config(args: argparse.Namespace) -> None:
     args.max_bytes_per_day = merged["max_bytes_per_day"]
     args.probe_asn = merged["probe_asn"]
     args.probe_cc = merged["probe_cc"]
+    if args.upload is None and config.get("upload") and config.get("collector_url"):
+        args.upload = str(config.get("collector_url"))
 
 
 def _judge(measurements: list[Measurement]) -> list:
@@ -289,6 +297,29 @@ def _resumable(store: Store) -> tuple[Run, list[Target]] | None:
             done = {m.url for m in store.iter_measurements(run_id=run.id)}
             return run, [t for t in planned if t.url not in done]
     return None
+
+
+def _upload_after_run(args: argparse.Namespace) -> dict | None:
+    """Send the queue (this run and anything left from earlier ones) to the collector.
+
+    Never fails the run: every measurement is already stored, and whatever does not
+    reach the collector now stays queued for the next upload.  So only a few quick
+    retries here (a scheduled run should not hang on a dead collector); ``kuzot upload``
+    tries harder."""
+    from probe.commands.upload import describe, run_upload
+
+    try:
+        outcome = run_upload(
+            args.db, args.upload, log_progress=not args.quiet and not args.json, max_retries=2, backoff=1.0
+        )
+    except CommandError as exc:
+        print(f"kuzot run: upload skipped: {exc}; the measurements stay queued", file=sys.stderr)
+        return {"error": str(exc)}
+    if outcome.error or outcome.rejected:
+        print(f"kuzot run: {describe(outcome)}", file=sys.stderr)
+    elif not args.quiet and not args.json:
+        print(describe(outcome), file=sys.stderr)
+    return outcome.to_dict()
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -375,6 +406,7 @@ def handle(args: argparse.Namespace) -> int:
         if progress_bar is not None:
             progress_bar.stop()
         store.close()
+    upload_summary = _upload_after_run(args) if args.upload else None
     verdicts = _judge(result.measurements)
     blocked = sorted({v.domain for v in verdicts if v.status == "blocked"})
     offline = any(v.status == "probe_offline" for v in verdicts)
@@ -392,6 +424,7 @@ def handle(args: argparse.Namespace) -> int:
             "measurements": [
                 {**step_summary(m), "id": m.id} for m in result.measurements if m.role == "target"
             ],
+            "upload": upload_summary,
         }
         print(json.dumps(summary, indent=2))
     elif not args.quiet:

@@ -8,11 +8,10 @@ mode commits it at once, so a kill or Ctrl-C loses nothing already measured.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from probe.store.models import (
     HttpObservationRow,
     MeasurementRow,
     RunRow,
+    SubmissionRow,
     TcpObservationRow,
     TlsObservationRow,
 )
@@ -38,15 +38,6 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 class StoreError(RuntimeError):
     """The database cannot be used (full disk, unreadable file, bad URL); says what to do."""
-
-
-def _store_error(exc: OperationalError) -> StoreError:
-    if "full" in str(exc).lower():
-        return StoreError(
-            "the disk holding the database is full: free some space and run again "
-            "(everything measured so far is kept)"
-        )
-    return StoreError(f"cannot write to the database: {exc.orig}")
 
 
 def data_dir() -> Path:
@@ -189,6 +180,71 @@ def _observation_rows(m: Measurement) -> list[Any]:
     return [cls(**values) for cls, values in _observation_values(m)]
 
 
+@dataclass(frozen=True)
+class BatchItem:
+    """One measurement arriving from elsewhere (an upload), ready to store.
+
+    ``record`` is the canonical JSON exactly as it was hashed and signed, stored
+    verbatim so the signature keeps verifying; ``measurement`` is the same record
+    parsed, which feeds the observation index.  ``probe_asn`` may differ from the
+    record's when the collector derived it (``asn_source``).
+    """
+
+    measurement: Measurement
+    record: str
+    content_hash: str
+    signature: dict[str, str] | None = None
+    probe_asn: int | None = None
+    probe_id: str | None = None
+    asn_source: str | None = None
+    bytes_used: int = 0
+
+
+def _measurement_row(
+    m: Measurement,
+    *,
+    record: str,
+    content_hash: str,
+    signature: dict[str, str] | None,
+    source: str,
+    bytes_used: int,
+    probe_asn: int | None = None,
+    stored_at: datetime | None = None,
+    uploaded_at: datetime | None = None,
+) -> MeasurementRow:
+    envelope = signature or {}
+    return MeasurementRow(
+        id=m.id,
+        run_id=m.run_id,
+        url=m.url,
+        domain=m.domain,
+        role=m.role,
+        category_code=m.category_code,
+        probe_asn=probe_asn if probe_asn is not None else m.probe_asn,
+        probe_cc=m.probe_cc,
+        started_at=m.started_at,
+        runtime=m.runtime,
+        source=source,
+        content_hash=content_hash,
+        record=record,
+        signature=envelope.get("signature"),
+        key_id=envelope.get("key_id"),
+        public_key=envelope.get("public_key"),
+        bytes_used=bytes_used,
+        stored_at=stored_at or utc_now(),
+        uploaded_at=uploaded_at,
+    )
+
+
+def _write_error(exc: OperationalError) -> StoreError:
+    if "full" in str(exc).lower():
+        return StoreError(
+            "the disk holding the database is full: free some space and run again "
+            "(everything measured so far is kept)"
+        )
+    return StoreError(f"cannot write to the database: {exc.orig}")
+
+
 class Store:
     """The one entry point to a Kuzot database, SQLite or PostgreSQL."""
 
@@ -289,7 +345,14 @@ class Store:
         Returns False when a measurement with this id is already stored: saving is
         idempotent, which is what makes re-imports and re-uploads safe.
         """
-        row = self._row(m, signature=signature, source=source, bytes_used=bytes_used)
+        row = _measurement_row(
+            m,
+            record=m.canonical_json().decode(),
+            content_hash=m.content_hash(),
+            signature=signature,
+            source=source,
+            bytes_used=bytes_used,
+        )
         try:
             with Session(self.engine) as session, session.begin():
                 if session.get(MeasurementRow, m.id) is not None:
@@ -300,7 +363,7 @@ class Store:
         except IntegrityError:
             return False  # a concurrent writer stored the same id first
         except OperationalError as exc:
-            raise _store_error(exc) from exc
+            raise _write_error(exc) from exc
         return True
 
     def save_measurements(
@@ -327,7 +390,17 @@ class Store:
                     fresh = list({m.id: m for m in batch if m.id not in existing}.values())
                     if not fresh:
                         return 0
-                    rows = [self._row(m, signature=sign(m) if sign else None, source=source) for m in fresh]
+                    rows = [
+                        _measurement_row(
+                            m,
+                            record=m.canonical_json().decode(),
+                            content_hash=m.content_hash(),
+                            signature=sign(m) if sign else None,
+                            source=source,
+                            bytes_used=0,
+                        )
+                        for m in fresh
+                    ]
                     session.execute(
                         insert(MeasurementRow),
                         [{c.key: getattr(r, c.key) for c in MeasurementRow.__table__.columns} for r in rows],
@@ -340,7 +413,7 @@ class Store:
                         session.execute(insert(cls), values_list)
                     return len(fresh)
             except OperationalError as exc:
-                raise _store_error(exc) from exc
+                raise _write_error(exc) from exc
 
         for m in items:
             batch.append(m)
@@ -351,32 +424,73 @@ class Store:
             stored += flush()
         return stored
 
-    @staticmethod
-    def _row(
-        m: Measurement, *, signature: dict[str, str] | None, source: str, bytes_used: int = 0
-    ) -> MeasurementRow:
-        canonical = m.canonical_json()
-        record = canonical.decode()
-        return MeasurementRow(
-            id=m.id,
-            run_id=m.run_id,
-            url=m.url,
-            domain=m.domain,
-            role=m.role,
-            category_code=m.category_code,
-            probe_asn=m.probe_asn,
-            probe_cc=m.probe_cc,
-            started_at=m.started_at,
-            runtime=m.runtime,
-            source=source,
-            content_hash=hashlib.sha256(canonical).hexdigest(),
-            record=record,
-            signature=(signature or {}).get("signature"),
-            key_id=(signature or {}).get("key_id"),
-            public_key=(signature or {}).get("public_key"),
-            bytes_used=bytes_used,
-            stored_at=utc_now(),
-        )
+    def save_batch(
+        self, items: Sequence[BatchItem], *, source: str = "upload", attempts: int = 5
+    ) -> list[bool]:
+        """Store a batch in ONE transaction: all of it or none of it.
+
+        Returns, per item, True when it was stored now and False when its id was
+        already stored (earlier, or by an item before it in this batch).  Why one
+        transaction: a collector answering "stored" must never have stored half a
+        batch, and a probe that retries a batch after a lost answer must find every
+        item again as a duplicate.  If another writer commits one of these ids
+        between our look-up and our insert, the unique key refuses ours; the whole
+        transaction is then rolled back and tried again, and that id now reads as a
+        duplicate.
+        """
+        now = utc_now()
+        for attempt in range(attempts):
+            try:
+                with Session(self.engine) as session, session.begin():
+                    ids = [item.measurement.id for item in items]
+                    existing: set[str] = set()
+                    for start in range(0, len(ids), 500):  # stay under bind-parameter limits
+                        chunk = ids[start : start + 500]
+                        existing.update(
+                            session.scalars(select(MeasurementRow.id).where(MeasurementRow.id.in_(chunk)))
+                        )
+                    results: list[bool] = []
+                    fresh: list[BatchItem] = []
+                    for item in items:
+                        if item.measurement.id in existing:
+                            results.append(False)
+                            continue
+                        existing.add(item.measurement.id)
+                        fresh.append(item)
+                        results.append(True)
+                    session.add_all(
+                        _measurement_row(
+                            item.measurement,
+                            record=item.record,
+                            content_hash=item.content_hash,
+                            signature=item.signature,
+                            source=source,
+                            bytes_used=item.bytes_used,
+                            probe_asn=item.probe_asn,
+                            stored_at=now,
+                            uploaded_at=now if item.probe_id is not None else None,
+                        )
+                        for item in fresh
+                    )
+                    session.flush()
+                    for item in fresh:
+                        session.add_all(_observation_rows(item.measurement))
+                        if item.probe_id is not None:
+                            session.add(
+                                SubmissionRow(
+                                    measurement_id=item.measurement.id,
+                                    probe_id=item.probe_id,
+                                    received_at=now,
+                                    asn_source=item.asn_source,
+                                )
+                            )
+                return results
+            except IntegrityError:
+                if attempt + 1 == attempts:
+                    raise
+            except OperationalError as exc:
+                raise _write_error(exc) from exc
+        raise AssertionError("unreachable")
 
     def iter_measurements(
         self,

@@ -130,3 +130,38 @@ class HttpObservationRow(_ObservationColumns, Base):
     body_length: Mapped[int] = mapped_column(Integer, default=0)
     body_sha256: Mapped[str | None] = mapped_column(String(64))
     body_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ProbeRow(Base):
+    """A registered probe, as the collector knows it: an opaque id and a token's hash.
+
+    Why nothing else: the collector must not be able to say who a volunteer is.  No
+    name, e-mail or address is asked for, and the token itself is never stored, only
+    its SHA-256, so a copy of the database cannot be used to upload as someone else.
+    """
+
+    __tablename__ = "probes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SubmissionRow(Base):
+    """Which probe delivered a measurement to the collector, and when.
+
+    Kept beside the measurement rather than in it: the measurement row mirrors the
+    signed record, while this is the collector's own bookkeeping (it lets an operator
+    withdraw everything one misbehaving probe sent).  ``asn_source`` says where the
+    indexed ``probe_asn`` came from: the record itself, or the operator's ASN database
+    looked up from the connection (``--asn-db``); the address itself is never kept.
+    """
+
+    __tablename__ = "submissions"
+
+    measurement_id: Mapped[str] = mapped_column(
+        ForeignKey("measurements.id", ondelete="CASCADE"), primary_key=True
+    )
+    probe_id: Mapped[str] = mapped_column(ForeignKey("probes.id", ondelete="CASCADE"), index=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    asn_source: Mapped[str | None] = mapped_column(String(16))

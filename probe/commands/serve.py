@@ -1,0 +1,142 @@
+"""``kuzot serve``: run the collector that receives volunteers' measurements."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from probe.commands import CommandError
+from probe.commands._common import open_store
+from probe.commands.control import add_control_options, control_settings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from probe.collector.app import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS
+
+    p = subparsers.add_parser("serve", help="run the collector (receives uploads from probes)")
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        required=True,
+        help="the collector's database, e.g. postgresql+psycopg://kuzot@/kuzot or sqlite:///collector.db "
+        "(required: never the probe's own database by accident)",
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="address to serve plain HTTP on, normally behind a TLS reverse proxy (default 127.0.0.1:8080; "
+        "port 0 picks a free one)",
+    )
+    p.add_argument(
+        "--max-batch-items",
+        type=int,
+        default=DEFAULT_MAX_ITEMS,
+        metavar="N",
+        help=f"most measurements per request (default {DEFAULT_MAX_ITEMS})",
+    )
+    p.add_argument(
+        "--max-batch-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="N",
+        help=f"largest request body in bytes (default {DEFAULT_MAX_BYTES})",
+    )
+    p.add_argument(
+        "--asn-db",
+        type=Path,
+        metavar="FILE.mmdb",
+        help="ASN database (GeoLite2-ASN format): give records without probe_asn the AS number of the "
+        "uploading connection; the address itself is never stored (needs the 'asn' extra)",
+    )
+    p.add_argument(
+        "--asn-header",
+        metavar="NAME",
+        help="with --asn-db behind a reverse proxy: the header holding the client address (e.g. X-Real-IP)",
+    )
+    p.add_argument(
+        "--write-concurrency",
+        type=int,
+        metavar="N",
+        help="batches written at once (default 1 for SQLite, 8 for PostgreSQL)",
+    )
+    p.add_argument(
+        "--with-control",
+        action="store_true",
+        help="also serve the control helper at /api/v1/control (only where the network is uncensored)",
+    )
+    add_control_options(p)
+    p.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    from probe.collector.app import CollectorConfig, create_collector_app
+    from probe.control.app import ControlConfig
+
+    if args.max_batch_items < 1 or args.max_batch_bytes < 1024:
+        raise CommandError(
+            "--max-batch-items must be at least 1 and --max-batch-bytes at least 1024", status=2
+        )
+    if args.asn_db is not None and not args.asn_db.is_file():
+        raise CommandError(f"--asn-db {args.asn_db}: no such file", status=2)
+    control = None
+    if args.with_control:
+        control = ControlConfig(
+            settings=control_settings(args),
+            concurrency=args.concurrency,
+            allow_private=args.allow_private_targets,
+        )
+    store = open_store(args.db)
+    try:
+        app = create_collector_app(
+            store,
+            CollectorConfig(
+                max_items=args.max_batch_items,
+                max_bytes=args.max_batch_bytes,
+                control=control,
+                asn_db=args.asn_db,
+                asn_header=args.asn_header,
+                write_concurrency=args.write_concurrency,
+            ),
+        )
+    except (RuntimeError, OSError, ValueError) as exc:  # maxminddb's InvalidDatabaseError is a RuntimeError
+        store.close()
+        raise CommandError(f"--asn-db {args.asn_db}: {exc}", status=2) from exc
+    config = Config()
+    config.bind = [args.listen]
+    config.accesslog = None  # an access log would record every volunteer's address
+    config.errorlog = "-"
+    config.include_server_header = False
+
+    async def main() -> None:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+
+            async def on_signal() -> None:
+                # SIGTERM (systemd, docker stop) and Ctrl-C finish the batches in flight,
+                # then stop: a batch is one transaction either way, never half-stored.
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        stop.set()
+                        return
+
+            nursery.start_soon(on_signal)
+            binds = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
+            print(f"collector listening on {binds[0]}/api/v1/", flush=True)
+            if control is not None:
+                print(f"control helper on {binds[0]}/api/v1/control", flush=True)
+
+    try:
+        trio.run(main)
+    finally:
+        store.close()
+    print("collector stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,127 @@
+"""``kuzot upload``: send every measurement not yet acknowledged to a collector."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from probe.commands import CommandError
+from probe.commands._common import add_db_option, open_store
+from probe.upload import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, UploadError, UploadResult, upload
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("upload", help="send measurements not yet uploaded to a collector")
+    p.add_argument(
+        "--to",
+        metavar="URL",
+        help="the collector, e.g. https://collector.example.org (default: config collector_url)",
+    )
+    add_db_option(p)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_ITEMS,
+        metavar="N",
+        help=f"measurements per request (default {DEFAULT_BATCH_ITEMS}; the collector's limit wins)",
+    )
+    p.add_argument(
+        "--batch-bytes",
+        type=int,
+        default=DEFAULT_BATCH_BYTES,
+        metavar="N",
+        help=f"bytes per request (default {DEFAULT_BATCH_BYTES}; the collector's limit wins)",
+    )
+    p.add_argument(
+        "--retries", type=int, default=6, metavar="N", help="retries of a failed request (default 6)"
+    )
+    p.add_argument(
+        "--backoff",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="first retry delay; it doubles each time, up to 60 s (default 1)",
+    )
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.add_argument("--quiet", action="store_true", help="print nothing unless something went wrong")
+    p.set_defaults(handler=handle)
+
+
+def collector_from_config(explicit: str | None) -> str | None:
+    if explicit:
+        return explicit
+    from probe.config import ConfigError, load_config
+
+    try:
+        return load_config().get("collector_url")
+    except ConfigError as exc:
+        raise CommandError(str(exc), status=2) from exc
+
+
+def run_upload(
+    db: str | None,
+    collector: str,
+    *,
+    log_progress: bool,
+    **options: object,
+) -> UploadResult:
+    """Upload from the database ``db``; shared by ``kuzot upload`` and ``kuzot run --upload``."""
+    store = open_store(db)
+    try:
+        log = (lambda message: print(f"upload: {message}", file=sys.stderr)) if log_progress else None
+        return upload(store, collector, log=log, **options)  # type: ignore[arg-type]
+    except UploadError as exc:
+        raise CommandError(str(exc), status=2) from exc
+    finally:
+        store.close()
+
+
+def describe(result: UploadResult) -> str:
+    """One paragraph for a person: what arrived, what did not and why, what to do."""
+    if result.error and not result.acknowledged:
+        text = f"Could not upload to {result.collector}: {result.error}."
+    else:
+        text = (
+            f"Uploaded {result.acknowledged} measurements to {result.collector} "
+            f"({result.stored} new, {result.duplicate} already there)."
+        )
+        if result.error:
+            text += f" Then stopped: {result.error}."
+    if result.rejected:
+        text += f" {len(result.rejected)} refused by the collector: " + "; ".join(
+            f"{r['id']}: {r['error']}" for r in result.rejected[:3]
+        )
+    if result.remaining:
+        text += (
+            f" {result.remaining} measurements stay queued here; "
+            f"`kuzot upload --to {result.collector}` sends them later."
+        )
+    else:
+        text += " Nothing left to upload."
+    return text
+
+
+def handle(args: argparse.Namespace) -> int:
+    collector = collector_from_config(args.to)
+    if not collector:
+        raise CommandError(
+            "no collector: pass --to URL or set one with `kuzot config set collector_url URL`", status=2
+        )
+    if args.batch_size < 1:
+        raise CommandError("--batch-size must be at least 1", status=2)
+    result = run_upload(
+        args.db,
+        collector,
+        log_progress=not args.quiet and not args.json,
+        batch_items=args.batch_size,
+        batch_bytes=args.batch_bytes,
+        max_retries=args.retries,
+        backoff=args.backoff,
+    )
+    failed = bool(result.error or result.rejected)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "ok": not failed}, indent=2))
+    elif not args.quiet or failed:
+        print(describe(result), file=sys.stderr if failed else sys.stdout)
+    return 1 if failed else 0
