@@ -9,7 +9,7 @@ from probe.commands import CommandError
 from probe.commands._analysis import add_filters
 from probe.commands._common import add_db_option
 from probe.commands.episodes import load_episodes
-from probe.commands.orders import DEFAULT_ORDERS, load_orders_or_fail
+from probe.commands.orders import add_orders_option, load_orders_or_fail
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,9 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_db_option(p)
     add_filters(p)
-    p.add_argument(
-        "--orders", type=Path, default=DEFAULT_ORDERS, help="orders file (default targets/orders.csv)"
-    )
+    add_orders_option(p)
     p.add_argument("--out", type=Path, required=True, help="output path; .png and .svg are written beside it")
     p.add_argument(
         "--image-format",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from probe.commands import CommandError
@@ -79,20 +79,19 @@ def handle(args: argparse.Namespace) -> int:
     _check_inputs(args.files)
     if args.strict:
         return _import_strict(args)
-    store = open_store(args.db)
-    stored = present = skipped = 0
-    try:
+    skipped = 0
+
+    def usable() -> Iterator[Measurement]:
+        nonlocal skipped
         for name in args.files:
             for where, measurement in _results(name):
                 if measurement is None:
                     skipped += 1
                     print(f"skipped {where}", file=sys.stderr)
-                elif store.save_measurement(measurement, source="ooni"):
-                    stored += 1
                 else:
-                    present += 1
-    finally:
-        store.close()
+                    yield measurement
+
+    stored, present = _save_all(args.db, usable())
     print(_summary(stored, present, skipped))
     # Nothing usable at all in what was given is a failure, not an empty success.
     return 1 if skipped and not stored and not present else 0
@@ -116,7 +115,15 @@ def _import_strict(args: argparse.Namespace) -> int:
             "(without --strict they are skipped)",
             status=2,
         )
-    store = open_store(args.db)
+    stored, present = _save_all(args.db, measurements)
+    print(_summary(stored, present, 0))
+    return 0
+
+
+def _save_all(db: str | None, measurements: Iterable[Measurement]) -> tuple[int, int]:
+    """Store one by one, so that a kill keeps every measurement stored before it; returns
+    (newly stored, already present)."""
+    store = open_store(db)
     stored = present = 0
     try:
         for measurement in measurements:
@@ -126,8 +133,7 @@ def _import_strict(args: argparse.Namespace) -> int:
                 present += 1
     finally:
         store.close()
-    print(_summary(stored, present, 0))
-    return 0
+    return stored, present
 
 
 def _summary(stored: int, present: int, skipped: int) -> str:

@@ -27,14 +27,18 @@ TABLE_COLUMNS = [
 ]
 
 
+def add_orders_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--orders", type=Path, default=DEFAULT_ORDERS, help="orders file (default targets/orders.csv)"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("orders", help="correlate block episodes with ministry orders")
     add_db_option(p)
     add_format_option(p)
     add_filters(p)
-    p.add_argument(
-        "--orders", type=Path, default=DEFAULT_ORDERS, help="orders file (default targets/orders.csv)"
-    )
+    add_orders_option(p)
     p.add_argument("--unexplained", action="store_true", help="list episodes that match no order instead")
     p.set_defaults(handler=handle)
 

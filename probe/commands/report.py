@@ -10,7 +10,7 @@ from pathlib import Path
 from probe.commands import CommandError
 from probe.commands._analysis import add_filters, database_url
 from probe.commands._common import add_db_option, open_store
-from probe.commands.orders import DEFAULT_ORDERS, load_orders_or_fail
+from probe.commands.orders import add_orders_option, load_orders_or_fail
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,9 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_db_option(p)
     add_filters(p)
-    p.add_argument(
-        "--orders", type=Path, default=DEFAULT_ORDERS, help="orders file (default targets/orders.csv)"
-    )
+    add_orders_option(p)
     p.add_argument("--out", type=Path, required=True, help="folder to write (new or empty)")
     p.add_argument(
         "--overwrite",

@@ -539,6 +539,22 @@ def _http(tk: Mapping[str, Any], url: str, originals: set[str]) -> list[HttpObse
     return observations
 
 
+def _control_endpoints(
+    part: Any, originals: set[str]
+) -> Iterator[tuple[tuple[str, int], dict[str, Any], Failure | None]]:
+    """The helper's per-endpoint results ("ip:port" -> {status, failure}).  A false status
+    without a failure string still failed: OONI's older helpers wrote only the flag."""
+    for key, value in _dict(part).items():
+        endpoint = _split_endpoint(key)
+        if endpoint is None:
+            continue
+        status = _dict(value)
+        failure = failure_from_ooni(status.get("failure"), originals)
+        if failure is None and status.get("status") is False:
+            failure = Failure.UNKNOWN
+        yield endpoint, status, failure
+
+
 def _control(
     data: Mapping[str, Any], tk: Mapping[str, Any], domain: str, url: str, originals: set[str]
 ) -> ControlObservations | None:
@@ -571,25 +587,11 @@ def _control(
                 answers=answers,
             )
         )
-    for key, value in _dict(control.get("tcp_connect")).items():
-        endpoint = _split_endpoint(key)
-        if endpoint is None:
-            continue
-        status = _dict(value)
-        tcp_failure = failure_from_ooni(status.get("failure"), originals)
-        if tcp_failure is None and status.get("status") is False:
-            tcp_failure = Failure.UNKNOWN
+    for endpoint, _status, tcp_failure in _control_endpoints(control.get("tcp_connect"), originals):
         result.tcp.append(
             TcpObservation(f"control/tcp/{len(result.tcp)}", endpoint[0], endpoint[1], 0.0, 0.0, tcp_failure)
         )
-    for key, value in _dict(control.get("tls_handshake")).items():
-        endpoint = _split_endpoint(key)
-        if endpoint is None:
-            continue
-        status = _dict(value)
-        tls_failure = failure_from_ooni(status.get("failure"), originals)
-        if tls_failure is None and status.get("status") is False:
-            tls_failure = Failure.UNKNOWN
+    for endpoint, status, tls_failure in _control_endpoints(control.get("tls_handshake"), originals):
         result.tls.append(
             TlsObservation(
                 id=f"control/tls/{len(result.tls)}",
