@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import create_engine, text, update
 
 from probe.lab.loopback import LoopbackLab, Scenario
+from probe.lab.web_servers import Behaviour as WebBehaviour
 from probe.signing import SigningKey
 from probe.store.models import MeasurementRow
 from probe.upload import TOKEN_FILE
@@ -209,6 +210,7 @@ def test_unknown_token_registers_again(collector: CollectorProcess, tmp_path: Pa
 def lab() -> LoopbackLab:
     with LoopbackLab() as running:
         running.add(Scenario("honest", "honest.kg"))
+        running.add(Scenario("hang", "hang.kg", site=WebBehaviour.blackhole()))
         yield running
 
 
@@ -229,3 +231,92 @@ def test_run_with_upload(collector: CollectorProcess, lab: LoopbackLab, tmp_path
     assert summary["acknowledged"] == 2 and summary["remaining"] == 0  # the earlier run's one too
     assert queued_ids(db) == set()
     assert set(stored_ids(db)) <= set(stored_ids(collector.db_url))
+
+
+def test_run_uploads_as_it_goes(collector: CollectorProcess, lab: LoopbackLab, tmp_path: Path) -> None:
+    """If `kuzot run --upload` measures a quick site and one that hangs, then the quick site's measurement is acknowledged by the collector before the run ends, and the hanging one at the end."""
+    db = f"sqlite:///{tmp_path / 'probe.db'}"
+    env = {"KUZOT_CONFIG_DIR": str(tmp_path / "config")}
+    honest, hang = lab.targets["honest"].url, lab.targets["hang"].url
+    result = kuzot(
+        "run",
+        "--db",
+        db,
+        "--url",
+        honest,
+        "--url",
+        hang,
+        *lab.probe_args(),
+        "--no-canaries",
+        "--timeout",
+        "3",
+        "--json",
+        "--upload",
+        collector.url,
+        "--upload-every",
+        "1",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["upload"]["acknowledged"] == 2 and summary["upload"]["remaining"] == 0
+    engine = create_engine(db)
+    try:
+        with engine.connect() as conn:
+            finished = conn.execute(text("SELECT finished_at FROM runs")).scalar_one()
+            uploaded = dict(conn.execute(text("SELECT url, uploaded_at FROM measurements")).all())
+    finally:
+        engine.dispose()
+    assert uploaded[honest] is not None and uploaded[hang] is not None
+    assert uploaded[honest] < finished <= uploaded[hang]
+    assert set(stored_ids(db)) <= set(stored_ids(collector.db_url))
+
+
+def test_run_upload_every_must_be_positive(tmp_path: Path) -> None:
+    """If --upload-every is below 1, then kuzot run refuses with status 2 and measures nothing."""
+    db = tmp_path / "probe.db"
+    result = kuzot(
+        "run",
+        "--db",
+        f"sqlite:///{db}",
+        "--url",
+        "https://a.kg/",
+        "--upload",
+        "http://127.0.0.1:9",
+        "--upload-every",
+        "0",
+    )
+    assert result.returncode == 2 and "--upload-every" in result.stderr
+    assert not db.exists() or stored_ids(f"sqlite:///{db}") == []
+
+
+def test_live_uploader_sends_after_the_interval(collector: CollectorProcess, tmp_path: Path) -> None:
+    """If fewer measurements than the threshold are waiting, then the live uploader still sends them once the interval has passed, and stops when told."""
+    import trio
+
+    from probe.live_upload import LiveUploader
+    from probe.store import Store
+
+    db, ids, env = _probe(tmp_path, "live", 3)
+    store = Store.open(db)
+    uploader = LiveUploader(
+        store, collector.url, every=100, interval=0.3, config_directory=Path(env["KUZOT_CONFIG_DIR"])
+    )
+
+    async def main() -> None:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(uploader.run)
+                for _ in ids:
+                    uploader.notify()
+                while uploader.result is None:  # noqa: ASYNC110 (polls what the uploader task sets)
+                    await trio.sleep(0.05)
+                uploader.stop()
+
+    try:
+        trio.run(main)
+    finally:
+        store.close()
+    assert uploader.attempts == 1 and uploader.result is not None
+    assert uploader.result.acknowledged == 3 and uploader.result.error is None
+    assert queued_ids(db) == set()

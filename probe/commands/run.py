@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -15,6 +16,7 @@ from probe.commands import CommandError
 from probe.commands._analysis import parse_date
 from probe.commands._common import add_db_option, open_store, parse_asn
 from probe.commands._output import write_rows
+from probe.live_upload import DEFAULT_EVERY, DEFAULT_INTERVAL, LiveUploader, merge
 from probe.records import Measurement, Run
 from probe.run import RunPlan, RunResult, execute_run
 from probe.settings import ProbeSettings, Timeouts
@@ -22,6 +24,7 @@ from probe.signing import SigningKey
 from probe.steps import dns
 from probe.store import Store
 from probe.targets import Target, TargetsError, default_targets_path, load_targets, targets_from_urls
+from probe.upload import UploadResult
 
 #: Hosts every network can reach; if all of them fail, the volunteer's link is down
 #: and none of the run's measurements may say "blocked".
@@ -112,8 +115,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--upload",
         metavar="URL",
-        help="after the run, send what is not yet uploaded to this collector (default: the config's "
-        "collector_url when upload is on); what cannot be sent stays queued for `kuzot upload`",
+        help="send measurements to this collector as the run goes (see --upload-every) and what is "
+        "left at its end (default: the config's collector_url when upload is on); what cannot be sent "
+        "stays queued for `kuzot upload`",
+    )
+    p.add_argument(
+        "--upload-every",
+        type=int,
+        default=DEFAULT_EVERY,
+        metavar="N",
+        help=f"with --upload: send once N measurements are waiting, or {DEFAULT_INTERVAL:.0f} s after "
+        f"the first of them (default {DEFAULT_EVERY})",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     p.add_argument(
@@ -299,7 +311,23 @@ def _resumable(store: Store) -> tuple[Run, list[Target]] | None:
     return None
 
 
-def _upload_after_run(args: argparse.Namespace) -> dict | None:
+def _live_uploader(args: argparse.Namespace, store: Store, progress_bar: Any) -> LiveUploader | None:
+    """The task that uploads while the run measures (``--upload``), or None."""
+    if not args.upload:
+        return None
+
+    def log(message: str) -> None:
+        if args.quiet or args.json:
+            return
+        if progress_bar is not None:
+            progress_bar.console.print(f"upload: {message}")
+        else:
+            print(f"upload: {message}", file=sys.stderr)
+
+    return LiveUploader(store, args.upload, every=args.upload_every, log=log)
+
+
+def _upload_after_run(args: argparse.Namespace, during: UploadResult | None = None) -> dict | None:
     """Send the queue (this run and anything left from earlier ones) to the collector.
 
     Never fails the run: every measurement is already stored, and whatever does not
@@ -315,6 +343,8 @@ def _upload_after_run(args: argparse.Namespace) -> dict | None:
     except CommandError as exc:
         print(f"kuzot run: upload skipped: {exc}; the measurements stay queued", file=sys.stderr)
         return {"error": str(exc)}
+    if during is not None:
+        outcome = merge(during, outcome)
     if outcome.error or outcome.rejected:
         print(f"kuzot run: {describe(outcome)}", file=sys.stderr)
     elif not args.quiet and not args.json:
@@ -334,6 +364,8 @@ def handle(args: argparse.Namespace) -> int:
     canaries = _canaries(args)
     if args.concurrency < 1:
         raise CommandError("--concurrency must be at least 1", status=2)
+    if args.upload_every < 1:
+        raise CommandError("--upload-every must be at least 1", status=2)
     resume_run_id = None
     if args.resume:
         store = open_store(args.db)
@@ -389,16 +421,32 @@ def handle(args: argparse.Namespace) -> int:
 
     signer = _signing_key(store)
 
-    async def main() -> RunResult:
+    live = _live_uploader(args, store, progress_bar)
+
+    async def announce(m: Measurement) -> None:
+        if live is not None:
+            live.notify(m)
+
+    async def measure() -> RunResult:
         client = _control_fetcher(args)
         if client is None:
-            return await execute_run(plan, store, progress=on_progress, sign=signer.sign)
+            return await execute_run(plan, store, progress=on_progress, sign=signer.sign, after_save=announce)
         plan.control = client
         try:
-            return await execute_run(plan, store, progress=on_progress, sign=signer.sign)
+            return await execute_run(plan, store, progress=on_progress, sign=signer.sign, after_save=announce)
         finally:
             with trio.CancelScope(shield=True):
                 await client.aclose()
+
+    async def main() -> RunResult:
+        if live is None:
+            return await measure()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(live.run)
+            try:
+                return await measure()
+            finally:
+                live.stop()
 
     try:
         result = trio.run(main)
@@ -406,7 +454,7 @@ def handle(args: argparse.Namespace) -> int:
         if progress_bar is not None:
             progress_bar.stop()
         store.close()
-    upload_summary = _upload_after_run(args) if args.upload else None
+    upload_summary = _upload_after_run(args, live.result) if live is not None else None
     verdicts = _judge(result.measurements)
     blocked = sorted({v.domain for v in verdicts if v.status == "blocked"})
     offline = any(v.status == "probe_offline" for v in verdicts)
