@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
 
 from probe.commands import CommandError
 from probe.store import Store, StoreError
@@ -22,6 +24,22 @@ def add_format_option(parser: argparse.ArgumentParser, default: str = "table") -
     parser.add_argument(
         "--format", choices=["json", "jsonl", "csv", "table"], default=default, help="output format"
     )
+    parser.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+
+
+def emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    """Say ``text`` to a person, or ``data`` to a script when ``--json`` was given: every
+    command answers both ways (scripts must not parse sentences)."""
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    elif text:
+        print(text)
 
 
 def open_store(url: str | None, *, migrate: bool = True) -> Store:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from probe.commands import CommandError
 from probe.commands._analysis import add_filters
-from probe.commands._common import add_db_option
+from probe.commands._common import add_db_option, add_json_option, emit
 from probe.commands.episodes import load_episodes
 from probe.commands.orders import add_orders_option, load_orders_or_fail
 
@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["png", "svg", "pdf"],
         help="only these formats (repeatable; default png and svg)",
     )
+    add_json_option(p)
     p.set_defaults(handler=handle)
 
 
@@ -48,6 +49,6 @@ def handle(args: argparse.Namespace) -> int:
         figure = charts.timeline(args.domain, episodes, verdicts, load_orders_or_fail(args.orders))
     else:
         figure = charts.heatmap(verdicts, args.domain)
-    for path in charts.save(figure, args.out, formats=args.formats or ("png", "svg")):
-        print(path)
+    paths = charts.save(figure, args.out, formats=args.formats or ("png", "svg"))
+    emit(args, {"kind": args.kind, "files": [str(p) for p in paths]}, "\n".join(str(p) for p in paths))
     return 0

@@ -19,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("value")
     u = sub.add_parser("unset", help="go back to the default for KEY")
     u.add_argument("key", choices=sorted(SETTINGS))
-    sub.add_parser("path", help="print where the settings file is")
+    path = sub.add_parser("path", help="print where the settings file is")
+    for action in (s, u, path):
+        # Either place works: `kuzot config --json set ...` or `kuzot config set ... --json`.
+        action.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     p.set_defaults(handler=handle)
 
 
@@ -27,7 +30,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         config = load_config()
         if args.config_command == "path":
-            print(config.path)
+            print(json.dumps({"path": str(config.path)}) if args.json else config.path)
             return 0
         if args.config_command == "set":
             config.values[args.key] = parse_value(args.key, args.value)

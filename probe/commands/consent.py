@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from probe.commands._common import add_json_option, emit
 from probe.consent import CONSENT_TEXT, consent_record, record_consent, withdraw_consent
 
 
@@ -15,19 +16,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--withdraw", action="store_true", help="withdraw consent; runs stop until you accept again"
     )
+    add_json_option(p)
     p.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     if args.accept:
         record_consent("kuzot consent --accept")
-        print("Consent recorded.")
+        emit(args, {"accepted": True, **(consent_record() or {})}, "Consent recorded.")
     elif args.withdraw:
-        print("Consent withdrawn." if withdraw_consent() else "There was no consent on record.")
+        withdrawn = withdraw_consent()
+        emit(
+            args,
+            {"accepted": False, "withdrawn": withdrawn},
+            "Consent withdrawn." if withdrawn else "There was no consent on record.",
+        )
     elif args.show or args.lang:
-        for lang in [args.lang] if args.lang else ["en", "ru", "ky"]:
-            print(CONSENT_TEXT[lang] + "\n")
+        langs = [args.lang] if args.lang else ["en", "ru", "ky"]
+        emit(
+            args,
+            {"texts": {lang: CONSENT_TEXT[lang] for lang in langs}},
+            "\n\n".join(CONSENT_TEXT[lang] for lang in langs) + "\n",
+        )
     else:
         record = consent_record()
-        print(f"Consent accepted on {record['at']} ({record['how']})." if record else "No consent on record.")
+        emit(
+            args,
+            {"accepted": record is not None, **(record or {})},
+            f"Consent accepted on {record['at']} ({record['how']})." if record else "No consent on record.",
+        )
     return 0

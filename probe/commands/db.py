@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from probe.commands import CommandError
-from probe.commands._common import add_db_option
+from probe.commands._common import add_db_option, add_json_option, emit
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -18,9 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     upgrade = sub.add_parser("upgrade", help="apply every migration not yet applied")
     add_db_option(upgrade)
     upgrade.add_argument("--revision", default="head", help="migrate up to this revision (default head)")
+    add_json_option(upgrade)
     upgrade.set_defaults(handler=handle_upgrade)
     current = sub.add_parser("current", help="print the schema revision the database is at")
     add_db_option(current)
+    add_json_option(current)
     current.set_defaults(handler=handle_current)
 
 
@@ -48,9 +50,11 @@ def handle_upgrade(args: argparse.Namespace) -> int:
     except (SQLAlchemyError, OSError) as exc:
         raise CommandError(f"cannot upgrade {url}: {exc}") from exc
     if before == after:
-        print(f"Already at revision {after}.")
+        text = f"Already at revision {after}."
     else:
-        print(f"Upgraded from {before or 'an empty database'} to revision {after}.")
+        text = f"Upgraded from {before or 'an empty database'} to revision {after}."
+    # No URL in the JSON: it may hold a password.
+    emit(args, {"before": before, "after": after, "changed": before != after}, text)
     return 0
 
 
@@ -68,5 +72,5 @@ def handle_current(args: argparse.Namespace) -> int:
             engine.dispose()
     except (SQLAlchemyError, OSError) as exc:
         raise CommandError(f"cannot read {url}: {exc}") from exc
-    print(revision or "empty (run `kuzot db upgrade`)")
+    emit(args, {"revision": revision}, revision or "empty (run `kuzot db upgrade`)")
     return 0

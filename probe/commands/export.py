@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_db_option(p)
     add_filters(p)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON (to stderr when FILE is -)")
     p.set_defaults(handler=handle)
 
 
@@ -75,7 +76,12 @@ def handle(args: argparse.Namespace) -> int:
     count = _write(args.file, lines)
     what = "OONI measurements" if args.format == "ooni" else "records"
     where = "standard output" if args.file == "-" else args.file
-    print(f"{count} {what} written to {where}", file=sys.stderr if args.file == "-" else sys.stdout)
+    summary = (
+        json.dumps({"written": count, "format": args.format, "file": args.file})
+        if args.json
+        else f"{count} {what} written to {where}"
+    )
+    print(summary, file=sys.stderr if args.file == "-" else sys.stdout)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from probe.commands import CommandError
+from probe.commands._common import add_json_option, emit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,8 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="fingerprints_command", metavar="ACTION", required=True)
     up = sub.add_parser("update", help="download OONI's blocking-fingerprints into your data directory")
     up.add_argument("--base-url", default=None, help=argparse.SUPPRESS)
+    add_json_option(up)
     up.set_defaults(handler=handle_update)
     ls = sub.add_parser("list", help="count the fingerprints the matcher uses, by source file")
+    add_json_option(ls)
     ls.set_defaults(handler=handle_list)
 
 
@@ -26,17 +29,23 @@ def handle_update(args: argparse.Namespace) -> int:
         paths = download_fingerprints(base_url=args.base_url or OONI_BASE_URL)
     except (httpx.HTTPError, FingerprintError, OSError) as exc:
         raise CommandError(f"could not update fingerprints (the old ones are kept): {exc}") from exc
-    for path in paths:
-        print(path)
+    emit(args, {"files": [str(p) for p in paths]}, "\n".join(str(p) for p in paths))
     return 0
 
 
-def handle_list(_args: argparse.Namespace) -> int:
+def handle_list(args: argparse.Namespace) -> int:
     from analysis.fingerprints import FingerprintError, default_fingerprint_paths, load_fingerprints
 
     try:
-        for path in default_fingerprint_paths():
-            print(f"{path}: {len(load_fingerprints([path]))} fingerprints")
+        sources = [
+            {"path": str(path), "fingerprints": len(load_fingerprints([path]))}
+            for path in default_fingerprint_paths()
+        ]
     except FingerprintError as exc:
         raise CommandError(str(exc), status=2) from exc
+    emit(
+        args,
+        {"sources": sources},
+        "\n".join(f"{s['path']}: {s['fingerprints']} fingerprints" for s in sources),
+    )
     return 0

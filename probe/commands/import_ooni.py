@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from probe.commands import CommandError
-from probe.commands._common import add_db_option, open_store
+from probe.commands._common import add_db_option, add_json_option, emit, open_store
 from probe.records import Measurement
 
 #: Whatever reading an input can raise besides bad lines: an unreadable file, a gzip
@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="a line that cannot be imported is an error (exit 2) and nothing is written",
     )
+    add_json_option(p)
     p.set_defaults(handler=handle)
 
 
@@ -79,20 +80,19 @@ def handle(args: argparse.Namespace) -> int:
     _check_inputs(args.files)
     if args.strict:
         return _import_strict(args)
-    skipped = 0
+    skipped: list[str] = []
 
     def usable() -> Iterator[Measurement]:
-        nonlocal skipped
         for name in args.files:
             for where, measurement in _results(name):
                 if measurement is None:
-                    skipped += 1
+                    skipped.append(where)
                     print(f"skipped {where}", file=sys.stderr)
                 else:
                     yield measurement
 
     stored, present = _save_all(args.db, usable())
-    print(_summary(stored, present, skipped))
+    _report(args, stored, present, skipped)
     # Nothing usable at all in what was given is a failure, not an empty success.
     return 1 if skipped and not stored and not present else 0
 
@@ -116,7 +116,7 @@ def _import_strict(args: argparse.Namespace) -> int:
             status=2,
         )
     stored, present = _save_all(args.db, measurements)
-    print(_summary(stored, present, 0))
+    _report(args, stored, present, [])
     return 0
 
 
@@ -136,6 +136,8 @@ def _save_all(db: str | None, measurements: Iterable[Measurement]) -> tuple[int,
     return stored, present
 
 
-def _summary(stored: int, present: int, skipped: int) -> str:
-    text = f"{stored} imported, {present} already present, {skipped} skipped"
-    return text + (" (reasons on stderr)" if skipped else "")
+def _report(args: argparse.Namespace, stored: int, present: int, skipped: list[str]) -> None:
+    text = f"{stored} imported, {present} already present, {len(skipped)} skipped"
+    text += " (reasons on stderr)" if skipped else ""
+    data = {"imported": stored, "already_present": present, "skipped": len(skipped), "skipped_lines": skipped}
+    emit(args, data, text)

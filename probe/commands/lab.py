@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from probe.commands import CommandError
+from probe.commands._common import add_json_option, emit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,12 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--scenario", default="matrix", help="scenario name or TOML file (default: matrix)")
     up.add_argument("--state-dir", type=Path, metavar="DIR", help="where configs, certs and logs go")
     up.add_argument("--foreground", action="store_true", help="stay until Ctrl-C, then tear down")
+    add_json_option(up)
     up.set_defaults(handler=handle_up)
     down = sub.add_parser("down", help="remove a lab (the only one, or --state-dir, or --all)")
     down.add_argument("--state-dir", type=Path, metavar="DIR")
     down.add_argument("--all", action="store_true", help="remove every lab on this machine")
+    add_json_option(down)
     down.set_defaults(handler=handle_down)
     status = sub.add_parser("status", help="list running labs")
+    add_json_option(status)
     status.set_defaults(handler=handle_status)
 
 
@@ -55,16 +59,31 @@ def handle_up(args: argparse.Namespace) -> int:
     except LabError as exc:
         raise CommandError(str(exc)) from exc
     try:
-        probe = shlex.join([*lab.probe_command(["--db", "sqlite:///lab.db"]), *lab.url_args()])
-        print(f"lab {lab.suffix} up: scenario {lab.scenario.name}, state in {lab.state_dir}")
-        print(f"  namespaces: {', '.join(lab.namespaces.values())}")
-        print(f"  control helper: {lab.control_url}   CA: {lab.ca_bundle}")
-        print(f"  measure: {probe}")
+        probe = [*lab.probe_command(["--db", "sqlite:///lab.db"]), *lab.url_args()]
+        lines = [
+            f"lab {lab.suffix} up: scenario {lab.scenario.name}, state in {lab.state_dir}",
+            f"  namespaces: {', '.join(lab.namespaces.values())}",
+            f"  control helper: {lab.control_url}   CA: {lab.ca_bundle}",
+            f"  measure: {shlex.join(probe)}",
+        ]
         if not args.foreground:
             lab.detach()
-            print(f"  remove with: kuzot lab down --state-dir {lab.state_dir}")
+            lines.append(f"  remove with: kuzot lab down --state-dir {lab.state_dir}")
+        data = {
+            "suffix": lab.suffix,
+            "scenario": lab.scenario.name,
+            "state_dir": str(lab.state_dir),
+            "namespaces": list(lab.namespaces.values()),
+            "control_url": lab.control_url,
+            "ca_bundle": str(lab.ca_bundle),
+            "measure": probe,
+            "foreground": args.foreground,
+        }
+        emit(args, data, "\n".join(lines))
+        if not args.foreground:
             return 0
-        print("  Ctrl-C to tear down.")
+        if not args.json:
+            print("  Ctrl-C to tear down.", flush=True)
         while True:
             time.sleep(3600)
     except BaseException:
@@ -83,32 +102,42 @@ def handle_down(args: argparse.Namespace) -> int:
         if len(targets) > 1 and not args.all:
             listed = ", ".join(str(t) for t in targets)
             raise CommandError(f"{len(targets)} labs are running ({listed}): use --state-dir or --all", 2)
-    if not targets:
-        print("no lab is running")
-        return 0
-    failed = False
-    for state_dir in targets:
-        problems = teardown(state_dir)
-        for problem in problems:
-            print(f"  {problem}")
-        failed = failed or bool(problems)
-        print(f"lab in {state_dir}: {'partly removed' if problems else 'removed'}")
-    return 1 if failed else 0
+    results = [{"state_dir": str(state_dir), "problems": teardown(state_dir)} for state_dir in targets]
+    lines: list[str] = []
+    for result in results:
+        lines += [f"  {problem}" for problem in result["problems"]]
+        lines.append(f"lab in {result['state_dir']}: {'partly removed' if result['problems'] else 'removed'}")
+    emit(args, {"removed": results}, "\n".join(lines) if results else "no lab is running")
+    return 1 if any(r["problems"] for r in results) else 0
 
 
 def handle_status(args: argparse.Namespace) -> int:
     from probe.lab.netns import STATE_FILE, _process_is_ours, running_labs
 
-    labs = running_labs()
-    if not labs:
-        print("no lab is running")
-        return 0
-    for state_dir in labs:
+    labs: list[dict[str, object]] = []
+    lines: list[str] = []
+    for state_dir in running_labs():
         state = json.loads((state_dir / STATE_FILE).read_text())
         alive = [name for name, pid in state["pids"].items() if _process_is_ours(int(pid), state_dir)]
         namespaces = [n for n in state["namespaces"] if Path(f"/run/netns/{n}").exists()]
-        print(f"lab {state['suffix']}: scenario {state['scenario']}, since {state['created']}")
-        print(f"  state {state_dir}")
-        print(f"  namespaces {len(namespaces)}/{len(state['namespaces'])}; daemons up: {', '.join(alive)}")
-        print(f"  control {state['control_url']}; targets: {', '.join(state['targets'].values())}")
+        labs.append(
+            {
+                "suffix": state["suffix"],
+                "scenario": state["scenario"],
+                "created": state["created"],
+                "state_dir": str(state_dir),
+                "namespaces_present": namespaces,
+                "namespaces_expected": state["namespaces"],
+                "daemons_up": alive,
+                "control_url": state["control_url"],
+                "targets": list(state["targets"].values()),
+            }
+        )
+        lines += [
+            f"lab {state['suffix']}: scenario {state['scenario']}, since {state['created']}",
+            f"  state {state_dir}",
+            f"  namespaces {len(namespaces)}/{len(state['namespaces'])}; daemons up: {', '.join(alive)}",
+            f"  control {state['control_url']}; targets: {', '.join(state['targets'].values())}",
+        ]
+    emit(args, {"labs": labs}, "\n".join(lines) if labs else "no lab is running")
     return 0

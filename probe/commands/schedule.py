@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from probe.commands import CommandError
+from probe.commands._common import add_json_option, emit
 from probe.config import load_config
 from probe.consent import consent_record
 from probe.schedule import ScheduleError, Scheduler, parse_every
@@ -19,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--every", metavar="INTERVAL", help="30m, 6h, 1d ...")
     group.add_argument("--remove", action="store_true", help="stop scheduled runs")
     group.add_argument("--show", action="store_true", help="print the installed schedule")
+    add_json_option(p)
     p.set_defaults(handler=handle)
 
 
@@ -33,11 +35,18 @@ def handle(args: argparse.Namespace) -> int:
     scheduler = Scheduler.detect()
     try:
         if args.remove:
-            print("Scheduled runs removed." if scheduler.remove() else "Nothing was scheduled.")
+            removed = scheduler.remove()
+            emit(
+                args, {"removed": removed}, "Scheduled runs removed." if removed else "Nothing was scheduled."
+            )
             return 0
         if args.show:
             shown = scheduler.show()
-            print(shown if shown else "Not scheduled.")
+            emit(
+                args,
+                {"scheduled": bool(shown), "schedule": shown or None},
+                shown if shown else "Not scheduled.",
+            )
             return 0
         try:
             seconds = parse_every(args.every)
@@ -53,7 +62,12 @@ def handle(args: argparse.Namespace) -> int:
         config = load_config()
         if config.get("upload") and config.get("collector_url"):
             command += ["--upload", str(config.get("collector_url"))]
-        print(f"Scheduled: {scheduler.install(command, seconds)}")
+        installed = scheduler.install(command, seconds)
+        emit(
+            args,
+            {"scheduled": True, "schedule": installed, "every_seconds": seconds, "command": command},
+            f"Scheduled: {installed}",
+        )
     except ScheduleError as exc:
         raise CommandError(str(exc)) from exc
     return 0

@@ -10,9 +10,11 @@ from pathlib import Path
 import httpx
 
 from probe.commands import CommandError
+from probe.commands._common import add_json_option, emit
 from probe.store.database import data_dir
 from probe.targets import TargetsError, load_targets, parse_targets
 
+LICENCE = "CC BY-NC-SA 4.0 (Citizen Lab and others)"
 CITIZENLAB_BASE = "https://raw.githubusercontent.com/citizenlab/test-lists/master/lists"
 
 
@@ -24,9 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     up.add_argument("--base-url", default=CITIZENLAB_BASE, help=argparse.SUPPRESS)
     up.add_argument("--lists", default="kg,global", help="comma-separated list names (default kg,global)")
+    add_json_option(up)
     up.set_defaults(handler=handle_update)
     check = sub.add_parser("check", help="lint a test-list file")
     check.add_argument("file", type=Path)
+    add_json_option(check)
     check.set_defaults(handler=handle_check)
 
 
@@ -37,6 +41,7 @@ def targets_dir() -> Path:
 def handle_update(args: argparse.Namespace) -> int:
     dest = targets_dir()
     dest.mkdir(parents=True, exist_ok=True)
+    written: list[dict[str, object]] = []
     with httpx.Client(timeout=30, follow_redirects=True) as client:
         for name in [n.strip() for n in args.lists.split(",") if n.strip()]:
             url = f"{args.base_url.rstrip('/')}/{name}.csv"
@@ -53,8 +58,13 @@ def handle_update(args: argparse.Namespace) -> int:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(response.text)
             os.replace(tmp, dest / f"{name}.csv")
-            print(f"{dest / f'{name}.csv'}: {len(targets)} URLs")
-    print("Citizen Lab test lists are CC BY-NC-SA 4.0 (Citizen Lab and others).")
+            written.append({"list": name, "path": str(dest / f"{name}.csv"), "urls": len(targets)})
+    lines = [f"{w['path']}: {w['urls']} URLs" for w in written]
+    emit(
+        args,
+        {"lists": written, "licence": LICENCE},
+        "\n".join([*lines, f"Citizen Lab test lists are {LICENCE}."]),
+    )
     return 0
 
 
@@ -63,5 +73,9 @@ def handle_check(args: argparse.Namespace) -> int:
         targets = load_targets(args.file)
     except TargetsError as exc:
         raise CommandError(str(exc), status=2) from exc
-    print(f"{args.file}: {len(targets)} URLs, valid")
+    emit(
+        args,
+        {"file": str(args.file), "urls": len(targets), "valid": True},
+        f"{args.file}: {len(targets)} URLs, valid",
+    )
     return 0
