@@ -16,7 +16,7 @@ known **not** to be blockpages (hosting errors, parked domains) and must never c
 evidence of blocking.  Our own lab fingerprints use scope ``lab``, which confirms.
 
 Where they come from (:func:`load_fingerprints` without ``paths``): our own files in
-``targets/fingerprints/*.csv``, written in our own words, plus OONI's files when the user
+``analysis/data/fingerprints/*.csv``, written in our own words, plus OONI's files when the user
 downloaded them (:func:`download_fingerprints`) into
 ``platformdirs.user_data_dir("kuzot")/fingerprints``.  OONI's repository carries no
 licence, so the project never ships a copy: it fetches them at run time.
@@ -39,6 +39,7 @@ import httpx
 import platformdirs
 
 from analysis.bogons import parse_address
+from analysis.bundled import fingerprint_dir
 from probe.records import HttpObservation
 
 #: The header line every fingerprint file must start with, in this order.
@@ -67,7 +68,6 @@ OONI_FILES = ("fingerprints_dns.csv", "fingerprints_http.csv")
 #: Larger downloads are refused: the real files are well under 1 MB.
 MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024
 
-_BUNDLED_DIR = Path(__file__).resolve().parent.parent / "targets" / "fingerprints"
 
 
 class FingerprintError(ValueError):
@@ -307,12 +307,13 @@ def user_fingerprint_dir() -> Path:
 
 def default_fingerprint_paths() -> list[Path]:
     """Our own files, then any downloaded OONI copies that exist."""
-    if not _BUNDLED_DIR.is_dir():
+    bundled = fingerprint_dir()
+    if not bundled.is_dir():
         raise FingerprintError(
-            f"{_BUNDLED_DIR}: the project's own fingerprint directory is missing; "
-            "run from a checkout or pass paths explicitly"
+            f"{bundled}: the fingerprints shipped with Kuzot are missing; reinstall kuzot "
+            "or pass fingerprint files explicitly"
         )
-    paths = sorted(_BUNDLED_DIR.glob("*.csv"))
+    paths = sorted(bundled.glob("*.csv"))
     downloaded = user_fingerprint_dir()
     paths += [downloaded / name for name in OONI_FILES if (downloaded / name).is_file()]
     return paths

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from probe import __version__
 from probe.commands import COMMANDS, CommandError
+from probe.extras import find_missing_extra
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,9 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 first = first.exceptions[0]
             print(f"kuzot {args.command}: {first}", file=sys.stderr)
             return getattr(first, "status", 1)
+        message = find_missing_extra(group)
+        if message is not None:
+            print(f"kuzot {args.command}: {message}", file=sys.stderr)
+            return 2
         raise
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        # An optional dependency that is not installed: one line naming the extra.
+        message = find_missing_extra(exc)
+        if message is None:
+            raise
+        print(f"kuzot {args.command}: {message}", file=sys.stderr)
+        return 2
 
 
 def _interrupted() -> int:

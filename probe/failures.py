@@ -59,6 +59,14 @@ class Failure(StrEnum):
     HTTP_TOO_MANY_REDIRECTS = "http_too_many_redirects"
     HTTP_INVALID_REDIRECT = "http_invalid_redirect_location_host"
 
+    # Control helper (kuzot control serve): it answered, but with a refusal, not observations.
+    # The helper's own words go to ControlObservations.reason.
+    CONTROL_REFUSED_PRIVATE_ADDRESS = "control_refused_private_address"
+    CONTROL_OVERLOADED = "control_overloaded"
+    CONTROL_BAD_REQUEST = "control_bad_request"
+    CONTROL_HTTP_ERROR = "control_http_error"
+    CONTROL_INVALID_RESPONSE = "control_invalid_response"
+
 
 # errno -> failure.  Only errnos that mean something on the path to a server.
 _ERRNO_FAILURES: dict[int, Failure] = {

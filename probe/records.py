@@ -161,6 +161,8 @@ class ControlObservations:
     tcp: list[TcpObservation] = field(default_factory=list)
     tls: list[TlsObservation] = field(default_factory=list)
     http: list[HttpObservation] = field(default_factory=list)
+    #: Why the helper refused, in its own words (its ``error`` field), when it did.
+    reason: str | None = None
 
 
 @dataclass(slots=True)

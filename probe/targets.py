@@ -188,14 +188,12 @@ def targets_from_urls(urls: list[str]) -> list[Target]:
 
 
 def default_targets_path() -> Path:
-    """The project's own list, next to the packages in a checkout or an installed share dir."""
+    """``$KUZOT_TARGETS``, or our own list shipped in the package (``probe/data/kg.csv``)."""
     import os
 
     override = os.environ.get("KUZOT_TARGETS")
     if override:
         return Path(override)
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "targets" / "kg.csv", Path.cwd() / "targets" / "kg.csv"):
-        if candidate.exists():
-            return candidate
-    return here.parent / "targets" / "kg.csv"
+    from probe.bundled import default_targets_file
+
+    return default_targets_file()

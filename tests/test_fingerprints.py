@@ -16,6 +16,7 @@ from typing import ClassVar
 import httpx
 import pytest
 
+from analysis.bundled import fingerprint_dir
 from analysis.fingerprints import (
     COLUMNS,
     FingerprintError,
@@ -59,10 +60,10 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_default_set_is_our_own_files() -> None:
-    """If no paths are given, then our own targets/fingerprints files are loaded with every row named."""
+    """If no paths are given, then our own shipped fingerprint files are loaded with every row named."""
     fps = load_fingerprints()
     assert {"kuzot.kg_elcat", "kuzot.kg_homeline", "kuzot.lab_blockpage", "kuzot.lab_dns"} <= fps.names()
-    assert REPO / "targets" / "fingerprints" / "http.csv" in fps.sources
+    assert fingerprint_dir() / "http.csv" in fps.sources
 
 
 def test_elcat_body_matches() -> None:

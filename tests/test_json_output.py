@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from probe.bundled import default_targets_file
 from probe.cli import build_parser
 from probe.commands import COMMANDS
-from tests.conftest import REPO, kuzot
+from tests.conftest import kuzot
 
 #: Commands that run until stopped and so have no single answer to give.
 SERVERS = {"control", "serve"}
@@ -85,7 +86,7 @@ def test_database_and_list_commands_json(tmp_path: Path) -> None:
     upgraded = _json("db", "upgrade", "--db", db, "--json")
     assert upgraded["changed"] is True and upgraded["before"] is None and upgraded["after"]
     assert _json("db", "current", "--db", db, "--json") == {"revision": upgraded["after"]}
-    checked = _json("targets", "check", str(REPO / "targets" / "kg.csv"), "--json")
+    checked = _json("targets", "check", str(default_targets_file()), "--json")
     assert checked["valid"] is True and checked["urls"] >= 6
     sources = _json("fingerprints", "list", "--json")["sources"]
     assert any(s["path"].endswith(".csv") and s["fingerprints"] > 0 for s in sources)

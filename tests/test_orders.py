@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from analysis.bundled import orders_file
 from analysis.episodes import find_episodes
 from analysis.fingerprints import load_fingerprints
 from analysis.orders import (
@@ -21,13 +22,13 @@ from analysis.orders import (
 )
 from analysis.synthetic import EXAMPLE_ORDERS_CSV, example_history
 from analysis.verdicts import judge_all, verdicts_frame
-from tests.conftest import REPO, kuzot
+from tests.conftest import kuzot
 
 HEADER = ",".join(ORDER_COLUMNS)
 
 
 def test_the_projects_orders_file_loads_with_the_known_orders():
-    orders = load_orders(REPO / "targets" / "orders.csv").set_index("order_id")
+    orders = load_orders(orders_file()).set_index("order_id")
     azattyk = orders.loc["kg-2022-10-26-azattyk"]
     assert azattyk["issued_on"] == date(2022, 10, 26)
     assert azattyk["ordered_end"] == date(2022, 12, 26)  # two calendar months: 61 days

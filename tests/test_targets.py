@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from probe.bundled import default_targets_file
 from probe.targets import TargetsError, load_targets, parse_targets, targets_from_urls
 
 HEADER = "url,category_code,category_description,date_added,source,notes\n"
@@ -14,7 +15,7 @@ SHARED_KG = Path(__file__).resolve().parents[2] / "shared" / "data" / "citizenla
 
 def test_project_list_is_valid_and_has_the_ordered_sites() -> None:
     """If the project's own kg.csv is loaded, then it lints clean and holds the sites the orders name."""
-    urls = {t.url for t in load_targets(Path(__file__).resolve().parents[1] / "targets" / "kg.csv")}
+    urls = {t.url for t in load_targets(default_targets_file())}
     for required in (
         "https://www.azattyk.org/",
         "https://rus.azattyk.org/",

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import analysis.verdicts as verdicts_module
+from analysis.bundled import fingerprint_dir
 from analysis.fingerprints import FingerprintSet, load_fingerprints
 from analysis.verdicts import RULES, RULES_VERSION, VERDICT_COLUMNS, judge, judge_all, verdicts_frame
 from probe.failures import Failure
@@ -510,7 +511,7 @@ def test_lab_blockpage_address_with_loopback_control_is_confirmed() -> None:
 
 def test_vague_loopback_answer_in_loopback_lab_is_not_blocking() -> None:
     """If a vague fingerprint (127.0.0.1) is answered where the control's internet is loopback too, then it is not DNS blocking."""
-    vague = load_fingerprints([Path(__file__).resolve().parents[1] / "targets/fingerprints"])
+    vague = load_fingerprints([fingerprint_dir()])
     vague = FingerprintSet(
         dns=(*vague.dns, replace(vague.dns[0], name="t.vague", scope="vbw", pattern="127.0.0.1")),
         http=vague.http,
@@ -731,7 +732,7 @@ def test_lab_blockpage_marker_is_confirmed() -> None:
     body = b"<html><head><title>Access denied</title><!-- KUZOT-LAB-BLOCKPAGE --></head></html>"
     m = measurement(http_obs=[http("http/0", body=body)], ctrl=control())
     v = verdict_of(
-        m, load_fingerprints([Path(__file__).resolve().parents[1] / "targets/fingerprints/http.csv"])
+        m, load_fingerprints([fingerprint_dir() / "http.csv"])
     )
     assert (v.status, v.confirmed) == ("blocked", True)
     assert "kuzot.lab_blockpage" in v.reason

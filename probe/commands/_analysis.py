@@ -43,7 +43,7 @@ def load_verdicts(args: argparse.Namespace):  # -> pandas.DataFrame
         raise CommandError(str(exc), status=2) from exc
     from probe.commands._common import open_store
 
-    open_store(database_url(args)).close()  # a clear error for a bad URL, and the schema in place
+    open_store(database_url(args), must_exist=True).close()  # a clear error for a bad URL
     measurements = iter_measurements(
         database_url(args),
         domain=getattr(args, "domain", None),

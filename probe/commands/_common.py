@@ -42,9 +42,11 @@ def emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
         print(text)
 
 
-def open_store(url: str | None, *, migrate: bool = True) -> Store:
+def open_store(url: str | None, *, migrate: bool = True, must_exist: bool = False) -> Store:
+    """The store for a command; reading commands pass ``must_exist`` so that a wrong
+    ``--db`` is an error, not a new empty database."""
     try:
-        return Store.open(url, migrate=migrate)
+        return Store.open(url, migrate=migrate, must_exist=must_exist)
     except StoreError as exc:
         raise CommandError(str(exc)) from exc
 

@@ -6,7 +6,7 @@ in its resolver from mid-morning, ISP B never does, ISP C resets TLS handshakes 
 afternoon, and ISP B's volunteer loses their own link for one round.  The real probe
 measures through real daemons; only the clock is simulated (every measurement says so,
 ``simulated_clock=true``), so a day passes in a couple of minutes.  Then verdicts,
-episodes, the correlation with ``targets/orders.csv`` and the evidence report follow,
+episodes, the correlation with the orders file (``analysis/data/orders.csv``) and the evidence report follow,
 exactly as for real data.
 """
 
@@ -21,7 +21,6 @@ from pathlib import Path
 from probe.lab.netns import NetnsLab
 
 DAY = datetime(2022, 10, 26, tzinfo=UTC)
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,7 @@ def run_demo(
     )
     failures: list[str] = []
     with NetnsLab("clean", timeout=2.0) as lab:
+        namespaces = sorted(lab.namespaces.values())
         active = "clean"
         urls = lab.url_args()  # the same six sites every round, whatever the ISP does
         for when in rounds:
@@ -84,7 +84,9 @@ def run_demo(
                 if result.returncode != 0:
                     failures.append(f"{network.name} at {when:%H:%M}: {result.stderr.strip()[-300:]}")
                 say(f"  {when:%H:%M}  {network.name:<12} {wanted:<9} measured")
+    # Reached only when NetnsLab.__exit__ removed everything (it raises LabError otherwise).
     say("Lab torn down.")
+    from analysis.bundled import orders_file
     from analysis.data import load_verdicts
     from analysis.episodes import episodes_to_records, find_episodes
     from analysis.orders import correlate, load_orders
@@ -92,7 +94,7 @@ def run_demo(
 
     verdicts = load_verdicts(db)
     episodes = find_episodes(verdicts)
-    orders = load_orders(REPO / "targets" / "orders.csv")
+    orders = load_orders(orders_file())
     table = correlate(orders, episodes, verdicts)
     report = build_report(db, "azattyk.org", out_dir / "report", orders=orders)
     enforcement = table[table["order_id"] == "kg-2022-10-26-azattyk"]
@@ -108,4 +110,5 @@ def run_demo(
             if row.probe_asn is not None and str(row.probe_asn) != "<NA>"
         },
         "failures": failures,
+        "lab_namespaces": namespaces,
     }

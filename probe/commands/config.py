@@ -15,14 +15,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     sub = p.add_subparsers(dest="config_command", metavar="ACTION")
     s = sub.add_parser("set", help="set KEY to VALUE")
-    s.add_argument("key", choices=sorted(SETTINGS))
-    s.add_argument("value")
+    s.add_argument("key", choices=sorted(SETTINGS), help="the setting to change")
+    s.add_argument("value", help="its new value")
     u = sub.add_parser("unset", help="go back to the default for KEY")
-    u.add_argument("key", choices=sorted(SETTINGS))
+    u.add_argument("key", choices=sorted(SETTINGS), help="the setting to reset")
     path = sub.add_parser("path", help="print where the settings file is")
     for action in (s, u, path):
         # Either place works: `kuzot config --json set ...` or `kuzot config set ... --json`.
-        action.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        action.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+        )
     p.set_defaults(handler=handle)
 
 

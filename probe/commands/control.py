@@ -17,17 +17,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("control", help="run the control helper (an uncensored vantage)")
     sub = p.add_subparsers(dest="control_command", metavar="ACTION", required=True)
     serve = sub.add_parser("serve", help="serve POST /api/v1/control over HTTP")
-    serve.add_argument("--listen", default="127.0.0.1:8787", metavar="HOST:PORT")
+    serve.add_argument(
+        "--listen",
+        default="127.0.0.1:8787",
+        metavar="HOST:PORT",
+        help="address and port to serve on (default 127.0.0.1:8787; 0.0.0.0:8787 for everyone)",
+    )
     add_control_options(serve)
     serve.set_defaults(handler=handle_serve)
 
 
 def add_control_options(parser: argparse.ArgumentParser) -> None:
     """How the helper measures; shared with ``kuzot serve --with-control``."""
-    parser.add_argument("--resolver", action="append", default=[], metavar="IP[:PORT]")
-    parser.add_argument("--no-system-resolver", action="store_true")
-    parser.add_argument("--ca-bundle", type=Path, metavar="FILE")
-    parser.add_argument("--source-address", metavar="ADDR")
+    parser.add_argument(
+        "--resolver",
+        action="append",
+        default=[],
+        metavar="IP[:PORT]",
+        help="also ask this DNS resolver directly over UDP (repeatable)",
+    )
+    parser.add_argument(
+        "--no-system-resolver", action="store_true", help="skip getaddrinfo (the system's resolver)"
+    )
+    parser.add_argument(
+        "--ca-bundle", type=Path, metavar="FILE", help="trust this CA in addition to the system store"
+    )
+    parser.add_argument(
+        "--source-address", metavar="ADDR", help="send the helper's measurements from this local address"
+    )
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help="connect timeout (others scale)")
     parser.add_argument("--concurrency", type=int, default=32, help="measurements at once (default 32)")
     parser.add_argument(

@@ -68,7 +68,7 @@ def handle(args: argparse.Namespace) -> int:
     from analysis.data import iter_measurements
 
     url = database_url(args)
-    open_store(url).close()  # a clear error for a bad URL, and the schema in place
+    open_store(url, must_exist=True).close()  # a clear error for a bad URL, and the schema in place
     measurements = list(
         iter_measurements(url, domain=args.domain, probe_asn=args.asn, since=args.since, until=args.until)
     )

@@ -12,7 +12,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("fingerprints", help="update or list blockpage fingerprints")
     sub = p.add_subparsers(dest="fingerprints_command", metavar="ACTION", required=True)
     up = sub.add_parser("update", help="download OONI's blocking-fingerprints into your data directory")
-    up.add_argument("--base-url", default=None, help=argparse.SUPPRESS)
+    up.add_argument(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="download the files from this mirror (default: OONI's blocking-fingerprints repository)",
+    )
     add_json_option(up)
     up.set_defaults(handler=handle_update)
     ls = sub.add_parser("list", help="count the fingerprints the matcher uses, by source file")

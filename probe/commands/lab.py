@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_option(up)
     up.set_defaults(handler=handle_up)
     down = sub.add_parser("down", help="remove a lab (the only one, or --state-dir, or --all)")
-    down.add_argument("--state-dir", type=Path, metavar="DIR")
+    down.add_argument(
+        "--state-dir", type=Path, metavar="DIR", help="tear down only the lab with this state directory"
+    )
     down.add_argument("--all", action="store_true", help="remove every lab on this machine")
     add_json_option(down)
     down.set_defaults(handler=handle_down)

@@ -12,7 +12,6 @@ from probe.commands._output import write_rows
 from probe.commands.episodes import TABLE_COLUMNS as EPISODE_TABLE_COLUMNS
 from probe.commands.episodes import load_episodes
 
-DEFAULT_ORDERS = Path(__file__).resolve().parents[2] / "targets" / "orders.csv"
 #: What fits on a screen; json and csv have every column.
 TABLE_COLUMNS = [
     "order_id",
@@ -29,7 +28,11 @@ TABLE_COLUMNS = [
 
 def add_orders_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--orders", type=Path, default=DEFAULT_ORDERS, help="orders file (default targets/orders.csv)"
+        "--orders",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="orders file in the orders.csv layout (default: the one shipped with Kuzot)",
     )
 
 
@@ -43,9 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handle)
 
 
-def load_orders_or_fail(path: Path):  # -> DataFrame
+def load_orders_or_fail(path: Path | None):  # -> DataFrame
+    from analysis.bundled import orders_file
     from analysis.orders import OrdersFileError, load_orders
 
+    path = orders_file() if path is None else path
     try:
         return load_orders(path)
     except OrdersFileError as exc:

@@ -55,7 +55,7 @@ def handle(args: argparse.Namespace) -> int:
         raise CommandError("a report is about one site: add --domain DOMAIN", status=2)
     orders = load_orders_or_fail(args.orders)
     url = database_url(args)
-    open_store(url).close()  # a clear error for a bad URL, and the schema in place
+    open_store(url, must_exist=True).close()  # a clear error for a bad URL, and the schema in place
     _prepare(args.out, args.overwrite)
     try:
         report = build_report(url, args.domain, args.out, orders=orders, since=args.since, until=args.until)

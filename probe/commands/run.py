@@ -92,7 +92,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="without --control, compare DNS with this DNS-over-HTTPS resolver "
         "(default: $KUZOT_DOH_CONTROL or https://dns.google/dns-query; 'off' disables)",
     )
-    p.add_argument("--doh-connect-ip", metavar="IP", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--doh-connect-ip",
+        metavar="IP",
+        help="connect to the DoH control at this address instead of resolving its name (labs, tests)",
+    )
     p.add_argument(
         "--resume",
         action="store_true",
@@ -473,6 +477,7 @@ def handle(args: argparse.Namespace) -> int:
                 {**step_summary(m), "id": m.id} for m in result.measurements if m.role == "target"
             ],
             "upload": upload_summary,
+            "control_refused": control_refusals(result.measurements),
         }
         print(json.dumps(summary, indent=2))
     elif not args.quiet:
@@ -486,5 +491,31 @@ def handle(args: argparse.Namespace) -> int:
             f"{len(rows)} of {len(targets)} targets measured{note}; about {result.bytes_used:,} bytes used.",
             file=sys.stderr,
         )
+        refused = control_refusals(result.measurements)
+        if refused["count"]:
+            reasons = "; ".join(f"{r['failure']}: {r['reason']}" for r in refused["reasons"])
+            print(
+                f"The control helper refused {refused['count']} of {len(rows)} targets ({reasons}); "
+                "their verdicts cannot rule out an outage.",
+                file=sys.stderr,
+            )
         print(_plain_summary(verdicts, blocked, offline))
     return 0
+
+
+def control_refusals(measurements: list[Measurement]) -> dict[str, Any]:
+    """How many targets the control helper refused to measure, and why (for the summary)."""
+    from probe.control.client import REFUSALS
+
+    counts: dict[tuple[str, str], int] = {}
+    for m in measurements:
+        if m.role == "target" and m.control is not None and m.control.failure in REFUSALS:
+            key = (str(m.control.failure), m.control.reason or "")
+            counts[key] = counts.get(key, 0) + 1
+    return {
+        "count": sum(counts.values()),
+        "reasons": [
+            {"failure": failure, "reason": reason, "targets": n}
+            for (failure, reason), n in sorted(counts.items(), key=lambda item: -item[1])
+        ],
+    }

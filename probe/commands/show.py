@@ -38,7 +38,7 @@ def measurement_json(m: Measurement) -> dict[str, Any]:
 
 
 def handle(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
+    store = open_store(args.db, must_exist=True)
     try:
         role = None if args.canaries else "target"
         measurements = store.iter_measurements(

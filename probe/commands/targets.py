@@ -24,12 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up = sub.add_parser(
         "update", help="download Citizen Lab's kg.csv and global.csv into your data directory"
     )
-    up.add_argument("--base-url", default=CITIZENLAB_BASE, help=argparse.SUPPRESS)
+    up.add_argument(
+        "--base-url",
+        default=CITIZENLAB_BASE,
+        metavar="URL",
+        help="download the lists from this mirror (default: Citizen Lab's repository)",
+    )
     up.add_argument("--lists", default="kg,global", help="comma-separated list names (default kg,global)")
     add_json_option(up)
     up.set_defaults(handler=handle_update)
     check = sub.add_parser("check", help="lint a test-list file")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the test list to check (Citizen Lab CSV format)")
     add_json_option(check)
     check.set_defaults(handler=handle_check)
 

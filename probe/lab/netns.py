@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.util
 import json
 import os
 import secrets
@@ -48,14 +49,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
-
-import trustme
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from probe.lab import daemons as d
 from probe.lab.scenarios import ADDRESS_METHODS, LabScenario, load_scenario
 
-REPO = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    import trustme
+
 #: One entry per running lab (a symlink to its state directory), for ``kuzot lab status|down``.
 REGISTRY = Path("/run/kuzot-lab")
 STATE_FILE = "state.json"
@@ -82,6 +83,8 @@ def environment_problem() -> str | None:
         )
     if not Path("/dev/net/tun").exists():
         return "no /dev/net/tun (the delay line needs it)"
+    if importlib.util.find_spec("trustme") is None:
+        return "the lab's test CA needs the 'lab' extra: pip install 'kuzot[lab]'"
     return None
 
 
@@ -276,7 +279,9 @@ class NetnsLab:
         """Run ``kuzot run ARGS`` in the volunteer's namespace and wait for it."""
         env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1"}
         command = self.probe_command(args, control=control)
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, env=env, cwd=self.state_dir
+        )
 
     def run_in(self, role: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """Run a command in one of the lab's namespaces (``vol``, ``isp``, ``net``, ``ctl``)."""
@@ -288,8 +293,16 @@ class NetnsLab:
         self.up()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.down()
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        problems = self.down()
+        if not problems:
+            return
+        message = "the lab was not torn down completely: " + "; ".join(problems)
+        if exc is not None:
+            # Do not hide the error that ended the block; attach what is left behind.
+            exc.add_note(message)
+            return
+        raise LabError(message)
 
     def up(self) -> None:
         """Build the lab and start its daemons; on any failure, tear down what was built."""
@@ -424,6 +437,8 @@ class NetnsLab:
         self._sysctl("net", "net.ipv4.ip_forward=1")
 
     def _make_certificates(self) -> None:
+        import trustme  # the 'lab' extra; environment_problem() has checked it is there
+
         self._ca = trustme.CA(organization_name="Kuzot Netns Lab CA")
         self._ca.cert_pem.write_to_path(str(self.ca_bundle))
         (self.state_dir / "certs").mkdir(exist_ok=True)
@@ -479,7 +494,7 @@ class NetnsLab:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us, and we tear down in order
-                cwd=REPO,
+                cwd=self.state_dir,
             )
         self._children[name] = child
         self._pids[name] = child.pid

@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe.bundled import bundled_path
+
 #: Where the scenario files ship (package data, see pyproject's ``lab/scenarios/*.toml``).
-SCENARIO_DIR = Path(__file__).with_name("scenarios")
+SCENARIO_DIR = bundled_path("lab", "scenarios")
 
 #: Every way the lab's ISP (or the site itself) can treat a domain, with what it does.
 METHODS: dict[str, str] = {

@@ -22,6 +22,8 @@ from sqlalchemy import Engine, create_engine, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from probe.bundled import bundled_path
+from probe.extras import missing_extra_message
 from probe.records import Measurement, Run, utc_now
 from probe.store.models import (
     DnsObservationRow,
@@ -33,7 +35,7 @@ from probe.store.models import (
     TlsObservationRow,
 )
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS = bundled_path("store", "migrations")
 
 
 class StoreError(RuntimeError):
@@ -57,6 +59,25 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names when it does not exist (``None`` for other databases,
+    in-memory ones and files that are there)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None  # create_store_engine reports the bad URL
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database).expanduser()
+    return None if path.exists() else path
 
 
 def create_store_engine(url: str) -> Engine:
@@ -252,14 +273,31 @@ class Store:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str | None = None, *, migrate: bool = True) -> Store:
+    def open(cls, url: str | None = None, *, migrate: bool = True, must_exist: bool = False) -> Store:
+        """Open (and by default migrate) the database at ``url``.
+
+        ``must_exist``: for commands that only read; a SQLite file that is not there is
+        an error instead of a new empty database (a typo must not look like "no data").
+        """
         url = url or default_db_url()
+        if must_exist:
+            missing = missing_sqlite_file(url)
+            if missing is not None:
+                raise StoreError(
+                    f"no database at {missing} ({url}): measure first with `kuzot run`, "
+                    "or pass --db with an existing database"
+                )
         try:
             engine = create_store_engine(url)
             if migrate:
                 upgrade_schema(engine)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot open database {url}: {exc}") from exc
+        except ImportError as exc:
+            message = missing_extra_message(exc)
+            if message is None:
+                raise
+            raise StoreError(f"cannot open database {url}: {message}") from None
         return cls(engine)
 
     def close(self) -> None:
