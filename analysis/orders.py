@@ -1,6 +1,6 @@
 """Blocking orders, and how each network enforced them.
 
-The orders file (``targets/orders.csv``) is the legal side of the record; episodes are
+The orders file (``analysis/data/orders.csv``) is the legal side of the record; episodes are
 the technical side.  Correlating them answers what journalists ask: which ISPs obeyed,
 how fast, for how long, and who kept blocking after the order ended or was withdrawn.
 

@@ -358,7 +358,7 @@ def example_history(*, every: timedelta = timedelta(hours=6), seed: int = 7) -> 
     return list(generate_history(example_spec(every=every, seed=seed)))
 
 
-#: An orders file for the example history (the real ``targets/orders.csv`` has no
+#: An orders file for the example history (the real ``analysis/data/orders.csv`` has no
 #: withdrawal date for 24.kg; this one names one so the example can show the status).
 EXAMPLE_ORDERS_CSV = """\
 order_id,issued_on,authority,legal_basis,domains,duration_days,withdrawn_on,lifted_on,source_url,notes

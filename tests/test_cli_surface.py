@@ -99,7 +99,13 @@ def test_reading_a_database_that_does_not_exist_is_an_error_and_creates_nothing(
     """If a reading command gets a SQLite URL whose file is missing, then it says so and creates no file or folder."""
     missing_dir = tmp_path / "no" / "such" / "dir"
     url = f"sqlite:///{missing_dir / 'x.db'}"
-    for command in (["show"], ["verdicts"], ["episodes"], ["orders"], ["export", str(tmp_path / "out.jsonl")]):
+    for command in (
+        ["show"],
+        ["verdicts"],
+        ["episodes"],
+        ["orders"],
+        ["export", str(tmp_path / "out.jsonl")],
+    ):
         result = kuzot(*command, "--db", url)
         assert result.returncode != 0, command
         assert "no database at" in result.stderr, (command, result.stderr)
@@ -109,7 +115,9 @@ def test_reading_a_database_that_does_not_exist_is_an_error_and_creates_nothing(
 
 def test_postgres_url_without_its_driver_is_one_line_naming_the_extra(tmp_path) -> None:
     """If a postgresql:// URL needs a driver that is not installed, then the error is one line naming kuzot[postgres]."""
-    result = kuzot("show", "--db", "postgresql+psycopg://kuzot@127.0.0.1:1/kuzot", env=_without(tmp_path, "psycopg"))
+    result = kuzot(
+        "show", "--db", "postgresql+psycopg://kuzot@127.0.0.1:1/kuzot", env=_without(tmp_path, "psycopg")
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr

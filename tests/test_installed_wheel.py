@@ -32,9 +32,7 @@ def _wheel() -> Path | None:
     named = os.environ.get("KUZOT_WHEEL")
     if named:
         return Path(named)
-    built = sorted(
-        (REPO / "dist").glob(f"kuzot-{probe.__version__}-*.whl"), key=lambda p: p.stat().st_mtime
-    )
+    built = sorted((REPO / "dist").glob(f"kuzot-{probe.__version__}-*.whl"), key=lambda p: p.stat().st_mtime)
     return built[-1] if built else None
 
 
@@ -42,9 +40,7 @@ def _wheel() -> Path | None:
 def wheel() -> Path:
     path = _wheel()
     if path is None or not path.is_file():
-        message = (
-            "no wheel of this version in dist/ (build it: python3 -m pip wheel --no-deps -w dist .)"
-        )
+        message = "no wheel of this version in dist/ (build it: python3 -m pip wheel --no-deps -w dist .)"
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must test the installed package: {message}")
         pytest.skip(message)
@@ -129,9 +125,7 @@ def test_installed_package_is_not_the_checkout(installed: dict[str, Path]) -> No
         assert not Path(line).is_relative_to(REPO), line
 
 
-def test_main_commands_work_from_an_empty_folder(
-    installed: dict[str, Path], matrix_lab: LoopbackLab
-) -> None:
+def test_main_commands_work_from_an_empty_folder(installed: dict[str, Path], matrix_lab: LoopbackLab) -> None:
     """If the wheel is installed in a fresh venv, then run, verdicts, episodes, orders, report, verify, export, import-ooni and lab status work outside the checkout."""
     work = installed["work"]
     assert _ok(installed, "--version").strip() == f"kuzot {probe.__version__}"

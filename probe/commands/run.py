@@ -34,7 +34,7 @@ DEFAULT_CANARIES = ("https://www.google.com/", "https://www.wikipedia.org/", "ht
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("run", help="measure the target list and store the results")
     p.add_argument(
-        "--targets", metavar="FILE", help="test list in Citizen Lab format (default: targets/kg.csv)"
+        "--targets", metavar="FILE", help="test list in Citizen Lab format (default: our kg.csv)"
     )
     p.add_argument("--url", action="append", default=[], metavar="URL", help="measure this URL (repeatable)")
     add_db_option(p)

@@ -30,7 +30,7 @@ from probe.lab.web_servers import PROBE_SOURCE, LabSite, SitePolicy, WebLab, ser
 from probe.lab.web_servers import Behaviour as WebBehaviour
 from probe.settings import ProbeSettings, Timeouts
 
-#: Where the lying resolver sends blocked names; ``targets/fingerprints/dns.csv`` knows it.
+#: Where the lying resolver sends blocked names; ``analysis/data/fingerprints/dns.csv`` knows it.
 BLOCKPAGE_IP = "127.66.66.66"
 #: The control helper's source address: sites never censor it.
 CONTROL_SOURCE = "127.0.0.99"
