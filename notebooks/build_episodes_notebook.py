@@ -28,6 +28,7 @@ cells = [
         "from datetime import timedelta\n\n"
         "import pandas as pd\n\n"
         "from analysis import charts\n"
+        "from analysis.bundled import orders_file\n"
         "from analysis.data import load_verdicts\n"
         "from analysis.episodes import find_episodes\n"
         "from analysis.orders import (\n"
@@ -50,7 +51,7 @@ cells = [
     new_code_cell(
         "if DB:\n"
         "    verdicts = load_verdicts(DB)\n"
-        "    orders = load_orders(ROOT / 'targets' / 'orders.csv')\n"
+        "    orders = load_orders(orders_file())\n"
         "else:\n"
         "    from analysis.fingerprints import load_fingerprints\n"
         "    from analysis.synthetic import EXAMPLE_ORDERS_CSV, example_history\n"

@@ -105,12 +105,19 @@ def test_reading_a_database_that_does_not_exist_is_an_error_and_creates_nothing(
         ["episodes"],
         ["orders"],
         ["export", str(tmp_path / "out.jsonl")],
+        ["status"],
+        ["upload", "--to", "http://127.0.0.1:9"],
     ):
         result = kuzot(*command, "--db", url)
         assert result.returncode != 0, command
         assert "no database at" in result.stderr, (command, result.stderr)
         assert "Traceback" not in result.stderr
         assert not (tmp_path / "no").exists(), command
+    data_dir = tmp_path / "fresh-data"
+    status = kuzot("status", "--json", env={"KUZOT_DATA_DIR": str(data_dir)})
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["runs"] == []
+    assert not data_dir.exists(), "a status before the first run creates nothing"
 
 
 def test_postgres_url_without_its_driver_is_one_line_naming_the_extra(tmp_path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def handle_up(args: argparse.Namespace) -> int:
         while True:
             time.sleep(3600)
     except BaseException:
-        lab.down()
+        for problem in lab.down():  # Ctrl-C included: say what could not be removed
+            print(f"kuzot lab up: not torn down: {problem}", file=sys.stderr)
         raise
 
 

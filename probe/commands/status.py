@@ -55,9 +55,20 @@ def next_scheduled_run() -> str | None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    store = open_store(args.db)
+    from probe.store.database import default_db_url, missing_sqlite_file
+
+    if args.db is None and missing_sqlite_file(default_db_url()) is not None:
+        # Nothing measured yet on this machine: say so without creating a database.
+        runs, bytes_by_run, counts, queued = [], {}, {}, 0
+    else:
+        runs, bytes_by_run, counts, queued = _read(open_store(args.db, must_exist=True), args.runs)
+    rows = _rows(runs, bytes_by_run, counts)
+    return _show(args, rows, queued)
+
+
+def _read(store, limit: int):  # -> (runs, bytes by run, measurements by run, upload queue)
     try:
-        runs = store.runs()[-args.runs :]
+        runs = store.runs()[-limit:]
         bytes_by_run = store.bytes_used_by_run()
         with Session(store.engine) as session:
             counts = dict(
@@ -72,6 +83,10 @@ def handle(args: argparse.Namespace) -> int:
             )
     finally:
         store.close()
+    return runs, bytes_by_run, counts, queued
+
+
+def _rows(runs: list, bytes_by_run: dict, counts: dict) -> list[dict]:
     rows = []
     for run in reversed(runs):
         status = run.status
@@ -88,6 +103,10 @@ def handle(args: argparse.Namespace) -> int:
                 "bytes_used": bytes_by_run.get(run.id, 0),
             }
         )
+    return rows
+
+
+def _show(args: argparse.Namespace, rows: list[dict], queued: int | None) -> int:
     schedule = next_scheduled_run()
     if args.json:
         print(json.dumps({"runs": rows, "upload_queue": int(queued or 0), "next_run": schedule}, indent=2))
