@@ -32,10 +32,9 @@ class ControlClient:
         except httpx.HTTPError as exc:
             return ControlObservations(source=self.endpoint, failure=classify_failure(exc))
         if response.status_code != 200:
+            reason = _reason(response)
             return ControlObservations(
-                source=self.endpoint,
-                failure=refusal_failure(response.status_code, _reason(response)),
-                reason=_reason(response),
+                source=self.endpoint, failure=refusal_failure(response.status_code, reason), reason=reason
             )
         try:
             data: dict[str, Any] = response.json()
