@@ -748,7 +748,7 @@ def _http_blockpage(f: _Facts) -> _Decision | None:
     fits = fp.confirms_in(f.m.probe_cc)
     served_from_lie = (
         obs.ip is not None and obs.ip in f.probe_addresses and obs.ip not in f.control_addresses
-    ) and f.dns_suspicious()
+    ) and (f.dns_suspicious() or _ghost_dns(f) is not None)
     ids = (obs.id, *(o.id for o in f.m.http[: f.m.http.index(obs)]))
     if served_from_lie and fits:
         return _Decision(

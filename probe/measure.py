@@ -226,6 +226,8 @@ async def measure_url(
     )
     if settings.clock_offset:
         measurement.annotations["simulated_clock"] = "true"
+    if target.original_url:
+        measurement.annotations["original_url"] = target.original_url
 
     control_done = trio.Event()
     async with trio.open_nursery() as nursery:

@@ -78,7 +78,9 @@ def _ghost_control() -> object:
 def test_ghost_answer_serving_a_page_is_dns_blocking() -> None:
     """If the control gets NXDOMAIN while the probe's resolver gives an address serving a page, then it is DNS blocking."""
     m = plain_http(http_obs=[http("http/0", url=PLAIN_URL, ip=OTHER_PUBLIC, title="Blocked", length=900)])
-    m = replace(m, dns=[dns("dns/0", [OTHER_PUBLIC])], tcp=[TcpObservation("tcp/0", OTHER_PUBLIC, 80, 0, 0.01)])
+    m = replace(
+        m, dns=[dns("dns/0", [OTHER_PUBLIC])], tcp=[TcpObservation("tcp/0", OTHER_PUBLIC, 80, 0, 0.01)]
+    )
     m.control = _ghost_control()  # type: ignore[assignment]
     v = verdict_of(m)
     assert (v.status, v.blocking, v.rule_id) == ("blocked", "dns", "dns.ghost_answer")
@@ -261,11 +263,17 @@ def test_persistent_change_of_method_starts_a_new_episode() -> None:
     rows += [(240 + i * 60, "blocked", "tls", False) for i in range(4)]
     episodes = find_episodes(_frame(rows))
     assert list(episodes["blocking"]) == ["dns", "tls"]
-    assert episodes.iloc[1]["last_accessible_before"] is None or pd.isna(episodes.iloc[1]["last_accessible_before"])
+    assert episodes.iloc[1]["last_accessible_before"] is None or pd.isna(
+        episodes.iloc[1]["last_accessible_before"]
+    )
 
 
 def test_other_method_inside_an_episode_is_counted_in_it() -> None:
     """If one http-failure sits between DNS blocked verdicts, then it is part of the one DNS episode."""
-    rows = [(0, "blocked", "dns", True), (60, "blocked", "http-failure", False), (120, "blocked", "dns", True)]
+    rows = [
+        (0, "blocked", "dns", True),
+        (60, "blocked", "http-failure", False),
+        (120, "blocked", "dns", True),
+    ]
     episodes = find_episodes(_frame(rows))
     assert len(episodes) == 1 and episodes.iloc[0]["measurements_blocked"] == 3
