@@ -57,11 +57,16 @@ class QaCase:
 
     @property
     def agrees(self) -> bool:
-        """Whether Kuzot's expected outcome is OONI's (blocked at the same layer, or
-        not blocked where OONI says not blocked)."""
-        if self.ooni_blocking in (False, None):
-            return self.kuzot_status != "blocked"
-        return self.kuzot_status == "blocked" and self.kuzot_blocking == self.ooni_blocking
+        """Whether Kuzot's expected outcome is OONI's: blocked at the same layer;
+        accessible where OONI says accessible; down or inconclusive where OONI says
+        neither accessible nor blocked; inconclusive where OONI cannot tell."""
+        if isinstance(self.ooni_blocking, str):
+            return self.kuzot_status == "blocked" and self.kuzot_blocking == self.ooni_blocking
+        if self.ooni_accessible is True:
+            return self.kuzot_status == "accessible"
+        if self.ooni_accessible is False:
+            return self.kuzot_status in ("down", "inconclusive")
+        return self.kuzot_status == "inconclusive"
 
 
 REDIRECT_PENDING = "redirect handling lands with issue-16a"
