@@ -53,6 +53,7 @@ Rule ids (each verdict carries one, with :data:`RULES_VERSION`); see :data:`RULE
     http.reached_without_control_page   accessible     -
     http.status_mismatch                blocked        http-diff
     http.body_and_title_mismatch        blocked        http-diff
+    http.same_server_page_differs       inconclusive   -
     http.vague_blockpage_words          blocked        http-diff
     dns.inconsistent_then_http_diff     blocked        dns
     http.known_false_positive_page      inconclusive   -
@@ -231,6 +232,8 @@ http.status_mismatch blocked http-diff no
     The probe got a non-2xx status the control did not get.
 http.body_and_title_mismatch blocked http-diff no
     Body length (proportion <= 0.7) and title both differ from the control's.
+http.same_server_page_differs inconclusive - no
+    Body and title differ, but status and server headers match the control's.
 http.vague_blockpage_words blocked http-diff no
     The page has vague blocking words and differs from the control's.
 dns.inconsistent_then_http_diff blocked dns no
@@ -868,6 +871,14 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
                     f"({final.id}) differs from the control's ({control.id}): {signals}.",
                     (*both, *(o.id for o in f.dns), *f.control_dns_ids()),
                 )
+            if not diff.status_mismatch and _same_server(final, control, diff):
+                return _Decision(
+                    "http.same_server_page_differs",
+                    f"The probe's page ({final.id}) differs from the control's ({control.id}): {signals}; but "
+                    "the status and the server's own headers match the control's, so it looks like the "
+                    "same server's page (a dynamic or cut page), not a blockpage.",
+                    both,
+                )
             rule = "http.status_mismatch" if diff.status_mismatch else "http.body_and_title_mismatch"
             return _Decision(
                 rule,
@@ -898,6 +909,16 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
         f"the control ({control.id}).",
         both,
     )
+
+
+def _same_server(final: HttpObservation, control: HttpObservation, diff: HttpDiff) -> bool:
+    """OONI's exculpation: the same status and the same uncommon header names (and the
+    same ``Server`` header where both send one) mean the same server answered, whatever
+    its body; a blockpage box answers with its own headers."""
+    if final.status_code != control.status_code or not diff.headers_match:
+        return False
+    ours, theirs = final.header("server"), control.header("server")
+    return ours is None or theirs is None or ours.strip().lower() == theirs.strip().lower()
 
 
 def _size_words(final: HttpObservation, control: HttpObservation, diff: HttpDiff) -> str:

@@ -694,7 +694,10 @@ def test_status_mismatch_is_http_diff() -> None:
 
 def test_body_and_title_mismatch_is_http_diff() -> None:
     """If both the body length and the title differ from the control's, then it is an http-diff block."""
-    m = plain_http(http_obs=[http("http/0", url=PLAIN_URL, title="Restricted access", length=900)])
+    blockpage_headers = [("Content-Type", "text/html"), ("Server", "ISP-Filter"), ("X-Filter", "1")]
+    m = plain_http(
+        http_obs=[http("http/0", url=PLAIN_URL, title="Restricted access", length=900, headers=blockpage_headers)]
+    )
     v = verdict_of(m)
     assert (v.status, v.rule_id) == ("blocked", "http.body_and_title_mismatch")
 
