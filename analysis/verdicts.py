@@ -96,6 +96,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from analysis.asn import AsnLookup, default_lookup
 from analysis.bogons import parse_address, special_kind
 from analysis.fingerprints import Fingerprint, FingerprintSet
 from probe.failures import Failure
@@ -425,9 +426,11 @@ class _Facts:
     control_addresses: list[str]
     final: HttpObservation | None
     control_final: HttpObservation | None
+    #: ``ip -> AS number`` from an ASN database, when one is configured.
+    asns: AsnLookup | None = None
 
     @classmethod
-    def of(cls, m: Measurement, fingerprints: FingerprintSet) -> _Facts:
+    def of(cls, m: Measurement, fingerprints: FingerprintSet, asns: AsnLookup | None = None) -> _Facts:
         host = _host(m.domain or (urlsplit(m.url).hostname or ""))
         control = m.control if m.control is not None and m.control.failure is None else None
         full = control is not None and not control.source.startswith("doh:")
@@ -446,6 +449,7 @@ class _Facts:
             control_addresses=_unique(a for o in control_dns for a in o.addresses()),
             final=_final(m.http),
             control_final=_final(control.http) if control is not None and full else None,
+            asns=asns,
         )
 
     # DNS ------------------------------------------------------------------------------
@@ -458,13 +462,25 @@ class _Facts:
         return [o.id for o in self.control_dns]
 
     def dns_disjoint(self) -> bool:
-        """No address in common with the control, both non-empty (OONI's "inconsistent"
-        before its ASN and TLS checks; we have no ASN database, so TLS decides)."""
+        """No address in common with the control, both non-empty, and (with an ASN
+        database) no answer in a network the control's answers are in: OONI's
+        "inconsistent" before its TLS check."""
         return (
             bool(self.probe_addresses)
             and bool(self.control_addresses)
             and not set(self.probe_addresses) & set(self.control_addresses)
+            and not self.shared_asns()
         )
+
+    def shared_asns(self) -> set[int]:
+        """AS numbers both the probe's and the control's answers are in (empty without
+        an ASN database)."""
+        if self.asns is None:
+            return set()
+        lookup = self.asns
+        ours = {n for a in self.probe_addresses if (n := lookup(a)) is not None}
+        theirs = {n for a in self.control_addresses if (n := lookup(a)) is not None}
+        return ours & theirs
 
     def tls_validated_ids(self) -> list[str]:
         """Handshakes for the site's own name, to the probe's own addresses, that validated."""
@@ -874,8 +890,8 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
             if not diff.status_mismatch and _same_server(final, control, diff):
                 return _Decision(
                     "http.same_server_page_differs",
-                    f"The probe's page ({final.id}) differs from the control's ({control.id}): {signals}; but "
-                    "the status and the server's own headers match the control's, so it looks like the "
+                    f"The probe's page ({final.id}) differs from the control's ({control.id}): {signals}; "
+                    "but the status and the server's own headers match the control's, so it looks like the "
                     "same server's page (a dynamic or cut page), not a blockpage.",
                     both,
                 )
@@ -1470,12 +1486,20 @@ def _fallback(f: _Facts) -> _Decision:
 # --- public entry points --------------------------------------------------------------------
 
 
-def judge(measurement: Measurement, *, fingerprints: FingerprintSet, probe_offline: bool = False) -> Verdict:
+def judge(
+    measurement: Measurement,
+    *,
+    fingerprints: FingerprintSet,
+    probe_offline: bool = False,
+    asns: AsnLookup | None = None,
+) -> Verdict:
     """The verdict on one target measurement.
 
     ``probe_offline`` comes from the run's canaries (see :func:`judge_all`); when true
-    the verdict is ``probe_offline`` whatever was observed.  Never raises for odd
-    records: a measurement no rule explains is ``inconclusive`` (``unexplained``).
+    the verdict is ``probe_offline`` whatever was observed.  ``asns`` (an ASN database,
+    :mod:`analysis.asn`) lets answers in the control's network count as consistent.
+    Never raises for odd records: a measurement no rule explains is ``inconclusive``
+    (``unexplained``).
     """
     m = measurement
     if probe_offline:
@@ -1495,7 +1519,7 @@ def judge(measurement: Measurement, *, fingerprints: FingerprintSet, probe_offli
                 f"The measurement of {m.url} recorded no DNS, TCP, TLS or HTTP observation.",
             ),
         )
-    f = _Facts.of(m, fingerprints)
+    f = _Facts.of(m, fingerprints, asns)
     lie = _dns_lie(f)
     if lie is not None and not _answered(f.final):
         return _make(m, lie)
@@ -1528,13 +1552,18 @@ def canary_failed(canary: Measurement) -> bool:
     return not _answered(_final(canary.http))
 
 
-def judge_all(measurements: Iterable[Measurement], *, fingerprints: FingerprintSet) -> list[Verdict]:
+def judge_all(
+    measurements: Iterable[Measurement], *, fingerprints: FingerprintSet, asns: AsnLookup | None = None
+) -> list[Verdict]:
     """Verdicts for every target measurement, in input order; none for canaries.
 
     Measurements are grouped by ``run_id``: when a run has canaries and every one of
     them failed, all of that run's targets are ``probe_offline``.  A run without
-    canaries, or a measurement without a run, is judged on its own.
+    canaries, or a measurement without a run, is judged on its own.  Without ``asns``
+    the ASN database named by ``KUZOT_ASN_DB`` is used when that variable is set.
     """
+    if asns is None:
+        asns = default_lookup()
     items = list(measurements)
     canaries: dict[str, list[Measurement]] = {}
     for m in items:
@@ -1542,7 +1571,7 @@ def judge_all(measurements: Iterable[Measurement], *, fingerprints: FingerprintS
             canaries.setdefault(m.run_id, []).append(m)
     offline = {run for run, group in canaries.items() if all(canary_failed(c) for c in group)}
     return [
-        judge(m, fingerprints=fingerprints, probe_offline=m.run_id in offline)
+        judge(m, fingerprints=fingerprints, probe_offline=m.run_id in offline, asns=asns)
         for m in items
         if m.role != "canary"
     ]

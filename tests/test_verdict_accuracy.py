@@ -7,11 +7,13 @@ ranges written as strings, never contacted.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 
 from analysis.episodes import find_episodes
 from analysis.fingerprints import Fingerprint, FingerprintSet
+from analysis.verdicts import judge
 from probe.failures import Failure
 from probe.records import CertificateInfo, HttpObservation, TcpObservation
 from tests.test_verdicts import (
@@ -277,3 +279,46 @@ def test_other_method_inside_an_episode_is_counted_in_it() -> None:
     ]
     episodes = find_episodes(_frame(rows))
     assert len(episodes) == 1 and episodes.iloc[0]["measurements_blocked"] == 3
+
+
+# --- 4b. answers in the control's network (an ASN database) ---------------------------------------
+
+
+def test_answers_in_the_controls_network_count_as_consistent(tmp_path: Path) -> None:
+    """If an ASN database puts the probe's answer in the control's network, then the DNS is not called inconsistent."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    from analysis.asn import AsnDatabase
+
+    writer = MMDBWriter(ip_version=4, database_type="GeoLite2-ASN")
+    writer.insert_network(IPSet([f"{PUBLIC}/32", f"{OTHER_PUBLIC}/32"]), {"autonomous_system_number": 64496})
+    path = tmp_path / "asn.mmdb"
+    writer.to_db_file(str(path))
+    headers = [("Content-Type", "text/html"), ("Server", "ISP-Filter"), ("X-Filter", "1")]
+    m = plain_http(
+        http_obs=[
+            http("http/0", url=PLAIN_URL, ip=OTHER_PUBLIC, title="Restricted", length=900, headers=headers)
+        ]
+    )
+    m = replace(
+        m, dns=[dns("dns/0", [OTHER_PUBLIC])], tcp=[TcpObservation("tcp/0", OTHER_PUBLIC, 80, 0, 0.01)]
+    )
+    assert judge(m, fingerprints=FPS).rule_id == "dns.inconsistent_then_http_diff"
+    database = AsnDatabase(path)
+    assert database(PUBLIC) == 64496
+    v = judge(m, fingerprints=FPS, asns=database)
+    assert (v.status, v.blocking, v.rule_id) == ("blocked", "http-diff", "http.body_and_title_mismatch")
+    database.close()
+
+
+def test_unusable_asn_database_says_what_is_wrong(tmp_path: Path) -> None:
+    """If the ASN database file is not one, then the error names the file."""
+    import pytest
+
+    from analysis.asn import AsnDatabase, AsnDatabaseError
+
+    bad = tmp_path / "bad.mmdb"
+    bad.write_bytes(b"not a database")
+    with pytest.raises(AsnDatabaseError, match=r"bad\.mmdb"):
+        AsnDatabase(bad)
