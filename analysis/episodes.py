@@ -16,6 +16,9 @@ The rule (:class:`EpisodeRule`)
   verdicts.  A lone success inside a block (a cache, a lucky route) closes nothing and
   is counted in the episode's total.
 - An episode still open at the end of the data is ``ongoing``.
+- An episode is one method's: a blocked verdict of another method neither extends it nor
+  opens a new one alone; a lasting change of method ends it and starts a new episode
+  (see :func:`_scan`).
 
 Durations are brackets (as OONI's event records use onset/resolution earliest and
 latest): ``duration_days_min`` spans the first to the last blocked measurement, which is

@@ -110,3 +110,14 @@ def test_differences_are_documented() -> None:
     text = DOC.read_text(encoding="utf-8")
     for c in CASES:
         assert f"`{c.name}`" in text, c.name
+
+
+@pytest.mark.xfail(strict=False, reason="redirect handling lands with issue-16a")
+@pytest.mark.parametrize("name", ["redirectWithBrokenLocationForHTTP", "redirectWithBrokenLocationForHTTPS"])
+def test_broken_redirect_location_is_recorded(
+    name: str, qa_results: dict[str, tuple[Measurement, Verdict]]
+) -> None:
+    """If a redirect's Location has no host, then the hop fails at once with http_invalid_redirect_location_host."""
+    m, _ = qa_results[name]
+    assert m.http[-1].failure == "http_invalid_redirect_location_host"
+    assert len(m.http) <= 2, "the broken Location must not be followed until too many redirects"
