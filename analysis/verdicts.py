@@ -234,7 +234,7 @@ http.status_mismatch blocked http-diff no
 http.body_and_title_mismatch blocked http-diff no
     Body length (proportion <= 0.7) and title both differ from the control's.
 http.same_server_page_differs inconclusive - no
-    Body and title differ, but status and server headers match the control's.
+    Body and title differ, but the status and an uncommon header match the control's.
 http.vague_blockpage_words blocked http-diff no
     The page has vague blocking words and differs from the control's.
 dns.inconsistent_then_http_diff blocked dns no
@@ -576,6 +576,13 @@ def title_match(probe_title: str | None, control_title: str | None) -> bool | No
     return _first_word(probe_title) == control_word
 
 
+def _is_html(obs: HttpObservation) -> bool:
+    """Whether the recorded body is an HTML document: only then does a missing ``<title>``
+    make a different page (a bare or placeholder body without markup says nothing)."""
+    head = obs.body_sample[:2048].lstrip().lower()
+    return head.startswith((b"<!doctype", b"<html", b"<?xml")) or b"<head" in head or b"<body" in head
+
+
 def headers_match(probe: HttpObservation, control: HttpObservation) -> bool:
     """OONI's check: every uncommon header name appears on both sides."""
     ours = {k.lower() for k, _ in probe.headers} - _COMMON_HEADERS
@@ -620,7 +627,7 @@ def compare_http(probe: HttpObservation, control: HttpObservation) -> HttpDiff:
         status_mismatch=status_mismatch,
         body_proportion=proportion,
         body_mismatch=proportion <= BODY_PROPORTION_THRESHOLD,
-        title_match=title_match(probe.title, control.title),
+        title_match=title_match(probe.title, control.title) if _is_html(probe) or probe.title else None,
         headers_match=headers_match(probe, control),
     )
 
@@ -928,13 +935,16 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
 
 
 def _same_server(final: HttpObservation, control: HttpObservation, diff: HttpDiff) -> bool:
-    """OONI's exculpation: the same status and the same uncommon header names (and the
-    same ``Server`` header where both send one) mean the same server answered, whatever
-    its body; a blockpage box answers with its own headers."""
-    if final.status_code != control.status_code or not diff.headers_match:
+    """OONI's exculpation (Web Connectivity LTE): the same status and at least one
+    uncommon header name in common (``X-Varnish``, a backend id...) mean the same server
+    answered, whatever its body; a blockpage box does not send the site's own headers.
+    ``diff`` is unused but keeps the call site's facts together."""
+    del diff
+    if final.status_code != control.status_code:
         return False
-    ours, theirs = final.header("server"), control.header("server")
-    return ours is None or theirs is None or ours.strip().lower() == theirs.strip().lower()
+    ours = {k.lower() for k, _ in final.headers} - _COMMON_HEADERS
+    theirs = {k.lower() for k, _ in control.headers} - _COMMON_HEADERS
+    return bool(ours & theirs)
 
 
 def _size_words(final: HttpObservation, control: HttpObservation, diff: HttpDiff) -> str:

@@ -44,13 +44,13 @@ FILES: dict[str, tuple[str, str, str | None, str]] = {
         "accessible",
         "inconclusive",
         None,
-        "OONI's developers cut the fixture's body to '...'; status and headers match the control's",
+        "OONI's developers cut the fixture's body to '...'; status and an uncommon header match the control's",
     ),
     "ooni-samples/ooni-backend/report2.json": (
         "accessible",
         "inconclusive",
         None,
-        "the fixture's body is a placeholder ('BODY-IS-HERE'); status and headers match the control's",
+        "the fixture's body is a placeholder ('BODY-IS-HERE', no markup): only its length differs",
     ),
     "ooni-samples/ooni-backend/requests_none.json": (
         "dns",
