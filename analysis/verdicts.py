@@ -920,7 +920,8 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
         if diff.body_mismatch:
             return _Decision(
                 "http.body_length_hint",
-                f"{_size_words(final, control, diff)} but the status and title agree: a hint of a "
+                f"{_size_words(final, control, diff)} but "
+                f"{'the status and title agree' if diff.title_match else 'the status agrees'}: a hint of a "
                 "blockpage, not enough to call it one.",
                 both,
             )
