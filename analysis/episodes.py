@@ -16,6 +16,9 @@ The rule (:class:`EpisodeRule`)
   verdicts.  A lone success inside a block (a cache, a lucky route) closes nothing and
   is counted in the episode's total.
 - An episode still open at the end of the data is ``ongoing``.
+- An episode is one method's: a blocked verdict of another method neither extends it nor
+  opens a new one alone; a lasting change of method ends it and starts a new episode
+  (see :func:`_scan`).
 
 Durations are brackets (as OONI's event records use onset/resolution earliest and
 latest): ``duration_days_min`` spans the first to the last blocked measurement, which is
@@ -115,10 +118,23 @@ def _episode_id(domain: str, asn: object, first_ns: int) -> str:
 
 
 def _scan(
-    states: list[int], confirmed: list[bool], rule: EpisodeRule
+    states: list[int],
+    confirmed: list[bool],
+    rule: EpisodeRule,
+    methods: list[str | None] | None = None,
 ) -> list[tuple[int, int, int, int, bool]]:
     """Episodes of one series as index tuples ``(start, last_blocked, accessible_before,
-    accessible_after, ongoing)``; ``-1`` where there is no such measurement."""
+    accessible_after, ongoing)``; ``-1`` where there is no such measurement.
+
+    An open episode belongs to one method (``methods[i]``, the verdict's ``blocking``).
+    A blocked verdict of another method neither extends it (``last_blocked`` stays at the
+    episode's own last verdict) nor, alone, opens a new one: it counts only when the
+    episode's own method is seen again after it (then it was inside the episode), or when
+    the other method persists as an episode would open (``open_after`` in a row, or one
+    confirmed), in which case the episode ends at its own last verdict and a new one of
+    the new method starts, with ``accessible_before`` unknown (it follows a block).
+    """
+    kinds = methods if methods is not None else [None] * len(states)
     found: list[tuple[int, int, int, int, bool]] = []
     open_ = False
     pending_start = -1
@@ -126,13 +142,28 @@ def _scan(
     before_pending = -1
     last_accessible = -1
     start = last_blocked = before = -1
+    method: str | None = None
     streak = 0
     streak_first = -1
+    other = 0
+    other_start = -1
     for i, state in enumerate(states):
         if state == _BLOCKED:
             if open_:
-                last_blocked = i
-                streak = 0
+                if method is None or kinds[i] is None or kinds[i] == method:
+                    last_blocked = i
+                    streak = 0
+                    other = 0
+                    continue
+                if other == 0:
+                    other_start = i
+                other += 1
+                if other >= rule.open_after or (rule.confirmed_opens and confirmed[i]):
+                    found.append((start, last_blocked, before, -1, False))
+                    start, last_blocked, before = other_start, i, -1
+                    method = kinds[i]
+                    other = 0
+                    streak = 0
                 continue
             if pending == 0:
                 pending_start, before_pending = i, last_accessible
@@ -140,10 +171,13 @@ def _scan(
             if pending >= rule.open_after or (rule.confirmed_opens and confirmed[i]):
                 open_ = True
                 start, last_blocked, before = pending_start, i, before_pending
+                method = kinds[i]
                 streak = 0
                 pending = 0
+                other = 0
         elif state == _ACCESSIBLE:
             last_accessible = i
+            other = 0
             if open_:
                 streak += 1
                 if streak == 1:
@@ -205,7 +239,8 @@ def _episodes_of(domain: str, asn: object, group: pd.DataFrame, rule: EpisodeRul
     accessible_cum = np.cumsum(states == _ACCESSIBLE)
     asn_value = None if pd.isna(asn) else int(asn)
     out = []
-    for start, last, before, after, ongoing in _scan(states.tolist(), confirmed.tolist(), rule):
+    kinds = [m if isinstance(m, str) else None for m in blocking]
+    for start, last, before, after, ongoing in _scan(states.tolist(), confirmed.tolist(), rule, kinds):
         window = slice(start, last + 1)
         in_block = states[window] == _BLOCKED
         methods = Counter(m for m in blocking[window][in_block] if isinstance(m, str))

@@ -61,6 +61,11 @@ PATTERN_TYPES = frozenset({"full", "prefix", "contains", "regexp"})
 HINT_SCOPES = frozenset({"vbw"})
 #: Scopes that mark pages known not to be blockpages.
 FALSE_POSITIVE_SCOPES = frozenset({"fp"})
+#: Scopes naming one country's or one ISP's censorship: with no expected country listed
+#: they confirm anywhere, as in OONI's pipeline.
+CENSOR_SCOPES = frozenset({"nat", "isp"})
+#: Our own fingerprints of the labs: they confirm wherever the (labelled) lab runs.
+OWN_SCOPES = frozenset({"lab"})
 
 #: Where OONI publishes its files; :func:`download_fingerprints` fetches ``<base>/<file>``.
 OONI_BASE_URL = "https://raw.githubusercontent.com/ooni/blocking-fingerprints/main"
@@ -101,6 +106,24 @@ class Fingerprint:
     @property
     def is_false_positive(self) -> bool:
         return self.scope in FALSE_POSITIVE_SCOPES
+
+    def confirms_in(self, probe_cc: str | None) -> bool:
+        """Whether a match is proof of blocking *for a probe in ``probe_cc``*.
+
+        A vendor's product page (scope ``prod``) or an institution's filter (``inst``) is
+        sold and installed anywhere, by companies and schools as well as ISPs: it proves a
+        block by the state only where the row lists the probe's country.  A national or
+        ISP blockpage confirms where its expected countries (if any) include the probe's.
+        Our own lab rows always confirm (lab data is labelled as such).
+        """
+        if not self.confirms:
+            return False
+        if self.scope in OWN_SCOPES:
+            return True
+        if self.expected_countries:
+            wanted = {c.upper() for c in self.expected_countries}
+            return probe_cc is not None and probe_cc.strip().upper() in wanted
+        return self.scope in CENSOR_SCOPES
 
     def matches(self, value: str) -> bool:
         if self.pattern_type == "full":
@@ -150,6 +173,12 @@ class FingerprintSet:
         replaced), since blockpages are often served in a legacy Cyrillic charset.  A
         ``full`` body pattern is only compared with a body that was not truncated.
         """
+        found = self.match_http_all(obs)
+        return min(found, key=_rank) if found else None
+
+    def match_http_all(self, obs: HttpObservation) -> list[Fingerprint]:
+        """Every fingerprint one HTTP response matches: a page can match a blockpage row
+        and a known-false-positive row at once, and the verdict needs to know both."""
         found: list[Fingerprint] = []
         text: str | None = None
         for fp in self.http:
@@ -166,7 +195,7 @@ class FingerprintSet:
                 header = fp.location_found.removeprefix("header.")
                 if any(fp.matches(value) for key, value in obs.headers if key.lower() == header):
                     found.append(fp)
-        return min(found, key=_rank) if found else None
+        return found
 
 
 def _canonical_dns_value(value: str) -> str:

@@ -38,15 +38,22 @@ Rule ids (each verdict carries one, with :data:`RULES_VERSION`); see :data:`RULE
     dns.injected_reply                  blocked        dns
     dns.injected_reply_unverified       inconclusive   -
     dns.blockpage_address               blocked        dns           confirmed
+    dns.blockpage_address_unconfirmed   blocked        dns
     dns.vague_blockpage_address         blocked        dns
     dns.bogon_answer                    blocked        dns           confirmed
     dns.lie_bypassed                    inconclusive   -
     http.blockpage_fingerprint          blocked        http-diff     confirmed
+    http.blockpage_fingerprint_unconfirmed  blocked    http-diff
     dns.blockpage_served                blocked        dns           confirmed
+    dns.control_addresses_reachable     blocked        dns
+    dns.ghost_answer                    blocked        dns
+    http.authenticated_site_answer      accessible     -
+    http.authenticated_page_differs     inconclusive   -
     http.consistent_with_control        accessible     -
     http.reached_without_control_page   accessible     -
     http.status_mismatch                blocked        http-diff
     http.body_and_title_mismatch        blocked        http-diff
+    http.same_server_page_differs       inconclusive   -
     http.vague_blockpage_words          blocked        http-diff
     dns.inconsistent_then_http_diff     blocked        dns
     http.known_false_positive_page      inconclusive   -
@@ -89,6 +96,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from analysis.asn import AsnLookup, default_lookup
 from analysis.bogons import parse_address, special_kind
 from analysis.fingerprints import Fingerprint, FingerprintSet
 from probe.failures import Failure
@@ -103,7 +111,7 @@ from probe.records import (
 )
 
 #: Bumped whenever a rule changes what it decides; stored with every verdict.
-RULES_VERSION = "2026.11.1"
+RULES_VERSION = "2026.12.1"
 
 Status = Literal["accessible", "blocked", "down", "probe_offline", "inconclusive"]
 Blocking = Literal["dns", "tcp_ip", "tls", "http-failure", "http-diff"]
@@ -195,6 +203,8 @@ dns.injected_reply_unverified inconclusive - no
     Two differing replies to one DNS query; no control to compare with.
 dns.blockpage_address blocked dns yes
     A DNS answer is a known blockpage address.
+dns.blockpage_address_unconfirmed blocked dns no
+    A DNS answer matches a blockpage fingerprint whose scope or country does not fit the probe.
 dns.vague_blockpage_address blocked dns no
     An answer is an address conventionally used to block; the control's differ.
 dns.bogon_answer blocked dns yes
@@ -203,8 +213,18 @@ dns.lie_bypassed inconclusive - no
     A resolver gave a blocking answer, but the page loaded through other addresses.
 http.blockpage_fingerprint blocked http-diff yes
     A response in the chain matches a blockpage fingerprint (body or header).
+http.blockpage_fingerprint_unconfirmed blocked http-diff no
+    A response matches a blockpage fingerprint whose scope or country does not fit the probe.
 dns.blockpage_served blocked dns yes
     A blockpage came from an address only the probe's resolver gave.
+dns.control_addresses_reachable blocked dns no
+    The resolver's addresses failed; the site answered the probe at the control's addresses.
+dns.ghost_answer blocked dns no
+    The control found no address for the name; the probe's resolver invented one.
+http.authenticated_site_answer accessible - no
+    The page differs, but came over TLS validated with the certificate the control saw.
+http.authenticated_page_differs inconclusive - no
+    The page differs over validated TLS, with a certificate the control did not see.
 http.consistent_with_control accessible - no
     The final page matches the control's (status, length or title).
 http.reached_without_control_page accessible - no
@@ -213,6 +233,8 @@ http.status_mismatch blocked http-diff no
     The probe got a non-2xx status the control did not get.
 http.body_and_title_mismatch blocked http-diff no
     Body length (proportion <= 0.7) and title both differ from the control's.
+http.same_server_page_differs inconclusive - no
+    Body and title differ, but the status and an uncommon header match the control's.
 http.vague_blockpage_words blocked http-diff no
     The page has vague blocking words and differs from the control's.
 dns.inconsistent_then_http_diff blocked dns no
@@ -404,9 +426,11 @@ class _Facts:
     control_addresses: list[str]
     final: HttpObservation | None
     control_final: HttpObservation | None
+    #: ``ip -> AS number`` from an ASN database, when one is configured.
+    asns: AsnLookup | None = None
 
     @classmethod
-    def of(cls, m: Measurement, fingerprints: FingerprintSet) -> _Facts:
+    def of(cls, m: Measurement, fingerprints: FingerprintSet, asns: AsnLookup | None = None) -> _Facts:
         host = _host(m.domain or (urlsplit(m.url).hostname or ""))
         control = m.control if m.control is not None and m.control.failure is None else None
         full = control is not None and not control.source.startswith("doh:")
@@ -425,6 +449,7 @@ class _Facts:
             control_addresses=_unique(a for o in control_dns for a in o.addresses()),
             final=_final(m.http),
             control_final=_final(control.http) if control is not None and full else None,
+            asns=asns,
         )
 
     # DNS ------------------------------------------------------------------------------
@@ -437,13 +462,25 @@ class _Facts:
         return [o.id for o in self.control_dns]
 
     def dns_disjoint(self) -> bool:
-        """No address in common with the control, both non-empty (OONI's "inconsistent"
-        before its ASN and TLS checks; we have no ASN database, so TLS decides)."""
+        """No address in common with the control, both non-empty, and (with an ASN
+        database) no answer in a network the control's answers are in: OONI's
+        "inconsistent" before its TLS check."""
         return (
             bool(self.probe_addresses)
             and bool(self.control_addresses)
             and not set(self.probe_addresses) & set(self.control_addresses)
+            and not self.shared_asns()
         )
+
+    def shared_asns(self) -> set[int]:
+        """AS numbers both the probe's and the control's answers are in (empty without
+        an ASN database)."""
+        if self.asns is None:
+            return set()
+        lookup = self.asns
+        ours = {n for a in self.probe_addresses if (n := lookup(a)) is not None}
+        theirs = {n for a in self.control_addresses if (n := lookup(a)) is not None}
+        return ours & theirs
 
     def tls_validated_ids(self) -> list[str]:
         """Handshakes for the site's own name, to the probe's own addresses, that validated."""
@@ -461,17 +498,56 @@ class _Facts:
     # HTTP -----------------------------------------------------------------------------
 
     def http_fingerprint(self, *, confirming: bool) -> tuple[HttpObservation, Fingerprint] | None:
-        """The first response in the probe's chain matching a fingerprint the control's
-        responses do not match (the control keeps headers, not bodies)."""
+        """The first response in the probe's chain matching a blockpage fingerprint
+        (``confirming``: a real blockpage row, whatever its country; else a vague-word
+        hint) that the control's responses do not match (the control keeps headers, not
+        bodies).  A response that also matches a known false positive (scope ``fp``) is
+        not a blockpage: the ``fp`` row exists to stop exactly that match."""
         control_chain = self.control.http if self.control is not None else []
         for obs in self.m.http:
-            fp = self.fingerprints.match_http(obs)
-            if fp is None or fp.is_false_positive or fp.confirms != confirming:
+            matches = self.fingerprints.match_http_all(obs)
+            if any(fp.is_false_positive for fp in matches):
                 continue
-            if any(self.fingerprints.match_http(c) == fp for c in control_chain):
-                continue
-            return obs, fp
+            for fp in matches:
+                if fp.is_false_positive or fp.confirms != confirming:
+                    continue
+                if any(fp in self.fingerprints.match_http_all(c) for c in control_chain):
+                    continue
+                return obs, fp
         return None
+
+    def false_positive_page(self, obs: HttpObservation) -> Fingerprint | None:
+        """A known-false-positive fingerprint (scope ``fp``) the response matches, if any."""
+        return next((fp for fp in self.fingerprints.match_http_all(obs) if fp.is_false_positive), None)
+
+    # TLS ------------------------------------------------------------------------------
+
+    def authenticated(self, obs: HttpObservation) -> tuple[TlsObservation, TlsObservation | None] | None:
+        """The probe's validated handshake behind an HTTPS response for the site's own
+        name, with the control's handshake that saw the very same certificate (``None``
+        when the control saw another one, or none).
+
+        A response over TLS that validates for the name cannot come from a middlebox
+        (short of a trust store the censor controls, which the second element rules
+        out): it is the site's own answer, whatever its status.
+        """
+        parts = urlsplit(obs.url)
+        if parts.scheme != "https" or _host(parts.hostname or "") != self.host or obs.ip is None:
+            return None
+        mine = [
+            o
+            for o in self.m.tls
+            if o.purpose == "target"
+            and o.ip == obs.ip
+            and o.validated is True
+            and _host(o.server_name) == self.host
+        ]
+        if not mine:
+            return None
+        leaf = _leaf(mine[0])
+        control_tls = self.control.tls if self.control is not None else []
+        same = [c for c in control_tls if c.validated is True and leaf is not None and _leaf(c) == leaf]
+        return mine[0], (same[0] if same else None)
 
 
 # --- comparisons (OONI Web Connectivity) ---------------------------------------------------
@@ -498,6 +574,13 @@ def title_match(probe_title: str | None, control_title: str | None) -> bool | No
     if control_word is None or len(control_word) <= TITLE_WORD_MIN:
         return None
     return _first_word(probe_title) == control_word
+
+
+def _is_html(obs: HttpObservation) -> bool:
+    """Whether the recorded body is an HTML document: only then does a missing ``<title>``
+    make a different page (a bare or placeholder body without markup says nothing)."""
+    head = obs.body_sample[:2048].lstrip().lower()
+    return head.startswith((b"<!doctype", b"<html", b"<?xml")) or b"<head" in head or b"<body" in head
 
 
 def headers_match(probe: HttpObservation, control: HttpObservation) -> bool:
@@ -544,7 +627,7 @@ def compare_http(probe: HttpObservation, control: HttpObservation) -> HttpDiff:
         status_mismatch=status_mismatch,
         body_proportion=proportion,
         body_mismatch=proportion <= BODY_PROPORTION_THRESHOLD,
-        title_match=title_match(probe.title, control.title),
+        title_match=title_match(probe.title, control.title) if _is_html(probe) or probe.title else None,
         headers_match=headers_match(probe, control),
     )
 
@@ -606,7 +689,11 @@ def _dns_lie(f: _Facts) -> _Decision | None:
             if later == first and extra.rcode == (obs.rcode or extra.rcode):
                 continue
             shown = _list(sorted(first)) or (obs.rcode or "no address")
-            fps = [fp for a in first if (fp := f.fingerprints.match_dns(a)) is not None and fp.confirms]
+            fps = [
+                fp
+                for a in first
+                if (fp := f.fingerprints.match_dns(a)) is not None and fp.confirms_in(f.m.probe_cc)
+            ]
             words = (
                 f"{_resolver(obs)} sent two different replies to one query for {f.host} ({obs.id}): "
                 f"first {shown}, then {_list(sorted(later)) or extra.rcode}"
@@ -641,10 +728,12 @@ def _dns_lie(f: _Facts) -> _Decision | None:
             if fp is None or fp.is_false_positive or address in control_set:
                 continue
             if fp.confirms:
+                fits = fp.confirms_in(f.m.probe_cc)
                 return _Decision(
-                    "dns.blockpage_address",
+                    "dns.blockpage_address" if fits else "dns.blockpage_address_unconfirmed",
                     f"{_resolver(obs)} answered {address} for {f.host} ({obs.id}), a known blockpage "
-                    f"address ({fp.name}).",
+                    f"address ({fp.name})"
+                    + ("." if fits else f"{_elsewhere_words(fp, f.m.probe_cc)}."),
                     (obs.id, *ctrl_ids),
                     frozenset({address}),
                 )
@@ -682,21 +771,42 @@ def _http_blockpage(f: _Facts) -> _Decision | None:
         return None
     obs, fp = found
     where = "page" if fp.location_found == "body" else f"{fp.location_found.removeprefix('header.')} header"
+    fits = fp.confirms_in(f.m.probe_cc)
     served_from_lie = (
         obs.ip is not None and obs.ip in f.probe_addresses and obs.ip not in f.control_addresses
-    ) and f.dns_suspicious()
+    ) and (f.dns_suspicious() or _ghost_dns(f) is not None)
     ids = (obs.id, *(o.id for o in f.m.http[: f.m.http.index(obs)]))
-    if served_from_lie:
+    if served_from_lie and fits:
         return _Decision(
             "dns.blockpage_served",
             f"The response from {obs.ip} ({obs.id}) matches the blockpage fingerprint {fp.name} in its "
             f"{where}, and that address came only from the probe's DNS ({_ids(f.dns)}), not the control's.",
             (*ids, *(o.id for o in f.dns), *f.control_dns_ids()),
         )
+    if not fits:
+        return _Decision(
+            "http.blockpage_fingerprint_unconfirmed",
+            f"The response to {obs.url} ({obs.id}) matches the blockpage fingerprint {fp.name} in its "
+            f"{where}{_elsewhere_words(fp, f.m.probe_cc)}.",
+            ids,
+        )
     return _Decision(
         "http.blockpage_fingerprint",
         f"The response to {obs.url} ({obs.id}) matches the blockpage fingerprint {fp.name} in its {where}.",
         ids,
+    )
+
+
+def _elsewhere_words(fp: Fingerprint, probe_cc: str | None) -> str:
+    """Why a blockpage match is not proof of blocking by the probe's state or ISP."""
+    if fp.expected_countries:
+        return (
+            f"; that fingerprint is known from {_list(fp.expected_countries)}, not from "
+            f"{probe_cc or 'an unknown country'}, so this is not confirmed"
+        )
+    return (
+        f"; that fingerprint (scope {fp.scope}) is a product also used by companies and schools, "
+        "so a block by the ISP is not confirmed"
     )
 
 
@@ -707,6 +817,9 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
         return None
     probe_ids = [o.id for o in f.m.http]
     control_ids = [o.id for o in f.control.http] if f.control is not None else []
+    unresolved = _unresolved_but_reached(f, final)
+    if unresolved is not None:
+        return unresolved
     if final.status_code is not None and final.status_code >= 500:
         if _answered(control) and control is not None and control.status_code is not None:
             if control.status_code >= 500:
@@ -739,6 +852,9 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
                 # Nothing to compare the page with, and it came from an address that is not the site's.
                 return _Decision(lie.rule_id, lie.reason, (*lie.observation_ids, *probe_ids), lie.addresses)
             return _bypassed(f, lie, final)
+        ghost = _ghost_dns(f)
+        if ghost is not None:
+            return ghost
         without = _no_control_words(f.m) if not f.control_full else _control_failure_words(f)
         return _Decision(
             "http.reached_without_control_page",
@@ -750,10 +866,15 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
     both = (*probe_ids, *control_ids)
     if diff.any and lie is not None:
         return lie
+    via_control = _reached_through_control_addresses(f, final, diff)
+    if via_control is not None:
+        return via_control
     if diff.any:
         hint = f.http_fingerprint(confirming=False)
-        false_positive = f.fingerprints.match_http(final)
-        if false_positive is not None and false_positive.is_false_positive:
+        false_positive = f.false_positive_page(final)
+        if false_positive is not None and (diff.blocking or hint is not None):
+            # A known false positive may stop a differing page from counting as a
+            # blockpage; it never demotes a page the rules below find consistent.
             return _Decision(
                 "http.known_false_positive_page",
                 f"The probe's page ({final.id}) differs from the control's ({control.id}) but matches "
@@ -761,6 +882,9 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
                 both,
             )
         if diff.blocking:
+            authenticated = _authenticated_answer(f, final, control, diff)
+            if authenticated is not None:
+                return authenticated
             signals = _diff_words(diff, final, control)
             if f.dns_suspicious():
                 return _Decision(
@@ -769,6 +893,14 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
                     f"with the control's {_list(f.control_addresses)} and the page served from them "
                     f"({final.id}) differs from the control's ({control.id}): {signals}.",
                     (*both, *(o.id for o in f.dns), *f.control_dns_ids()),
+                )
+            if not diff.status_mismatch and _same_server(final, control, diff):
+                return _Decision(
+                    "http.same_server_page_differs",
+                    f"The probe's page ({final.id}) differs from the control's ({control.id}): {signals}; "
+                    "but the status and the server's own headers match the control's, so it looks like the "
+                    "same server's page (a dynamic or cut page), not a blockpage.",
+                    both,
                 )
             rule = "http.status_mismatch" if diff.status_mismatch else "http.body_and_title_mismatch"
             return _Decision(
@@ -788,10 +920,9 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
         if diff.body_mismatch:
             return _Decision(
                 "http.body_length_hint",
-                f"The probe's page ({final.id}, {final.body_length} bytes) is "
-                f"{diff.body_proportion:.0%} the size of the control's ({control.id}, "
-                f"{control.body_length} bytes) but the status and title agree: a hint of a blockpage, "
-                "not enough to call it one.",
+                f"{_size_words(final, control, diff)} but "
+                f"{'the status and title agree' if diff.title_match else 'the status agrees'}: a hint of a "
+                "blockpage, not enough to call it one.",
                 both,
             )
     if lie is not None:
@@ -801,6 +932,214 @@ def _answered_page(f: _Facts, lie: _Decision | None) -> _Decision | None:
         f"The probe loaded {final.url} with status {final.status_code} ({final.id}), consistent with "
         f"the control ({control.id}).",
         both,
+    )
+
+
+def _same_server(final: HttpObservation, control: HttpObservation, diff: HttpDiff) -> bool:
+    """OONI's exculpation (Web Connectivity LTE): the same status and at least one
+    uncommon header name in common (``X-Varnish``, a backend id...) mean the same server
+    answered, whatever its body; a blockpage box does not send the site's own headers.
+    ``diff`` is unused but keeps the call site's facts together."""
+    del diff
+    if final.status_code != control.status_code:
+        return False
+    ours = {k.lower() for k, _ in final.headers} - _COMMON_HEADERS
+    theirs = {k.lower() for k, _ in control.headers} - _COMMON_HEADERS
+    return bool(ours & theirs)
+
+
+def _size_words(final: HttpObservation, control: HttpObservation, diff: HttpDiff) -> str:
+    """The size comparison the right way round: the smaller page is N% of the larger."""
+    probe_words = f"the probe's page ({final.id}, {final.body_length} bytes)"
+    control_words = f"the control's page ({control.id}, {control.body_length} bytes)"
+    small, large = (probe_words, control_words)
+    if final.body_length > control.body_length:
+        small, large = large, small
+    text = f"{small} is {diff.body_proportion:.0%} the size of {large}"
+    return text[0].upper() + text[1:]
+
+
+def _authenticated_answer(
+    f: _Facts, final: HttpObservation, control: HttpObservation, diff: HttpDiff
+) -> _Decision | None:
+    """A differing page that came over TLS validated for the site's name.
+
+    A CAPTCHA or error page from a CDN (Cloudflare's 503 challenge) differs from the
+    control's page, yet over an authenticated connection to the real server it is the
+    site's own answer.  With the very certificate the control saw it is accessible;
+    with another valid certificate (a CDN edge, or a trust store the censor controls)
+    it is inconclusive.  Over plain HTTP no such rule applies: a middlebox can forge it.
+    """
+    found = f.authenticated(final)
+    if found is None:
+        return None
+    mine, same = found
+    signals = _diff_words(diff, final, control)
+    both = (*(o.id for o in f.m.http), control.id, mine.id)
+    if same is not None:
+        return _Decision(
+            "http.authenticated_site_answer",
+            f"The probe's page ({final.id}) differs from the control's ({control.id}): {signals}; but it "
+            f"came over TLS validated for {f.host} ({mine.id}) with the very certificate the control saw "
+            f"({same.id}), so it is the site's own answer (a challenge or error page), not a block.",
+            (*both, same.id),
+        )
+    return _Decision(
+        "http.authenticated_page_differs",
+        f"The probe's page ({final.id}) differs from the control's ({control.id}): {signals}; it came over "
+        f"TLS validated for {f.host} ({mine.id}), but the control saw another certificate, so a content "
+        "delivery network's own page cannot be told from interception with a trusted certificate.",
+        both,
+    )
+
+
+def _control_only_addresses(f: _Facts) -> list[str]:
+    return [a for a in f.control_addresses if a not in set(f.probe_addresses)]
+
+
+def _own_addresses_failed(f: _Facts) -> list[Any]:
+    """The probe's failed connects (and, for HTTPS, handshakes) to every address its
+    resolver gave; empty when any of them worked."""
+    own = set(f.probe_addresses)
+    tcp_own = [o for o in f.m.tcp if o.ip in own]
+    if not tcp_own:
+        return []
+    failed_tcp = [o for o in tcp_own if o.failure is not None]
+    reached = {o.ip for o in tcp_own if o.failure is None}
+    if not reached:
+        return failed_tcp
+    if urlsplit(f.m.url).scheme != "https":
+        return []
+    tls_own = [o for o in f.m.tls if o.ip in reached and o.purpose == "target"]
+    if any(o.failure is None for o in tls_own):
+        return []
+    if all(any(t.ip == ip for t in tls_own) for ip in reached):
+        return [*failed_tcp, *tls_own]
+    return []
+
+
+def _reached_through_control_addresses(
+    f: _Facts, final: HttpObservation, diff: HttpDiff | None
+) -> _Decision | None:
+    """The resolver's addresses failed, the control's worked for the probe itself.
+
+    OONI's probe also connects to the addresses the control resolved: when those give
+    the site (a certificate valid for the name, or a page consistent with the
+    control's) while every address the resolver gave fails, the resolver is what
+    blocks.  ``diff`` is the comparison of ``final`` with the control's page.
+    """
+    if f.ip_literal or not f.dns_disjoint() or final.ip is None:
+        return None
+    if final.ip not in _control_only_addresses(f):
+        return None
+    failed = _own_addresses_failed(f)
+    if not failed:
+        return None
+    validated = [
+        o for o in f.m.tls if o.ip == final.ip and o.purpose == "target" and o.validated is True
+    ]
+    consistent = diff is not None and not diff.blocking
+    if not (validated or consistent):
+        return None
+    how = (
+        f"over TLS validated for {f.host} ({validated[0].id})"
+        if validated
+        else f"with a page consistent with the control's ({final.id})"
+    )
+    return _Decision(
+        "dns.control_addresses_reachable",
+        f"The probe's DNS answers {_list(f.probe_addresses)} ({_ids(f.dns)}) share no address with the "
+        f"control's {_list(f.control_addresses)}, and every one of them failed ({_failure(failed[0])}, "
+        f"{_ids(failed)}), while the probe itself reached the site at the control's address {final.ip} "
+        f"{how}: the resolver, not the site, is what fails.",
+        (*(o.id for o in f.dns), *f.control_dns_ids(), *(o.id for o in failed), *(o.id for o in validated),
+         *(o.id for o in f.m.http)),
+    )
+
+
+def _unresolved_but_reached(f: _Facts, final: HttpObservation) -> _Decision | None:
+    """The probe's DNS gave no address, yet the probe loaded the page from an address
+    the control resolved: the DNS rules decide, and the page shows the site is up."""
+    if f.ip_literal or f.probe_addresses or not f.dns or final.ip not in f.control_addresses:
+        return None
+    decision = _dns_failure(f)
+    if decision is None:
+        return None
+    return _Decision(
+        decision.rule_id,
+        f"{decision.reason.rstrip('.')}; the probe itself loaded the page from the control's address "
+        f"{final.ip} ({final.id}, status {final.status_code}), so the site is up.",
+        (*decision.observation_ids, *(o.id for o in f.m.http)),
+    )
+
+
+def _ghost_dns(f: _Facts) -> _Decision | None:
+    """The name does not exist for the control, yet the probe's resolver gave an address.
+
+    "Ghost" blocking: a censor's resolver keeps answering for names on its list after
+    they stopped existing (OONI's ghost-DNS scenario).  Only when the control's resolver
+    *answered* that there is no address (NXDOMAIN, or no A/AAAA record), not when it was
+    silent, and only when no certificate valid for the name vouches for the answer.
+    """
+    if f.ip_literal or not f.probe_addresses or not f.control_full or not f.control_dns:
+        return None
+    if f.control_addresses or f.tls_validated_ids():
+        return None
+    for o in f.control_dns:
+        if o.failure is not None and o.failure not in DNS_REFUSALS:
+            return None
+    refusals = _list(_unique(str(o.failure) for o in f.control_dns if o.failure)) or "no address"
+    words = (
+        f"The control found no address for {f.host} ({_ids(f.control_dns)}: {refusals}), yet the probe's "
+        f"DNS answered {_list(f.probe_addresses)} ({_ids(f.dns)})"
+    )
+    ids = (*(o.id for o in f.dns), *f.control_dns_ids())
+    final = f.final
+    if _answered(final) and final is not None:
+        return _Decision(
+            "dns.ghost_answer",
+            f"{words}, and that address served a page ({final.id}, status {final.status_code}): the "
+            "resolver answers for a name that does not exist, as a censor's does for its list.",
+            (*ids, *(o.id for o in f.m.http)),
+        )
+    probe_words, probe_ids = _probe_failure_words(f)
+    return _Decision(
+        "dns.ghost_answer",
+        f"{words}, and {probe_words}: the resolver answers for a name that does not exist, as a censor's "
+        "does for its list.",
+        (*ids, *probe_ids),
+    )
+
+
+def _sni_evidence(f: _Facts) -> _Decision | None:
+    """SNI filtering decides before any DNS comparison: a handshake for the site's name
+    cut while one with an innocuous name to the same address completed is evidence about
+    the name itself, whatever addresses the resolver gave."""
+    if not f.control_full or not _ok(f.control_final):
+        return None
+    decision = _tls(f)
+    if decision is not None and decision.rule_id == "tls.sni_filtering":
+        return decision
+    return None
+
+
+def _control_address_handshake(f: _Facts) -> _Decision | None:
+    """No page, but a handshake to a control's address validated for the name while the
+    resolver's addresses failed (see :func:`_reached_through_control_addresses`)."""
+    if f.ip_literal or not f.dns_disjoint() or not f.control_full:
+        return None
+    extra = set(_control_only_addresses(f))
+    validated = [o for o in f.m.tls if o.ip in extra and o.purpose == "target" and o.validated is True]
+    failed = _own_addresses_failed(f)
+    if not validated or not failed:
+        return None
+    return _Decision(
+        "dns.control_addresses_reachable",
+        f"The probe's DNS answers {_list(f.probe_addresses)} ({_ids(f.dns)}) share no address with the "
+        f"control's {_list(f.control_addresses)}, and every one of them failed ({_failure(failed[0])}, "
+        f"{_ids(failed)}), while the probe's own handshake with the control's address {validated[0].ip} "
+        f"validated for {f.host} ({validated[0].id}): the resolver, not the site, is what fails.",
+        (*(o.id for o in f.dns), *f.control_dns_ids(), *(o.id for o in failed), validated[0].id),
     )
 
 
@@ -1158,12 +1497,20 @@ def _fallback(f: _Facts) -> _Decision:
 # --- public entry points --------------------------------------------------------------------
 
 
-def judge(measurement: Measurement, *, fingerprints: FingerprintSet, probe_offline: bool = False) -> Verdict:
+def judge(
+    measurement: Measurement,
+    *,
+    fingerprints: FingerprintSet,
+    probe_offline: bool = False,
+    asns: AsnLookup | None = None,
+) -> Verdict:
     """The verdict on one target measurement.
 
     ``probe_offline`` comes from the run's canaries (see :func:`judge_all`); when true
-    the verdict is ``probe_offline`` whatever was observed.  Never raises for odd
-    records: a measurement no rule explains is ``inconclusive`` (``unexplained``).
+    the verdict is ``probe_offline`` whatever was observed.  ``asns`` (an ASN database,
+    :mod:`analysis.asn`) lets answers in the control's network count as consistent.
+    Never raises for odd records: a measurement no rule explains is ``inconclusive``
+    (``unexplained``).
     """
     m = measurement
     if probe_offline:
@@ -1183,7 +1530,7 @@ def judge(measurement: Measurement, *, fingerprints: FingerprintSet, probe_offli
                 f"The measurement of {m.url} recorded no DNS, TCP, TLS or HTTP observation.",
             ),
         )
-    f = _Facts.of(m, fingerprints)
+    f = _Facts.of(m, fingerprints, asns)
     lie = _dns_lie(f)
     if lie is not None and not _answered(f.final):
         return _make(m, lie)
@@ -1193,7 +1540,17 @@ def judge(measurement: Measurement, *, fingerprints: FingerprintSet, probe_offli
     answered = _answered_page(f, lie)
     if answered is not None:
         return _make(m, answered)
-    for rule in (_dns_failure, _control_also_failed, _dns_inconsistent, _tcp, _tls, _http_failure):
+    for rule in (
+        _dns_failure,
+        _ghost_dns,
+        _control_also_failed,
+        _sni_evidence,
+        _control_address_handshake,
+        _dns_inconsistent,
+        _tcp,
+        _tls,
+        _http_failure,
+    ):
         decision = rule(f)
         if decision is not None:
             return _make(m, decision)
@@ -1206,13 +1563,18 @@ def canary_failed(canary: Measurement) -> bool:
     return not _answered(_final(canary.http))
 
 
-def judge_all(measurements: Iterable[Measurement], *, fingerprints: FingerprintSet) -> list[Verdict]:
+def judge_all(
+    measurements: Iterable[Measurement], *, fingerprints: FingerprintSet, asns: AsnLookup | None = None
+) -> list[Verdict]:
     """Verdicts for every target measurement, in input order; none for canaries.
 
     Measurements are grouped by ``run_id``: when a run has canaries and every one of
     them failed, all of that run's targets are ``probe_offline``.  A run without
-    canaries, or a measurement without a run, is judged on its own.
+    canaries, or a measurement without a run, is judged on its own.  Without ``asns``
+    the ASN database named by ``KUZOT_ASN_DB`` is used when that variable is set.
     """
+    if asns is None:
+        asns = default_lookup()
     items = list(measurements)
     canaries: dict[str, list[Measurement]] = {}
     for m in items:
@@ -1220,7 +1582,7 @@ def judge_all(measurements: Iterable[Measurement], *, fingerprints: FingerprintS
             canaries.setdefault(m.run_id, []).append(m)
     offline = {run for run, group in canaries.items() if all(canary_failed(c) for c in group)}
     return [
-        judge(m, fingerprints=fingerprints, probe_offline=m.run_id in offline)
+        judge(m, fingerprints=fingerprints, probe_offline=m.run_id in offline, asns=asns)
         for m in items
         if m.role != "canary"
     ]

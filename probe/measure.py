@@ -226,14 +226,22 @@ async def measure_url(
     )
     if settings.clock_offset:
         measurement.annotations["simulated_clock"] = "true"
+    if target.original_url:
+        measurement.annotations["original_url"] = target.original_url
 
+    control_done = trio.Event()
     async with trio.open_nursery() as nursery:
         if control is not None:
 
             async def ask_control() -> None:
-                measurement.control = await control(target.url)  # type: ignore[assignment]
+                try:
+                    measurement.control = await control(target.url)  # type: ignore[assignment]
+                finally:
+                    control_done.set()
 
             nursery.start_soon(ask_control)
+        else:
+            control_done.set()
 
         if _is_ip(host):
             addresses = [host]
@@ -252,6 +260,23 @@ async def measure_url(
         measurement.tls = sorted(tls_obs, key=lambda o: int(o.id.split("/")[1]))
 
         reachable = _first_reachable(measurement, https)
+        if reachable is None and not _is_ip(host):
+            # None of the resolver's addresses worked: try the ones the control resolved,
+            # as OONI does.  The site answering there while the resolver's addresses fail
+            # is what tells DNS blocking from a site that is down.
+            await control_done.wait()
+            extra = _control_only_addresses(measurement, host, addresses, settings.max_addresses)
+            if extra:
+                more_tcp: list[TcpObservation] = []
+                more_tls: list[TlsObservation] = []
+                async with trio.open_nursery() as connects:
+                    for ip in extra:
+                        connects.start_soon(
+                            _connect_and_handshake, ip, port, host, https, ctx, ids, t0, more_tcp, more_tls
+                        )
+                measurement.tcp += sorted(more_tcp, key=lambda o: int(o.id.split("/")[1]))
+                measurement.tls += sorted(more_tls, key=lambda o: int(o.id.split("/")[1]))
+                reachable = _first_reachable(measurement, https)
         if reachable is not None:
 
             async def resolve(name: str) -> list[str]:
@@ -272,6 +297,21 @@ async def measure_url(
             )
     measurement.runtime = round(trio.current_time() - t0, 6)
     return measurement
+
+
+def _control_only_addresses(m: Measurement, host: str, tried: list[str], limit: int) -> list[str]:
+    """The addresses the control resolved for ``host`` that the probe has not tried."""
+    if m.control is None or m.control.failure is not None:
+        return []
+    found: list[str] = []
+    for obs in m.control.dns:
+        if obs.hostname.rstrip(".").lower() != host:
+            continue
+        for address in obs.addresses():
+            if address not in tried and address not in found and _is_ip(address):
+                found.append(address)
+    found.sort(key=lambda a: ipaddress.ip_address(a).version)
+    return found[:limit]
 
 
 def _first_reachable(m: Measurement, https: bool) -> str | None:

@@ -3,8 +3,13 @@
 Why this format: it is what OONI and Citizen Lab already maintain per country, so a
 volunteer can point the probe at the upstream list (``kuzot targets update``) or at our
 own selection without conversion.  The lint rules below are the ones the upstream
-repository enforces; a bad file is rejected whole, with the line named, before
-anything is measured.
+repository enforces.  ``kuzot targets check`` reports every bad row with its line;
+``kuzot run`` measures the good rows and records each bad one as refused input with its
+reason (:class:`RefusedInput`), so one bad URL never ends a run.
+
+Internationalised host names (``https://яндекс.рф/``) are accepted and measured under
+their A-labels (IDNA 2008 with UTS 46 mapping, as browsers and OONI do); the URL as
+written is kept in :attr:`Target.original_url` and in the measurement's annotations.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+import idna
 
 HEADER = ["url", "category_code", "category_description", "date_added", "source", "notes"]
 
@@ -73,6 +80,9 @@ class Target:
     date_added: str = ""
     source: str = ""
     notes: str = ""
+    #: The URL as written when it differs from ``url`` (an internationalised host name
+    #: converted to A-labels); empty otherwise.
+    original_url: str = ""
 
     @property
     def hostname(self) -> str:
@@ -88,10 +98,69 @@ class Target:
         return urlsplit(self.url).scheme
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedInput:
+    """One input that was not measured, and why (kept with the run, never silently dropped)."""
+
+    url: str
+    reason: str
+    source: str = ""
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"url": self.url, "reason": self.reason, "source": self.source, "line": self.line}
+
+    def __str__(self) -> str:
+        reason = self.reason if repr(self.url) in self.reason else f"{self.reason}: {self.url!r}"
+        if self.line is not None:
+            return f"{self.source}:{self.line}: {reason}"
+        return f"{self.source}: {reason}" if self.source else reason
+
+
+def ascii_url(url: str) -> str:
+    """``url`` with an internationalised host name in A-labels (IDNA 2008 with UTS 46
+    mapping, so ``Яндекс.рф`` and ``яндекс.рф`` are one name); raises :class:`ValueError`
+    with a readable reason when the name cannot be converted.  ASCII URLs are returned
+    unchanged."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host or host.isascii():
+        return url
+    try:
+        converted = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ValueError(f"invalid internationalised host name {host!r} ({exc})") from None
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("invalid port") from None
+    userinfo, _, _ = parts.netloc.rpartition("@")
+    hostport = converted if port is None else f"{converted}:{port}"
+    netloc = f"{userinfo}@{hostport}" if userinfo else hostport
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def make_target(url: str, *args: str | None) -> Target:
+    """A :class:`Target` for ``url`` (converted with :func:`ascii_url`, the original kept);
+    raises :class:`ValueError` with the reason when the URL is not valid."""
+    if url != url.strip() or any(ch.isspace() for ch in url):
+        raise ValueError("URL contains whitespace")
+    converted = ascii_url(url)
+    problem = check_url(converted)
+    if problem:
+        raise ValueError(problem)
+    return Target(converted, *args, original_url=url if converted != url else "")  # type: ignore[arg-type]
+
+
 def check_url(url: str) -> str | None:
-    """Why ``url`` is not a valid test-list URL, or None when it is."""
+    """Why ``url`` is not a valid test-list URL, or None when it is (internationalised
+    host names are valid: they are checked in their A-label form)."""
     if url != url.strip() or any(ch.isspace() for ch in url):
         return "URL contains whitespace"
+    try:
+        url = ascii_url(url)
+    except ValueError as exc:
+        return str(exc)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return "URL must start with http:// or https://"
@@ -119,8 +188,16 @@ def _looks_like_ip(host: str) -> bool:
     return True
 
 
-def parse_targets(text: str, *, name: str = "<targets>") -> list[Target]:
-    """Parse and lint a whole test list; raise :class:`TargetsError` on the first problem."""
+def parse_targets(
+    text: str, *, name: str = "<targets>", refused: list[RefusedInput] | None = None
+) -> list[Target]:
+    """Parse and lint a whole test list.
+
+    Without ``refused``, raise :class:`TargetsError` on the first problem.  With it, a bad
+    row is appended there (with its line and reason) and skipped, so the good rows are
+    still measured; only a file that cannot be read as a list at all (no header, not
+    CSV) still raises.
+    """
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
@@ -138,33 +215,44 @@ def parse_targets(text: str, *, name: str = "<targets>") -> list[Target]:
             line_number = reader.line_num
             if not row or all(not cell.strip() for cell in row):
                 continue
-            if len(row) != len(HEADER):
-                raise TargetsError(f"{name}:{line_number}: expected {len(HEADER)} columns, found {len(row)}")
-            url, code, description, added, source, notes = row
-            problem = check_url(url)
-            if problem:
-                raise TargetsError(f"{name}:{line_number}: {problem}: {url!r}")
-            if code not in CATEGORY_CODES:
-                raise TargetsError(f"{name}:{line_number}: unknown category code {code!r}")
-            if added:
-                try:
-                    date.fromisoformat(added)
-                except ValueError:
-                    raise TargetsError(
-                        f"{name}:{line_number}: date_added must be YYYY-MM-DD, got {added!r}"
-                    ) from None
-            if url in seen:
-                raise TargetsError(f"{name}:{line_number}: duplicate URL {url} (first on line {seen[url]})")
-            seen[url] = line_number
-            targets.append(Target(url, code, description, added, source, notes))
+            problem, target = _parse_row(row, seen, line_number)
+            if problem is not None:
+                if refused is None:
+                    raise TargetsError(f"{name}:{line_number}: {problem}")
+                refused.append(RefusedInput(row[0] if row else "", problem, name, line_number))
+                continue
+            assert target is not None
+            seen[target.url] = line_number
+            targets.append(target)
     except csv.Error as exc:
         raise TargetsError(f"{name}:{line_number}: {exc}") from None
-    if not targets:
+    if not targets and not (refused and refused[-1].source == name):
         raise TargetsError(f"{name}: no URLs in the file")
     return targets
 
 
-def load_targets(path: str | Path) -> list[Target]:
+def _parse_row(row: list[str], seen: dict[str, int], line_number: int) -> tuple[str | None, Target | None]:
+    """One row's problem (the message, naming the value), or its target."""
+    if len(row) != len(HEADER):
+        return f"expected {len(HEADER)} columns, found {len(row)}", None
+    url, code, description, added, source, notes = row
+    try:
+        target = make_target(url, code, description, added, source, notes)
+    except ValueError as exc:
+        return f"{exc}: {url!r}", None
+    if code not in CATEGORY_CODES:
+        return f"unknown category code {code!r}", None
+    if added:
+        try:
+            date.fromisoformat(added)
+        except ValueError:
+            return f"date_added must be YYYY-MM-DD, got {added!r}", None
+    if target.url in seen:
+        return f"duplicate URL {url} (first on line {seen[target.url]})", None
+    return None, target
+
+
+def load_targets(path: str | Path, *, refused: list[RefusedInput] | None = None) -> list[Target]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -174,16 +262,20 @@ def load_targets(path: str | Path) -> list[Target]:
         raise TargetsError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise TargetsError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_targets(text, name=str(path))
+    return parse_targets(text, name=str(path), refused=refused)
 
 
-def targets_from_urls(urls: list[str]) -> list[Target]:
+def targets_from_urls(urls: list[str], *, refused: list[RefusedInput] | None = None) -> list[Target]:
+    """Targets for URLs given on the command line; a bad one raises :class:`TargetsError`,
+    or, with ``refused``, is recorded there and skipped."""
     targets = []
     for url in urls:
-        problem = check_url(url)
-        if problem:
-            raise TargetsError(f"--url {url!r}: {problem}")
-        targets.append(Target(url))
+        try:
+            targets.append(make_target(url))
+        except ValueError as exc:
+            if refused is None:
+                raise TargetsError(f"--url {url!r}: {exc}") from None
+            refused.append(RefusedInput(url, str(exc), "--url"))
     return targets
 
 

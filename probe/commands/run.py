@@ -23,7 +23,14 @@ from probe.settings import ProbeSettings, Timeouts
 from probe.signing import SigningKey
 from probe.steps import dns
 from probe.store import Store
-from probe.targets import Target, TargetsError, default_targets_path, load_targets, targets_from_urls
+from probe.targets import (
+    RefusedInput,
+    Target,
+    TargetsError,
+    default_targets_path,
+    load_targets,
+    targets_from_urls,
+)
 from probe.upload import UploadResult
 
 #: Hosts every network can reach; if all of them fail, the volunteer's link is down
@@ -138,14 +145,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handle)
 
 
-def _targets(args: argparse.Namespace) -> list[Target]:
+def _targets(args: argparse.Namespace, refused: list[RefusedInput] | None = None) -> list[Target]:
+    """The run's targets; a bad URL or row goes into ``refused`` (with its reason) and the
+    rest are measured.  Only a list that cannot be read at all stops the run."""
     try:
         if args.url:
-            targets = targets_from_urls(args.url)
+            targets = targets_from_urls(args.url, refused=refused)
             if args.targets:
-                targets = load_targets(args.targets) + targets
+                targets = load_targets(args.targets, refused=refused) + targets
             return targets
-        return load_targets(args.targets or default_targets_path())
+        return load_targets(args.targets or default_targets_path(), refused=refused)
     except TargetsError as exc:
         raise CommandError(str(exc), status=2) from exc
 
@@ -371,6 +380,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.upload_every < 1:
         raise CommandError("--upload-every must be at least 1", status=2)
     resume_run_id = None
+    refused: list[RefusedInput] = []
     if args.resume:
         store = open_store(args.db)
         found = _resumable(store)
@@ -382,7 +392,11 @@ def handle(args: argparse.Namespace) -> int:
         resume_run_id = run.id
         print(f"Resuming run {run.id}: {len(targets)} targets left.", file=sys.stderr)
     else:
-        targets = _targets(args)
+        targets = _targets(args, refused)
+        for item in refused:
+            print(f"not measured: {item}", file=sys.stderr)
+        if not targets and refused:
+            raise CommandError("no valid URL to measure (each one was refused, see above)", status=2)
         store = open_store(args.db)
     budget = None
     if args.max_bytes is not None or args.max_bytes_per_day is not None:
@@ -403,7 +417,11 @@ def handle(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         deadline=args.deadline,
         canaries=canaries,
-        options={"concurrency": args.concurrency, "canaries": len(canaries)},
+        options={
+            "concurrency": args.concurrency,
+            "canaries": len(canaries),
+            **({"refused_inputs": [r.to_dict() for r in refused]} if refused else {}),
+        },
         budget=budget,
         resume_run_id=resume_run_id,
     )
@@ -467,6 +485,7 @@ def handle(args: argparse.Namespace) -> int:
             "run_id": result.run.id,
             "status": result.run.status,
             "targets": len(targets),
+            "refused_inputs": [r.to_dict() for r in refused],
             "measured": len([m for m in result.measurements if m.role == "target"]),
             "skipped_for_budget": result.skipped_for_budget,
             "deadline_hit": result.deadline_hit,

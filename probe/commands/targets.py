@@ -12,7 +12,7 @@ import httpx
 from probe.commands import CommandError
 from probe.commands._common import add_json_option, emit
 from probe.store.database import data_dir
-from probe.targets import TargetsError, load_targets, parse_targets
+from probe.targets import RefusedInput, TargetsError, load_targets, parse_targets
 
 LICENCE = "CC BY-NC-SA 4.0 (Citizen Lab and others)"
 CITIZENLAB_BASE = "https://raw.githubusercontent.com/citizenlab/test-lists/master/lists"
@@ -74,13 +74,28 @@ def handle_update(args: argparse.Namespace) -> int:
 
 
 def handle_check(args: argparse.Namespace) -> int:
+    """Every bad row is reported with its line (not only the first); exit 2 when any."""
+    refused: list[RefusedInput] = []
     try:
-        targets = load_targets(args.file)
+        targets = load_targets(args.file, refused=refused)
     except TargetsError as exc:
         raise CommandError(str(exc), status=2) from exc
+    idn = [t for t in targets if t.original_url]
+    state = ", valid" if not refused else f", {len(refused)} refused"
+    lines = [f"{args.file}: {len(targets)} URLs{state}"]
+    lines += [f"  {item}" for item in refused]
+    lines += [f"  {t.original_url} is measured as {t.url}" for t in idn]
     emit(
         args,
-        {"file": str(args.file), "urls": len(targets), "valid": True},
-        f"{args.file}: {len(targets)} URLs, valid",
+        {
+            "file": str(args.file),
+            "urls": len(targets),
+            "valid": not refused,
+            "refused": [r.to_dict() for r in refused],
+            "converted": [{"url": t.original_url, "ascii_url": t.url} for t in idn],
+        },
+        "\n".join(lines),
     )
+    if refused:
+        return 2
     return 0
