@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import sys
 from datetime import UTC, datetime
@@ -93,6 +94,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: $KUZOT_DOH_CONTROL or https://dns.google/dns-query; 'off' disables)",
     )
     p.add_argument("--doh-connect-ip", metavar="IP", help=argparse.SUPPRESS)
+    # Labs only: count this network as public for the redirect rule (repeatable).
+    p.add_argument(
+        "--lab-public-network", action="append", default=[], metavar="CIDR", help=argparse.SUPPRESS
+    )
     p.add_argument(
         "--resume",
         action="store_true",
@@ -155,6 +160,11 @@ def build_settings(args: argparse.Namespace) -> ProbeSettings:
         resolvers = tuple(dns.system_nameservers())
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
         raise CommandError(f"--ca-bundle {args.ca_bundle}: no such file", status=2)
+    for network in args.lab_public_network:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError as exc:
+            raise CommandError(f"--lab-public-network: {exc}", status=2) from exc
     return ProbeSettings(
         resolvers=resolvers,
         system_resolver=not args.no_system_resolver,
@@ -169,6 +179,7 @@ def build_settings(args: argparse.Namespace) -> ProbeSettings:
         clock_offset=(args.simulated_start - datetime.now(UTC)).total_seconds()
         if args.simulated_start
         else 0.0,
+        public_networks=tuple(args.lab_public_network),
     )
 
 

@@ -79,7 +79,7 @@ async def query_doh(
                     obs.failure = Failure.DNS_SERVER_MISBEHAVING
                 else:
                     obs.rcode = dns.rcode.to_text(reply.rcode())
-                    obs.answers = _answers(reply)
+                    obs.answers, obs.answers_dropped = _answers(reply)
                     obs.failure = _reply_failure(reply, rdtype)
         except (httpx.HTTPError, OSError, trio.BrokenResourceError) as exc:
             obs.failure = classify_failure(exc)
