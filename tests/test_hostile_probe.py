@@ -318,3 +318,14 @@ def test_run_deadline_holds_against_hostile_bodies(tmp_path: Path) -> None:
             store.close()
     assert result.deadline_hit and result.run.status == "deadline"
     assert elapsed < 2.0 + 5.0  # the deadline plus the shielded saves, generously
+
+
+def test_corrupt_compressed_body_is_a_decoding_error() -> None:
+    """If a gzip body is not gzip, then decoding raises httpx's DecodingError, which the step records as http_invalid_response."""
+    import httpx
+
+    from probe.failures import classify_failure
+
+    with pytest.raises(httpx.DecodingError) as caught:
+        http._Decoder("gzip").decode(b"this is not gzip at all", 1000)
+    assert classify_failure(caught.value) == Failure.HTTP_INVALID_RESPONSE

@@ -208,6 +208,8 @@ def step_summary(m: Measurement) -> dict[str, str]:
     if m.http:
         last = m.http[-1]
         http = str(last.failure) if last.failure else f"{last.status_code} ({len(m.http)} hop)"
+    elif "failure" in m.annotations:  # the measurement itself failed (probe.run.failed_measurement)
+        http = f"{m.annotations['failure']} ({m.annotations.get('exception', '?')})"
     return {
         "url": m.url,
         "dns": word(m.dns),
