@@ -329,3 +329,11 @@ def test_corrupt_compressed_body_is_a_decoding_error() -> None:
     with pytest.raises(httpx.DecodingError) as caught:
         http._Decoder("gzip").decode(b"this is not gzip at all", 1000)
     assert classify_failure(caught.value) == Failure.HTTP_INVALID_RESPONSE
+
+
+async def test_cookie_set_on_a_redirect_is_sent_on_the_next_hop(lab: WebLab, context: ssl.SSLContext) -> None:
+    """If a site redirects to itself with a cookie and wants it back (an anti-bot check), then the next hop sends it and gets the page."""
+    site = await start(lab.site, Behaviour.cookie_check())
+    first, second = await fetch(site, context)
+    assert (first.status_code, second.status_code, second.failure) == (302, 200, None)
+    assert second.title == honest_title("example.kg")

@@ -42,6 +42,9 @@ import trio
 from probe.lab.certs import LabCA
 from probe.lab.runner import LabThread
 
+#: The cookie a :attr:`Action.COOKIE_CHECK` site sets and wants back.
+COOKIE_CHECK_VALUE = "kuzot_check=passed"
+
 #: The largest request head the lab reads; more is answered with 431 and a close.
 MAX_REQUEST_HEAD = 64 * 1024
 
@@ -96,6 +99,7 @@ class Action(StrEnum):
     BOMB = "bomb"  # a 200 of ``size`` zero bytes compressed with ``encoding`` (e.g. "gzip, gzip")
     MANY_HEADERS = "many_headers"  # a 200 with ``size`` extra header lines
     ENDLESS_HEADERS = "endless_headers"  # a status line, then header lines that never end
+    COOKIE_CHECK = "cookie_check"  # 302 to the same URL with a cookie, the page once it comes back
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +175,11 @@ class Behaviour:
     @classmethod
     def endless_headers(cls) -> Behaviour:
         return cls(Action.ENDLESS_HEADERS)
+
+    @classmethod
+    def cookie_check(cls) -> Behaviour:
+        """An anti-bot check many sites run: no cookie, a redirect that sets one."""
+        return cls(Action.COOKIE_CHECK)
 
 
 def _names(names: Iterable[str]) -> frozenset[str]:
@@ -438,6 +447,10 @@ async def _answer(
 
     if action is Action.HOST_RESET and host in behaviour.names:
         _reset(sock)
+        return
+    if action is Action.COOKIE_CHECK and COOKIE_CHECK_VALUE.lower().encode() not in head.lower():
+        extra = [("Set-Cookie", f"{COOKIE_CHECK_VALUE}; Path=/"), ("Location", "/")]
+        await stream.send_all(_response(302, b"", extra=extra))
         return
     try:
         await _respond(stream, host, method, pages, behaviour)

@@ -13,7 +13,10 @@ Why httpx's transport and not its client: the client reads no proxy settings fro
 the environment only when told, builds a "next request" from every ``Location``
 (raising for ``mailto:``, so one hostile redirect became an exception instead of an
 observation), and decodes bodies whole.  The transport does none of that; this
-module follows redirects and decodes bodies itself.
+module follows redirects and decodes bodies itself.  Cookies a hop sets are sent on
+the next hops of the same fetch, keyed by the URL's name, as a browser's would be
+(sites' cookie checks redirect to themselves until the cookie comes back); nothing is
+kept between fetches.
 
 Redirect hops: a hop to the same host reuses the address; a hop to an IP literal goes
 there; a hop to another host is resolved with ``resolve`` (its DNS observations are
@@ -52,6 +55,7 @@ own timeouts.  Outside cancellation propagates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import ipaddress
@@ -132,10 +136,13 @@ async def fetch(
         limits=httpx.Limits(max_keepalive_connections=0),
     )
     observations: list[HttpObservation] = []
+    cookies = httpx.Cookies()  # a browser keeps a hop's cookies for the next (cookie checks)
     async with transport:
         current_url, current_ip = url, ip
         for hop in range(max_redirects + 1):
-            obs = await _get(transport, current_url, current_ip, ids.next("http"), t0, deadline, max_bytes)
+            obs = await _get(
+                transport, cookies, current_url, current_ip, ids.next("http"), t0, deadline, max_bytes
+            )
             observations.append(obs)
             location = obs.header("location") if obs.status_code in _REDIRECT_STATUSES else None
             if obs.failure is not None or location is None:
@@ -315,6 +322,7 @@ def _decoder_for(codings: list[str]) -> _Decoder | None:
 
 async def _get(
     transport: httpx.AsyncHTTPTransport,
+    cookies: httpx.Cookies,
     url: str,
     ip: str | None,
     obs_id: str,
@@ -330,11 +338,20 @@ async def _get(
     charset: str | None = None
     with trio.move_on_at(deadline) as scope:
         try:
+            # The jar sees the URL by name, as a browser would: cookies belong to the
+            # site, not to the address the request happens to go to.
+            named = httpx.Request("GET", url)
+            cookies.set_cookie_header(named)
+            if "cookie" in named.headers:
+                headers = {**headers, "Cookie": named.headers["cookie"]}
             request = httpx.Request(
                 "GET", request_url, headers={**_REQUEST_HEADERS, **headers}, extensions=extensions
             )
             response = await transport.handle_async_request(request)
             try:
+                response.request = named
+                with contextlib.suppress(Exception):  # a cookie the jar cannot read is dropped
+                    cookies.extract_cookies(response)
                 obs.status_code = response.status_code
                 obs.http_version = response.http_version
                 raw = response.headers.raw
