@@ -337,3 +337,13 @@ async def test_cookie_set_on_a_redirect_is_sent_on_the_next_hop(lab: WebLab, con
     first, second = await fetch(site, context)
     assert (first.status_code, second.status_code, second.failure) == (302, 200, None)
     assert second.title == honest_title("example.kg")
+
+
+async def test_nul_and_surrogates_never_reach_the_title(lab: WebLab, context: ssl.SSLContext) -> None:
+    """If a page's title holds a NUL byte (or decodes to a lone surrogate), then the recorded title has U+FFFD there and the record serialises."""
+    pages = {"example.kg": b"<title>Kloop\x00News</title>"}
+    site = await start(lab.site, https=False, pages=pages)
+    [obs] = await fetch(site, context)
+    assert obs.title == "Kloop\ufffdNews"
+    assert http.extract_title(b"<title>+2AA-x</title>", "utf-7") == "\ufffdx"
+    assert http.extract_title(b"<title>a&#0;b</title>") == "a\ufffdb"

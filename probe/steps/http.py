@@ -95,6 +95,9 @@ MAX_TITLE = 200
 MAX_HEADERS = 100
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: Characters a title may not keep: C0 controls (whitespace is collapsed before), DEL
+#: and lone surrogates (a "utf-7" page can decode to one).
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 #: What a request can raise for reasons of the network or the server.
@@ -416,7 +419,10 @@ def _server_ip(response: httpx.Response) -> str | None:
 def extract_title(sample: bytes, charset: str | None = None) -> str | None:
     """The first ``<title>`` of ``sample``: decoded leniently (the response's charset,
     else UTF-8, undecodable bytes replaced), entities resolved, whitespace collapsed,
-    at most 200 characters; ``None`` without a complete title element."""
+    control characters and lone surrogates replaced by U+FFFD (PostgreSQL refuses NUL
+    in text and no encoder takes a lone surrogate, so either would make the record
+    unstorable somewhere), at most 200 characters; ``None`` without a complete title
+    element."""
     match = _TITLE.search(sample)
     if match is None:
         return None
@@ -426,4 +432,4 @@ def extract_title(sample: bytes, charset: str | None = None) -> str | None:
     except LookupError:  # a charset name Python does not know
         text = raw.decode("utf-8", errors="replace")
     title = " ".join(html.unescape(text).split())
-    return title[:MAX_TITLE]
+    return _UNSTORABLE.sub("\ufffd", title[:MAX_TITLE])
