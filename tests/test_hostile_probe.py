@@ -15,8 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from probe.failures import Failure
 from probe.lab.certs import LabCA
@@ -322,8 +325,6 @@ def test_run_deadline_holds_against_hostile_bodies(tmp_path: Path) -> None:
 
 def test_corrupt_compressed_body_is_a_decoding_error() -> None:
     """If a gzip body is not gzip, then decoding raises httpx's DecodingError, which the step records as http_invalid_response."""
-    import httpx
-
     from probe.failures import classify_failure
 
     with pytest.raises(httpx.DecodingError) as caught:
@@ -347,3 +348,44 @@ async def test_nul_and_surrogates_never_reach_the_title(lab: WebLab, context: ss
     assert obs.title == "Kloop\ufffdNews"
     assert http.extract_title(b"<title>+2AA-x</title>", "utf-7") == "\ufffdx"
     assert http.extract_title(b"<title>a&#0;b</title>") == "a\ufffdb"
+
+
+_LOCATION_PIECES = st.sampled_from(
+    [
+        "http:",
+        "https:",
+        "mailto:",
+        "//",
+        "/",
+        "[",
+        "]",
+        ":",
+        "@",
+        "%",
+        "xn--",
+        "..",
+        "?",
+        "#",
+        "\\",
+        " ",
+        "\t",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_LOCATION_PIECES, st.text(max_size=8), st.integers(0, 99999).map(str)), max_size=8
+    ).map("".join)
+)
+def test_any_location_gives_a_url_or_none(location: str) -> None:
+    """If a Location header holds anything at all, then the redirect rule gives an http(s) URL with a host, or None, and never raises."""
+    target = http.redirect_target("https://example.kg:8443/a/b?c", location)
+    if target is not None:
+        assert target.scheme in ("http", "https") and target.raw_host
+        assert target.host  # decodable, so the request can be built
+        for ip in ("127.0.0.1", "::1"):
+            request_url, headers, _ = http._request_target(target, ip)
+            httpx.Request("GET", request_url, headers=headers)
+            httpx.Request("GET", str(target))  # the cookie jar's view of it

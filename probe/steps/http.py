@@ -150,24 +150,21 @@ async def fetch(
             location = obs.header("location") if obs.status_code in _REDIRECT_STATUSES else None
             if obs.failure is not None or location is None:
                 break
-            try:
-                if _authority_without_host(location):
-                    raise ValueError("Location has no host")  # joining would keep ours
-                next_url = httpx.URL(current_url).join(location).copy_with(fragment=None)
-                _check_url(next_url)
-            except (httpx.InvalidURL, ValueError, UnicodeError):
+            next_url = redirect_target(current_url, location)
+            if next_url is None:
                 obs.failure = Failure.HTTP_INVALID_REDIRECT
                 break
             if hop == max_redirects:
                 obs.failure = Failure.HTTP_TOO_MANY_REDIRECTS
                 break
             next_ip = current_ip
-            if _is_ip(next_url.host):
-                next_ip = next_url.host  # nothing to resolve
+            next_host = next_url.raw_host.decode("ascii")  # .host would decode IDNA, and may fail
+            if _is_ip(next_host):
+                next_ip = next_host  # nothing to resolve
             elif next_url.raw_host != httpx.URL(current_url).raw_host:
                 if resolve is None:
                     break  # the Location header is the record; see the module docstring
-                addresses = await resolve(next_url.raw_host.decode("ascii"))
+                addresses = await resolve(next_host)
                 if not addresses:
                     observations.append(_not_sent(ids, str(next_url), None, t0, Failure.DNS_NXDOMAIN))
                     break
@@ -179,6 +176,19 @@ async def fetch(
                 break
             current_url, current_ip = str(next_url), next_ip
     return observations
+
+
+def redirect_target(current_url: str, location: str) -> httpx.URL | None:
+    """Where ``Location`` leads from ``current_url``, or ``None`` when it names no
+    http(s) host we could go to.  Never raises: the header is the server's, not ours."""
+    try:
+        if _authority_without_host(location):
+            return None  # "http://": joined with ours it would loop on our own URL
+        next_url = httpx.URL(current_url).join(location).copy_with(fragment=None)
+        _check_url(next_url)
+    except (httpx.InvalidURL, ValueError, UnicodeError):
+        return None
+    return next_url
 
 
 def _not_sent(ids: ObservationIds, url: str, ip: str | None, t0: float, failure: Failure) -> HttpObservation:
@@ -237,6 +247,12 @@ def _parse_url(text: str) -> httpx.URL:
 def _check_url(url: httpx.URL) -> None:
     if url.scheme not in ("http", "https") or not url.raw_host:
         raise ValueError(f"not an http(s) URL with a host: {str(url)!r}")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValueError(f"port {url.port} out of range in {str(url)!r}")
+    try:
+        url.host  # noqa: B018 -- decodes the A-labels; httpx does it again for every request
+    except UnicodeError as exc:  # idna.IDNAError too: "xn--zz" is no name
+        raise ValueError(f"not a valid host name in {str(url)!r}: {exc}") from None
 
 
 class _Body:
@@ -391,7 +407,7 @@ async def _get(
 
 def _request_target(url: httpx.URL, ip: str | None) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
     """The URL to connect to, and the Host header and SNI that name the real site."""
-    if ip is None or _is_ip(url.host):
+    if ip is None or _is_ip(url.raw_host.decode("ascii")):
         return url.copy_with(fragment=None), {}, {}
     host = url.raw_host.decode("ascii")
     host_header = host if url.port is None else f"{host}:{url.port}"
