@@ -58,6 +58,10 @@ class Failure(StrEnum):
     HTTP_INVALID_RESPONSE = "http_invalid_response"
     HTTP_TOO_MANY_REDIRECTS = "http_too_many_redirects"
     HTTP_INVALID_REDIRECT = "http_invalid_redirect_location_host"
+    #: Ours: a redirect from a public address to a non-global one (a LAN, loopback,
+    #: carrier-grade NAT) is not followed, so that a hostile site cannot make the probe
+    #: fetch, store and upload a page of the volunteer's own network (a router's, say).
+    HTTP_REDIRECT_TO_PRIVATE = "http_redirect_to_private_address"
 
     # Control helper (kuzot control serve): it answered, but with a refusal, not observations.
     # The helper's own words go to ControlObservations.reason.
@@ -145,6 +149,10 @@ def classify_failure(exc: BaseException) -> Failure:
 
     if isinstance(exc, TimeoutError | trio.TooSlowError | dns.exception.Timeout):
         return Failure.GENERIC_TIMEOUT
+    if isinstance(exc, BaseExceptionGroup):
+        # trio's open_tcp_stream raises OSError("all attempts ... failed") from a group
+        # of the attempts' errors: the first attempt's error says what happened.
+        return classify_failure(exc.exceptions[0])
     if isinstance(exc, dns.resolver.NXDOMAIN):
         return Failure.DNS_NXDOMAIN
     if isinstance(exc, dns.resolver.NoAnswer):

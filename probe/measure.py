@@ -294,6 +294,7 @@ async def measure_url(
                 context=ctx.ssl_context,
                 source_address=settings.source_address,
                 resolve=resolve,
+                public_networks=settings.public_networks,
             )
     measurement.runtime = round(trio.current_time() - t0, 6)
     return measurement

@@ -77,6 +77,11 @@ class DnsObservation:
     rcode: str | None = None
     answers: list[DnsAnswer] = field(default_factory=list)
     extra_responses: list[DnsResponse] = field(default_factory=list)
+    #: Replies after the first that a limit kept out of ``extra_responses`` (a flood),
+    #: and answer records kept out of ``answers`` and the extra responses: a record
+    #: stays bounded, and says so.
+    extra_responses_dropped: int = 0
+    answers_dropped: int = 0
 
     def addresses(self) -> list[str]:
         return [a.value for a in self.answers if a.rrtype in ("A", "AAAA")]
@@ -142,6 +147,12 @@ class HttpObservation:
     body_sha256: str | None = None
     body_sample: bytes = b""
     body_truncated: bool = False
+    #: Response headers past the step's limit, not stored (``headers`` keeps the first).
+    headers_dropped: int = 0
+    #: The ``Content-Encoding`` the body was *not* decoded from (stacked or unknown
+    #: codings): the body fields then hold the bytes as they came.  ``None`` when the
+    #: body was decoded or had no coding.
+    undecoded_encoding: str | None = None
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()

@@ -6,6 +6,12 @@ Each finished measurement is written inside a *shielded* scope under a lock, so 
 neither the deadline nor Ctrl-C can drop a measurement that already completed: the
 write finishes, then the cancellation proceeds.  Targets still in flight are simply
 not recorded; ``kuzot run --resume`` measures them next time.
+
+One target never ends a run: an exception that escapes :func:`measure_url` (a bug, or
+hostile input nobody foresaw) becomes that target's stored measurement, with
+annotations ``failure: unknown_failure`` and ``exception: <module.Class>``, so the run
+goes on and ``--resume`` does not meet the same target again.  Only the class is
+kept: an exception's message may hold anything, the probe's own address included.
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import trio
 
 from probe import SOFTWARE_NAME, __version__
 from probe.bandwidth import ByteBudget, estimate_bytes
+from probe.failures import Failure
 from probe.measure import ControlFetcher, MeasurementContext, measure_url
 from probe.records import Measurement, Run, utc_now
 from probe.settings import ProbeSettings
@@ -119,7 +127,18 @@ async def execute_run(
                 # can still be in flight when the cap is reached.
                 result.skipped_for_budget += 1
                 return
-            m = await measure_url(target, ctx, role=role, control=plan.control if role == "target" else None)
+            started_at = utc_now() + timedelta(seconds=settings.clock_offset)
+            try:
+                m = await measure_url(
+                    target, ctx, role=role, control=plan.control if role == "target" else None
+                )
+            except Exception as exc:  # one target's trouble is that target's record
+                m = failed_measurement(target, ctx, role, exc, started_at)
+            except BaseExceptionGroup as group:
+                _, cancellation = group.split(Exception)
+                if cancellation is None:  # pragma: no cover -- split() leaves something
+                    raise
+                raise cancellation from None  # the run is being cancelled: not a failure
             # Saved while still holding the slot, so the next target's budget check
             # already counts this measurement's bytes.
             await save(m)
@@ -132,7 +151,11 @@ async def execute_run(
                     nursery.start_soon(one, canary, "canary")
                 for target in plan.targets:
                     nursery.start_soon(one, target, "target")
-        result.deadline_hit = bool(scope is not None and scope.cancelled_caught)
+        # "Hit" also when the work merely ended after the deadline: a report that says
+        # the deadline held when it did not would be a lie.
+        result.deadline_hit = scope is not None and (
+            scope.cancelled_caught or trio.current_time() >= scope.deadline
+        )
         status = "deadline" if result.deadline_hit else "finished"
     finally:
         with trio.CancelScope(shield=True):
@@ -140,3 +163,36 @@ async def execute_run(
         run.status = status
         run.finished_at = utc_now() + timedelta(seconds=plan.settings.clock_offset)
     return result
+
+
+def failed_measurement(
+    target: Target, ctx: MeasurementContext, role: str, exc: BaseException, started_at: datetime
+) -> Measurement:
+    """The record of a target whose measurement raised ``exc``: no observations, and
+    annotations naming ``unknown_failure`` and the innermost exception's class."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]  # trio wraps a task's error in a group per nursery
+    settings = ctx.settings
+    kind = type(exc)
+    module = kind.__module__.split(".")[0]
+    measurement = Measurement(
+        id=str(uuid.uuid4()),
+        url=target.url,
+        domain=(urlsplit(target.url).hostname or "").lower(),
+        started_at=started_at,
+        run_id=ctx.run_id,
+        role=role,
+        category_code=target.category_code,
+        probe_asn=settings.probe_asn,
+        probe_cc=settings.probe_cc,
+        probe_network=settings.probe_network,
+        software_name=SOFTWARE_NAME,
+        software_version=__version__,
+        annotations={
+            "failure": Failure.UNKNOWN.value,
+            "exception": kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}",
+        },
+    )
+    if settings.clock_offset:
+        measurement.annotations["simulated_clock"] = "true"
+    return measurement

@@ -42,3 +42,7 @@ class ProbeSettings:
     #: it, to replay "a day" in minutes; every measurement taken so is annotated
     #: ``simulated_clock=true`` so it can never pass for a real observation.
     clock_offset: float = 0.0
+    #: Networks (CIDR) that count as public for the HTTP step's redirect rule (no hop
+    #: from a public address into a non-global one).  Only labs set it, whose sites all
+    #: live on loopback: it can only make the probe follow fewer redirects, never more.
+    public_networks: tuple[str, ...] = ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import sys
 from datetime import UTC, datetime
@@ -105,6 +106,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="connect to the DoH control at this address instead of resolving its name (labs, tests)",
     )
     p.add_argument(
+        "--lab-public-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="labs only: count this network as public for the redirect-to-private rule (repeatable)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="finish the last interrupted run: measure only its targets not yet measured",
@@ -168,6 +176,11 @@ def build_settings(args: argparse.Namespace) -> ProbeSettings:
         resolvers = tuple(dns.system_nameservers())
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
         raise CommandError(f"--ca-bundle {args.ca_bundle}: no such file", status=2)
+    for network in args.lab_public_network:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError as exc:
+            raise CommandError(f"--lab-public-network: {exc}", status=2) from exc
     return ProbeSettings(
         resolvers=resolvers,
         system_resolver=not args.no_system_resolver,
@@ -182,6 +195,7 @@ def build_settings(args: argparse.Namespace) -> ProbeSettings:
         clock_offset=(args.simulated_start - datetime.now(UTC)).total_seconds()
         if args.simulated_start
         else 0.0,
+        public_networks=tuple(args.lab_public_network),
     )
 
 
@@ -210,6 +224,8 @@ def step_summary(m: Measurement) -> dict[str, str]:
     if m.http:
         last = m.http[-1]
         http = str(last.failure) if last.failure else f"{last.status_code} ({len(m.http)} hop)"
+    elif "failure" in m.annotations:  # the measurement itself failed (probe.run.failed_measurement)
+        http = f"{m.annotations['failure']} ({m.annotations.get('exception', '?')})"
     return {
         "url": m.url,
         "dns": word(m.dns),

@@ -107,6 +107,11 @@ class Kind(StrEnum):
     GARBAGE = "garbage"  # random bytes behind the query's id
     TRUNCATED = "truncated"  # UDP: empty reply with TC set; TCP: honest
     WRONG_ID = "wrong_id"  # the honest reply with another message id
+    FLOOD = "flood"  # the honest reply, then FLOOD_REPLIES copies of it (UDP)
+
+
+#: How many copies of its reply a flooding resolver sends after the first.
+FLOOD_REPLIES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +178,10 @@ class Behaviour:
     @classmethod
     def wrong_id(cls) -> Behaviour:
         return cls(Kind.WRONG_ID)
+
+    @classmethod
+    def flood(cls) -> Behaviour:
+        return cls(Kind.FLOOD)
 
     @classmethod
     def parse(cls, spec: str) -> Behaviour:
@@ -343,6 +352,9 @@ class LabResolver:
             response = _response(query)
             response.flags |= dns.flags.TC
             return [(behaviour.delay, response.to_wire())]
+        if kind is Kind.FLOOD and transport == "udp":
+            wire = self._honest(query).to_wire()
+            return [(behaviour.delay, wire)] * (1 + FLOOD_REPLIES)
         if kind is Kind.INJECT:
             forged = _answer(query, behaviour.addresses)
             return [(0.0, forged.to_wire()), (behaviour.delay, self._honest(query).to_wire())]

@@ -32,6 +32,7 @@ import random
 import socket
 import ssl
 import struct
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -40,6 +41,9 @@ import trio
 
 from probe.lab.certs import LabCA
 from probe.lab.runner import LabThread
+
+#: The cookie a :attr:`Action.COOKIE_CHECK` site sets and wants back.
+COOKIE_CHECK_VALUE = "kuzot_check=passed"
 
 #: The largest request head the lab reads; more is answered with 431 and a close.
 MAX_REQUEST_HEAD = 64 * 1024
@@ -92,6 +96,10 @@ class Action(StrEnum):
     DRIP = "drip"  # a 200 whose body comes one byte per ``seconds``
     GARBAGE = "garbage"  # random bytes instead of HTTP (or TLS)
     SLOW = "slow"  # the honest answer after ``seconds``
+    BOMB = "bomb"  # a 200 of ``size`` zero bytes compressed with ``encoding`` (e.g. "gzip, gzip")
+    MANY_HEADERS = "many_headers"  # a 200 with ``size`` extra header lines
+    ENDLESS_HEADERS = "endless_headers"  # a status line, then header lines that never end
+    COOKIE_CHECK = "cookie_check"  # 302 to the same URL with a cookie, the page once it comes back
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +110,8 @@ class Behaviour:
     names: frozenset[str] = frozenset()
     seconds: float = 0.0
     location: str = HOMELINE_BLOCKPAGE_URL
+    encoding: str = ""
+    size: int = 0
 
     @classmethod
     def honest(cls) -> Behaviour:
@@ -150,6 +160,26 @@ class Behaviour:
     @classmethod
     def slow(cls, seconds: float) -> Behaviour:
         return cls(Action.SLOW, seconds=seconds)
+
+    @classmethod
+    def bomb(cls, encoding: str = "gzip, gzip", decoded_bytes: int = 1 << 30) -> Behaviour:
+        """A decompression bomb: ``decoded_bytes`` of zeros under the codings of
+        ``encoding`` (each ``gzip`` or ``deflate``, the first applied first).  One GiB as
+        ``gzip, gzip`` is about 2 KB on the wire."""
+        return cls(Action.BOMB, encoding=encoding, size=decoded_bytes)
+
+    @classmethod
+    def many_headers(cls, count: int = 10_001) -> Behaviour:
+        return cls(Action.MANY_HEADERS, size=count)
+
+    @classmethod
+    def endless_headers(cls) -> Behaviour:
+        return cls(Action.ENDLESS_HEADERS)
+
+    @classmethod
+    def cookie_check(cls) -> Behaviour:
+        """An anti-bot check many sites run: no cookie, a redirect that sets one."""
+        return cls(Action.COOKIE_CHECK)
 
 
 def _names(names: Iterable[str]) -> frozenset[str]:
@@ -418,6 +448,10 @@ async def _answer(
     if action is Action.HOST_RESET and host in behaviour.names:
         _reset(sock)
         return
+    if action is Action.COOKIE_CHECK and COOKIE_CHECK_VALUE.lower().encode() not in head.lower():
+        extra = [("Set-Cookie", f"{COOKIE_CHECK_VALUE}; Path=/"), ("Location", "/")]
+        await stream.send_all(_response(302, b"", extra=extra))
+        return
     try:
         await _respond(stream, host, method, pages, behaviour)
     finally:
@@ -443,6 +477,24 @@ async def _respond(
         extra = [("Location", behaviour.location)]
         await stream.send_all(_response(302, body, extra=extra, with_body=with_body))
         return
+    if action is Action.BOMB:
+        # Built in a thread (a GiB takes a second), so the lab's other sites keep answering.
+        body = await trio.to_thread.run_sync(compressed_zeros, behaviour.encoding, behaviour.size)
+        extra = [("Content-Encoding", behaviour.encoding)]
+        await stream.send_all(_response(200, body, extra=extra, with_body=with_body))
+        return
+    if action is Action.MANY_HEADERS:
+        page = _page_for(pages, host) or b""
+        # Short lines ("a: b"), so that 10,001 of them stay under the 100 KiB head a
+        # client accepts: the test is of the count, not of the size.
+        extra = [("a", "b")] * behaviour.size
+        await stream.send_all(_response(200, page, extra=extra, with_body=with_body))
+        return
+    if action is Action.ENDLESS_HEADERS:
+        await stream.send_all(b"HTTP/1.1 200 OK\r\n")
+        line = b"X-Endless: " + b"e" * 100 + b"\r\n"
+        while True:
+            await stream.send_all(line * 64)
     if action is Action.ENDLESS_BODY:
         await stream.send_all(_head(200, None))
         chunk = b"<p>" + b"endless " * 2047 + b"</p>\n"
@@ -462,6 +514,44 @@ async def _respond(
             await trio.sleep(behaviour.seconds)
         return
     await stream.send_all(_response(200, page, with_body=with_body))
+
+
+@functools.lru_cache(maxsize=8)
+def compressed_zeros(encoding: str, size: int) -> bytes:
+    """``size`` zero bytes under the content codings of ``encoding`` ("gzip, gzip").
+
+    The innermost layer is built without compressing ``size`` bytes: after a full
+    flush deflate's output for another block of zeros is always the same bytes, so the
+    stream is that block repeated, then an empty final block and the checksum trailer.
+    A GiB takes about a second (the checksum), not the quarter of a minute that
+    compressing it would.
+    """
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    if not codings or any(c not in ("gzip", "x-gzip", "deflate") for c in codings):
+        raise ValueError(f"compressed_zeros: only gzip and deflate codings, not {encoding!r}")
+    block = bytes(min(size, 1 << 20)) or b"\0"
+    blocks, rest = divmod(size, len(block))
+    gzip = codings[0] != "deflate"
+    coder = zlib.compressobj(9, zlib.DEFLATED, 31 if gzip else 15)
+    parts = [coder.compress(b"") + coder.flush(zlib.Z_FULL_FLUSH)]  # the header only
+    repeated = coder.compress(block) + coder.flush(zlib.Z_FULL_FLUSH)
+    parts.append(repeated * blocks)
+    parts.append(coder.compress(bytes(rest)) + coder.flush(zlib.Z_FULL_FLUSH))
+    parts.append(zlib.compressobj(9, zlib.DEFLATED, -15).flush(zlib.Z_FINISH))  # empty final block
+    check = 0 if gzip else 1
+    for _ in range(blocks):
+        check = zlib.crc32(block, check) if gzip else zlib.adler32(block, check)
+    check = zlib.crc32(bytes(rest), check) if gzip else zlib.adler32(bytes(rest), check)
+    parts.append(struct.pack("<II", check, size & 0xFFFFFFFF) if gzip else struct.pack(">I", check))
+    data = b"".join(parts)
+    for coding in codings[1:]:
+        data = zlib.compress(data, 9, wbits=15) if coding == "deflate" else _gzip(data)
+    return data
+
+
+def _gzip(data: bytes) -> bytes:
+    coder = zlib.compressobj(9, zlib.DEFLATED, 31)
+    return coder.compress(data) + coder.flush()
 
 
 def _reset(sock: trio.socket.SocketType) -> None:

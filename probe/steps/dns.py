@@ -38,6 +38,14 @@ _IDNA = dns.name.IDNA_2008_Practical
 #: How much of a datagram we read: larger than any DNS message over UDP.
 _MAX_DATAGRAM = 65535
 
+#: The most replies after the first that one observation stores.  An injector sends
+#: one or two; a flood sent 643 within the window, which would bloat every copy of
+#: the record without adding evidence.  The rest are counted, not stored.
+MAX_EXTRA_RESPONSES = 16
+
+#: The most answer records stored per reply (a 64 KiB datagram holds thousands).
+MAX_ANSWERS = 64
+
 
 # --- resolvers as text ----------------------------------------------------------------
 
@@ -231,7 +239,7 @@ async def query_udp(
             return observation
 
         observation.rcode = dns.rcode.to_text(first.rcode())
-        observation.answers = _answers(first)
+        observation.answers, observation.answers_dropped = _answers(first)
         observation.failure = _reply_failure(first, rdtype)
 
         # The window: an injector's forged reply wins the race; the true one follows.
@@ -239,11 +247,16 @@ async def query_udp(
             try:
                 while True:
                     reply = await _receive_reply(sock, query)
+                    if len(observation.extra_responses) >= MAX_EXTRA_RESPONSES:
+                        observation.extra_responses_dropped += 1
+                        continue
+                    answers, dropped = _answers(reply)
+                    observation.answers_dropped += dropped
                     observation.extra_responses.append(
                         DnsResponse(
                             received=trio.current_time() - t0,
                             rcode=dns.rcode.to_text(reply.rcode()),
-                            answers=_answers(reply),
+                            answers=answers,
                         )
                     )
             except OSError:
@@ -263,12 +276,21 @@ async def _receive_reply(sock: trio.socket.SocketType, query: dns.message.Messag
             return reply
 
 
-def _answers(reply: dns.message.Message) -> list[DnsAnswer]:
-    return [
-        DnsAnswer(rrtype=dns.rdatatype.to_text(rrset.rdtype), value=rdata.to_text(), ttl=rrset.ttl)
-        for rrset in reply.answer
-        for rdata in rrset
-    ]
+def _answers(reply: dns.message.Message) -> tuple[list[DnsAnswer], int]:
+    """The reply's answer records, at most :data:`MAX_ANSWERS`, and how many were left out."""
+    answers: list[DnsAnswer] = []
+    dropped = 0
+    for rrset in reply.answer:
+        for rdata in rrset:
+            if len(answers) < MAX_ANSWERS:
+                answers.append(
+                    DnsAnswer(
+                        rrtype=dns.rdatatype.to_text(rrset.rdtype), value=rdata.to_text(), ttl=rrset.ttl
+                    )
+                )
+            else:
+                dropped += 1
+    return answers, dropped
 
 
 def _reply_failure(reply: dns.message.Message, rdtype: dns.rdatatype.RdataType) -> Failure | None:

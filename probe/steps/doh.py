@@ -54,7 +54,9 @@ async def query_doh(
         finished=0.0,
     )
     target = httpx.URL(url)
-    headers = {"content-type": CONTENT_TYPE, "accept": CONTENT_TYPE}
+    # identity, and raw bytes below: a DNS message is small, and a compressed one could
+    # inflate to anything before the size check saw it.
+    headers = {"content-type": CONTENT_TYPE, "accept": CONTENT_TYPE, "accept-encoding": "identity"}
     extensions: dict[str, str] = {}
     if connect_ip is not None:
         headers["host"] = target.host
@@ -66,7 +68,7 @@ async def query_doh(
                 "POST", target, content=query.to_wire(), headers=headers, extensions=extensions
             ) as response:
                 body = b""
-                async for chunk in response.aiter_bytes():
+                async for chunk in response.aiter_raw():
                     body += chunk
                     if len(body) > MAX_REPLY_BYTES:
                         break
@@ -79,7 +81,7 @@ async def query_doh(
                     obs.failure = Failure.DNS_SERVER_MISBEHAVING
                 else:
                     obs.rcode = dns.rcode.to_text(reply.rcode())
-                    obs.answers = _answers(reply)
+                    obs.answers, obs.answers_dropped = _answers(reply)
                     obs.failure = _reply_failure(reply, rdtype)
         except (httpx.HTTPError, OSError, trio.BrokenResourceError) as exc:
             obs.failure = classify_failure(exc)

@@ -4,12 +4,19 @@ Why follow redirects ourselves: a blockpage is often *a redirect* (Homeline answ
 ``302 Location: http://homeline.kg/access/blockpage.html``), so each hop is evidence
 and becomes its own :class:`HttpObservation`, in order.
 
-Why one fresh client per call, without keep-alive: httpx pools connections by
+Why one fresh transport per call, without keep-alive: httpx pools connections by
 IP:port, not by SNI or Host, so a pooled connection made for one name could carry
-another name's request.  The client connects to the address it is given while sending
-the real Host and SNI: the IP goes in the URL, the name in ``Host`` and in the
+another name's request.  The transport connects to the address it is given while
+sending the real Host and SNI: the IP goes in the URL, the name in ``Host`` and in the
 ``sni_hostname`` extension, and httpx validates the certificate against that name.
-It ignores proxy settings from the environment: a measurement goes where it says.
+Why httpx's transport and not its client: the client reads no proxy settings from
+the environment only when told, builds a "next request" from every ``Location``
+(raising for ``mailto:``, so one hostile redirect became an exception instead of an
+observation), and decodes bodies whole.  The transport does none of that; this
+module follows redirects and decodes bodies itself.  Cookies a hop sets are sent on
+the next hops of the same fetch, keyed by the URL's name, as a browser's would be
+(sites' cookie checks redirect to themselves until the cookie comes back); nothing is
+kept between fetches.
 
 Redirect hops: a hop to the same host reuses the address; a hop to an IP literal goes
 there; a hop to another host is resolved with ``resolve`` (its DNS observations are
@@ -21,25 +28,41 @@ because they shape the record:
 - ``resolve`` gives no address: one more observation for the new URL, with no address
   and failure ``dns_nxdomain_error`` (OONI's name for "could not resolve the host";
   the DNS observations hold the precise reason);
-- a ``Location`` that is not an http(s) URL with a host: the redirect's own
+- a ``Location`` that is not an http(s) URL with a host (``mailto:``,
+  ``javascript:``, ``data:``, ``http://``, an unparsable one): the redirect's own
   observation gets ``http_invalid_redirect_location_host``; more than
-  ``max_redirects`` hops: ``http_too_many_redirects`` on the last one.
+  ``max_redirects`` hops: ``http_too_many_redirects`` on the last one;
+- a hop from a public address to a non-global one (a LAN such as 192.168.1.1,
+  loopback, carrier-grade NAT): not followed; one more observation for the new URL
+  and address, with no request sent and failure ``http_redirect_to_private_address``.
+  A hostile site must not make the probe fetch, store and upload a page of the
+  volunteer's own network.  A hop from a non-global address (an ISP's blockpage
+  server on 10/8, or a lab) may go anywhere: that is where labs and intranets live.
+  ``public_networks`` lets a lab declare some of its addresses public.
 
-Bodies are streamed and read up to ``max_bytes`` (then ``body_truncated``, which is
-not a failure).  One deadline, ``timeout`` after the call starts, bounds every hop;
-the hop it interrupts records ``generic_timeout_error`` with what it had read.  Time
-spent in ``resolve`` is bounded by the DNS steps' own timeouts.  Outside cancellation
-propagates.
+Bodies are streamed and decoded as they come: ``gzip``, ``x-gzip`` or ``deflate``
+alone is decoded, never producing more than ``max_bytes`` *decoded* bytes (then
+``body_truncated``, which is not a failure), so a decompression bomb costs at most
+``max_bytes`` of memory and a moment of CPU.  Stacked codings (``gzip, gzip``) and
+codings we did not ask for are not decoded: the body is kept as it came, and
+``undecoded_encoding`` says so.  At most :data:`MAX_HEADERS` headers are stored
+(``headers_dropped`` counts the rest); httpcore already refuses a response head over
+100 KiB.  One deadline, ``timeout`` after the call starts, bounds every hop; the hop
+it interrupts records ``generic_timeout_error`` with what it had read, so an endless
+or dripping body ends there.  Time spent in ``resolve`` is bounded by the DNS steps'
+own timeouts.  Outside cancellation propagates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import ipaddress
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 import trio
@@ -67,7 +90,14 @@ BODY_SAMPLE_BYTES = 64 * 1024
 #: The longest title recorded, in characters.
 MAX_TITLE = 200
 
+#: The most response headers one observation stores.  Real sites send a few dozen;
+#: a hostile one sent 10,001, which would bloat every copy of the record.
+MAX_HEADERS = 100
+
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: Characters a title may not keep: C0 controls (whitespace is collapsed before), DEL
+#: and lone surrogates (a "utf-7" page can decode to one).
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 #: What a request can raise for reasons of the network or the server.
@@ -88,14 +118,19 @@ async def fetch(
     source_address: str | None = None,
     resolve: Resolve | None = None,
     max_redirects: int = 10,
+    public_networks: Sequence[str] = (),
 ) -> list[HttpObservation]:
-    """GET ``url`` from ``ip`` (``None``: let the client resolve the name) and follow
+    """GET ``url`` from ``ip`` (``None``: let the transport resolve the name) and follow
     redirects; one observation per hop, ids from ``ids.next("http")``.
+
+    ``public_networks`` (CIDRs) count as public for the redirect rule (see the module
+    docstring); only labs set them.
 
     Never raises for network trouble.  Raises ValueError for a ``url`` that is not an
     http(s) URL with a host: that is the caller's mistake, not an observation.
     """
     _parse_url(url)
+    public = tuple(ipaddress.ip_network(network) for network in public_networks)
     deadline = trio.current_time() + timeout
     transport = httpx.AsyncHTTPTransport(
         verify=context,
@@ -104,51 +139,100 @@ async def fetch(
         limits=httpx.Limits(max_keepalive_connections=0),
     )
     observations: list[HttpObservation] = []
-    async with httpx.AsyncClient(
-        transport=transport,
-        headers=_REQUEST_HEADERS,
-        follow_redirects=False,
-        timeout=None,  # the deadline below is the only timeout
-        trust_env=False,
-    ) as client:
+    cookies = httpx.Cookies()  # a browser keeps a hop's cookies for the next (cookie checks)
+    async with transport:
         current_url, current_ip = url, ip
         for hop in range(max_redirects + 1):
-            obs = await _get(client, current_url, current_ip, ids.next("http"), t0, deadline, max_bytes)
+            obs = await _get(
+                transport, cookies, current_url, current_ip, ids.next("http"), t0, deadline, max_bytes
+            )
             observations.append(obs)
             location = obs.header("location") if obs.status_code in _REDIRECT_STATUSES else None
             if obs.failure is not None or location is None:
                 break
-            try:
-                next_url = httpx.URL(current_url).join(location).copy_with(fragment=None)
-                _check_url(next_url)
-            except (httpx.InvalidURL, ValueError):
+            next_url = redirect_target(current_url, location)
+            if next_url is None:
                 obs.failure = Failure.HTTP_INVALID_REDIRECT
                 break
             if hop == max_redirects:
                 obs.failure = Failure.HTTP_TOO_MANY_REDIRECTS
                 break
-            if _is_ip(next_url.host):
-                current_ip = next_url.host  # nothing to resolve
+            next_ip = current_ip
+            next_host = next_url.raw_host.decode("ascii")  # .host would decode IDNA, and may fail
+            if _is_ip(next_host):
+                next_ip = next_host  # nothing to resolve
             elif next_url.raw_host != httpx.URL(current_url).raw_host:
                 if resolve is None:
                     break  # the Location header is the record; see the module docstring
-                addresses = await resolve(next_url.raw_host.decode("ascii"))
+                addresses = await resolve(next_host)
                 if not addresses:
-                    now = trio.current_time() - t0
-                    observations.append(
-                        HttpObservation(
-                            id=ids.next("http"),
-                            url=str(next_url),
-                            ip=None,
-                            started=now,
-                            finished=now,
-                            failure=Failure.DNS_NXDOMAIN,
-                        )
-                    )
+                    observations.append(_not_sent(ids, str(next_url), None, t0, Failure.DNS_NXDOMAIN))
                     break
-                current_ip = addresses[0]
-            current_url = str(next_url)
+                next_ip = addresses[0]
+            if next_ip is not None and _leaves_public(obs.ip or current_ip, next_ip, public):
+                observations.append(
+                    _not_sent(ids, str(next_url), next_ip, t0, Failure.HTTP_REDIRECT_TO_PRIVATE)
+                )
+                break
+            current_url, current_ip = str(next_url), next_ip
     return observations
+
+
+def redirect_target(current_url: str, location: str) -> httpx.URL | None:
+    """Where ``Location`` leads from ``current_url``, or ``None`` when it names no
+    http(s) host we could go to.  Never raises: the header is the server's, not ours."""
+    try:
+        if _authority_without_host(location):
+            return None  # "http://": joined with ours it would loop on our own URL
+        next_url = httpx.URL(current_url).join(location).copy_with(fragment=None)
+        _check_url(next_url)
+    except (httpx.InvalidURL, ValueError, UnicodeError):
+        return None
+    return next_url
+
+
+def _not_sent(ids: ObservationIds, url: str, ip: str | None, t0: float, failure: Failure) -> HttpObservation:
+    """The observation of a hop that was not requested, and why."""
+    now = trio.current_time() - t0
+    return HttpObservation(id=ids.next("http"), url=url, ip=ip, started=now, finished=now, failure=failure)
+
+
+def _non_global(ip: str, public: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:192.168.1.1 is 192.168.1.1
+    if any(address.version == network.version and address in network for network in public):
+        return False
+    return not address.is_global
+
+
+def _leaves_public(
+    origin: str | None, target: str, public: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    """Whether a hop from ``origin`` (``None``: unknown, taken as public, the safe
+    side) to ``target`` goes from a public address into a non-global one."""
+    if origin is not None and _is_ip(origin) and _non_global(origin, public):
+        return False
+    return _non_global(target, public)
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _authority_without_host(location: str) -> bool:
+    """Whether ``location`` has an authority part with no host in it (``http://``,
+    ``http:///path``, ``//``).  Resolved against the current URL such a reference keeps
+    the current host, so the probe would loop on its own URL; it is invalid instead."""
+    text = location.strip()
+    scheme = _SCHEME.match(text)
+    rest = text[scheme.end() :] if scheme else text
+    if not rest.startswith("//"):
+        return False
+    authority = re.split(r"[/?#]", rest[2:], maxsplit=1)[0]
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):
+        return host == "[]"
+    return host.partition(":")[0] == ""
 
 
 def _parse_url(text: str) -> httpx.URL:
@@ -163,10 +247,16 @@ def _parse_url(text: str) -> httpx.URL:
 def _check_url(url: httpx.URL) -> None:
     if url.scheme not in ("http", "https") or not url.raw_host:
         raise ValueError(f"not an http(s) URL with a host: {str(url)!r}")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValueError(f"port {url.port} out of range in {str(url)!r}")
+    try:
+        url.host  # noqa: B018 -- decodes the A-labels; httpx does it again for every request
+    except UnicodeError as exc:  # idna.IDNAError too: "xn--zz" is no name
+        raise ValueError(f"not a valid host name in {str(url)!r}: {exc}") from None
 
 
 class _Body:
-    """The bytes of one response as they arrive, up to a limit."""
+    """The decoded bytes of one response as they arrive, up to a limit."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -175,9 +265,13 @@ class _Body:
         self.digest = hashlib.sha256()
         self.truncated = False
 
+    @property
+    def room(self) -> int:
+        return self.max_bytes - self.length
+
     def add(self, chunk: bytes) -> bool:
         """Take ``chunk``; ``True`` once the limit is reached and reading should stop."""
-        room = self.max_bytes - self.length
+        room = self.room
         if len(chunk) > room:
             chunk = chunk[:room]
             self.truncated = True
@@ -188,8 +282,66 @@ class _Body:
         return self.truncated
 
 
+class _Decoder:
+    """Undo one content coding incrementally, never producing more than asked.
+
+    Why not httpx's decoders: they return everything a chunk inflates to, and 2 KB of
+    ``gzip, gzip`` inflate to a gigabyte.  zlib's ``max_length`` bounds each step; the
+    input it did not consume waits in ``unconsumed_tail`` for the next call.  Bytes
+    after the end of the compressed stream are ignored, as httpx does.
+    """
+
+    def __init__(self, coding: str | None) -> None:
+        self.coding = coding
+        self._wbits = {
+            "gzip": zlib.MAX_WBITS | 16,
+            "x-gzip": zlib.MAX_WBITS | 16,
+            "deflate": zlib.MAX_WBITS,
+        }.get(coding or "")
+        self._zlib = zlib.decompressobj(self._wbits) if self._wbits is not None else None
+        self._started = False
+
+    def decode(self, data: bytes, limit: int) -> bytes:
+        """Up to ``limit + 1`` decoded bytes of ``data`` (one more than the caller has
+        room for, so that it can tell the body was longer)."""
+        if self._zlib is None:
+            return data
+        out = bytearray()
+        try:
+            while data and len(out) <= limit and not self._zlib.eof:
+                try:
+                    out += self._zlib.decompress(data, limit + 1 - len(out))
+                except zlib.error:
+                    if self.coding != "deflate" or self._started:
+                        raise
+                    # "deflate" is meant to be zlib-wrapped; some servers send it raw.
+                    self._wbits = -zlib.MAX_WBITS
+                    self._zlib = zlib.decompressobj(self._wbits)
+                    out += self._zlib.decompress(data, limit + 1 - len(out))
+                self._started = True
+                data = self._zlib.unconsumed_tail
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"cannot decode {self.coding} body: {exc}") from exc
+        return bytes(out)
+
+
+def _codings(response: httpx.Response) -> list[str]:
+    values = response.headers.get_list("content-encoding", split_commas=True)
+    return [c for c in (v.strip().lower() for v in values) if c and c != "identity"]
+
+
+def _decoder_for(codings: list[str]) -> _Decoder | None:
+    """The decoder for a response's codings; ``None`` when its body stays as it came."""
+    if not codings:
+        return _Decoder(None)
+    if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
+        return _Decoder(codings[0])
+    return None
+
+
 async def _get(
-    client: httpx.AsyncClient,
+    transport: httpx.AsyncHTTPTransport,
+    cookies: httpx.Cookies,
     url: str,
     ip: str | None,
     obs_id: str,
@@ -205,17 +357,40 @@ async def _get(
     charset: str | None = None
     with trio.move_on_at(deadline) as scope:
         try:
-            async with client.stream("GET", request_url, headers=headers, extensions=extensions) as response:
+            # The jar sees the URL by name, as a browser would: cookies belong to the
+            # site, not to the address the request happens to go to.
+            named = httpx.Request("GET", url)
+            cookies.set_cookie_header(named)
+            if "cookie" in named.headers:
+                headers = {**headers, "Cookie": named.headers["cookie"]}
+            request = httpx.Request(
+                "GET", request_url, headers={**_REQUEST_HEADERS, **headers}, extensions=extensions
+            )
+            response = await transport.handle_async_request(request)
+            try:
+                response.request = named
+                with contextlib.suppress(Exception):  # a cookie the jar cannot read is dropped
+                    cookies.extract_cookies(response)
                 obs.status_code = response.status_code
                 obs.http_version = response.http_version
+                raw = response.headers.raw
                 obs.headers = [
-                    (name.decode("latin-1"), value.decode("latin-1")) for name, value in response.headers.raw
+                    (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw[:MAX_HEADERS]
                 ]
+                obs.headers_dropped = max(0, len(raw) - MAX_HEADERS)
                 obs.ip = _server_ip(response) or ip
                 charset = response.charset_encoding
-                async for chunk in response.aiter_bytes():
-                    if body.add(chunk):
+                codings = _codings(response)
+                decoder = _decoder_for(codings)
+                if decoder is None:
+                    obs.undecoded_encoding = ", ".join(codings)
+                    decoder = _Decoder(None)
+                async for chunk in response.aiter_raw():
+                    if body.add(decoder.decode(chunk, body.room)):
                         break
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(1):
+                    await response.aclose()
         except _REQUEST_ERRORS as exc:
             obs.failure = classify_failure(exc)
     if scope.cancelled_caught:
@@ -232,7 +407,7 @@ async def _get(
 
 def _request_target(url: httpx.URL, ip: str | None) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
     """The URL to connect to, and the Host header and SNI that name the real site."""
-    if ip is None or _is_ip(url.host):
+    if ip is None or _is_ip(url.raw_host.decode("ascii")):
         return url.copy_with(fragment=None), {}, {}
     host = url.raw_host.decode("ascii")
     host_header = host if url.port is None else f"{host}:{url.port}"
@@ -260,7 +435,10 @@ def _server_ip(response: httpx.Response) -> str | None:
 def extract_title(sample: bytes, charset: str | None = None) -> str | None:
     """The first ``<title>`` of ``sample``: decoded leniently (the response's charset,
     else UTF-8, undecodable bytes replaced), entities resolved, whitespace collapsed,
-    at most 200 characters; ``None`` without a complete title element."""
+    control characters and lone surrogates replaced by U+FFFD (PostgreSQL refuses NUL
+    in text and no encoder takes a lone surrogate, so either would make the record
+    unstorable somewhere), at most 200 characters; ``None`` without a complete title
+    element."""
     match = _TITLE.search(sample)
     if match is None:
         return None
@@ -270,4 +448,4 @@ def extract_title(sample: bytes, charset: str | None = None) -> str | None:
     except LookupError:  # a charset name Python does not know
         text = raw.decode("utf-8", errors="replace")
     title = " ".join(html.unescape(text).split())
-    return title[:MAX_TITLE]
+    return _UNSTORABLE.sub("\ufffd", title[:MAX_TITLE])
