@@ -315,6 +315,7 @@ def test_health_and_openapi_describe_every_route(collector: CollectorProcess, tm
     assert {p for p in document["paths"]} == {
         "/api/v1/probes",
         "/api/v1/measurements",
+        "/api/v1/keys",
         "/api/v1/health",
         "/api/v1/openapi.json",
     }

@@ -36,7 +36,7 @@ import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ import trio
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -134,6 +135,32 @@ class _AsnLookup:
             return None
         number = found.get("autonomous_system_number") if isinstance(found, dict) else None
         return number if isinstance(number, int) and 0 <= number < 2**31 else None
+
+
+class _PeerGone(Exception):
+    pass
+
+
+class _QuietDisconnects:
+    """A client that hung up cannot be answered; say nothing rather than log a
+    traceback for every one (a flood of them would bury real errors)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def guarded_send(message: Any) -> None:
+            try:
+                await send(message)
+            except (trio.BusyResourceError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                raise _PeerGone from None
+
+        with suppress(_PeerGone):
+            await self.app(scope, receive, guarded_send)
 
 
 class _Disconnected(Exception):
@@ -420,4 +447,4 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
     ]
     if config.control is not None:
         routes += control_routes(config.control)
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_QuietDisconnects)])

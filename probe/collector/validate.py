@@ -102,7 +102,9 @@ def _translate(error: msgspec.ValidationError, prefix: str) -> tuple[str, str]:
     """(field path, message in our words) from msgspec's error."""
     found = _MESSAGE.fullmatch(str(error))
     text = found["text"] if found else str(error)
-    path = _join(prefix, (found["path"] or "") if found else "")
+    where = (found["path"] or "") if found else ""
+    # An untyped part (a field this collector does not know) has no usable path.
+    path = prefix if "[...]" in where else _join(prefix, where)
     if m := re.fullmatch(r"Object missing required field `(.+)`", text):
         return _join(path + ".", m[1]) if path else m[1], "is required"
     if m := re.fullmatch(r"Expected `([^`]+)`, got `([^`]+)`", text):
