@@ -92,7 +92,10 @@ def check_url(url: str) -> str | None:
     """Why ``url`` is not a valid test-list URL, or None when it is."""
     if url != url.strip() or any(ch.isspace() for ch in url):
         return "URL contains whitespace"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # "http://[::1": an unclosed IPv6 bracket
+        return f"URL cannot be read ({exc})"
     if parts.scheme not in ("http", "https"):
         return "URL must start with http:// or https://"
     host = parts.hostname or ""
