@@ -197,7 +197,7 @@ def test_unknown_token_registers_again(collector: CollectorProcess, tmp_path: Pa
     """If the collector no longer knows the probe's token, then upload registers again and goes on."""
     db, _ids, env = _probe(tmp_path, "p", 5)
     directory = Path(env["KUZOT_CONFIG_DIR"])
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
     (directory / TOKEN_FILE).write_text(
         json.dumps({collector.url: {"probe_id": "gone", "token": "forgotten"}})
     )

@@ -258,10 +258,22 @@ class _Validator:
                     raise
         raise AssertionError("unreachable")
 
+    async def start(self) -> None:
+        """Start every worker now, so the first batches do not wait for processes to
+        start and import (seconds on a loaded machine)."""
+        if self.workers > 0:
+            pool = self._pool()
+            await _wait_all([pool.submit(_warm_worker) for _ in range(self.workers)])
+
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
+
+
+async def _wait_all(futures: list[Future[Any]]) -> None:
+    for future in futures:
+        await _wait(future)
 
 
 async def _wait(future: Future[Any]) -> Any:
@@ -433,6 +445,7 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> Any:
+        await validator.start()
         try:
             yield
         finally:
