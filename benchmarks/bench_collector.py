@@ -160,9 +160,14 @@ def build_batches(
             m = real_sized_measurement()
             mine.append(m)
             ids.add(m.id)
-            items.append({"record": m.to_dict(), **key.sign(m)})
+            # As the uploader sends them: the stored canonical record, verbatim.
+            envelope = json.dumps(key.sign(m), separators=(",", ":"))[:-1]
+            items.append(f'{envelope},"record":{m.canonical_json().decode()}}}'.encode())
         bodies.append(
-            [json.dumps({"measurements": items[i : i + batch]}).encode() for i in range(0, len(items), batch)]
+            [
+                b'{"measurements":[' + b",".join(items[i : i + batch]) + b"]}"
+                for i in range(0, len(items), batch)
+            ]
         )
     return bodies, ids, measurements
 

@@ -183,8 +183,10 @@ def _decode_error(exc: Exception, raw: bytes, prefix: str) -> tuple[str, str]:
     return _undecodable(raw, prefix)
 
 
-#: In its positive exponents msgspec writes ``1e16`` where Python writes ``1e+16``.
-_MSGSPEC_ONLY_FLOAT = re.compile(rb"[0-9]e[0-9]")
+#: A number written with an exponent: msgspec writes ``1e16`` where Python writes
+#: ``1e+16``, so such records take Python's path.  (Inside a string this may match
+#: too, which only costs the slower path.)
+_EXPONENT_NUMBER = re.compile(rb"[:,\[]-?[0-9]+(?:\.[0-9]+)?[eE]")
 
 
 def _canonical(raw: bytes, prefix: str) -> bytes | tuple[str, str]:
@@ -199,7 +201,7 @@ def _canonical(raw: bytes, prefix: str) -> bytes | tuple[str, str]:
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         return _decode_error(exc, raw, prefix)
     encoded = SORTED_ENCODER.encode(plain)
-    if encoded == raw and not _MSGSPEC_ONLY_FLOAT.search(raw):
+    if encoded == raw and not _EXPONENT_NUMBER.search(raw):
         return encoded
     try:
         return canonical_json(plain)
