@@ -127,6 +127,8 @@ def parse_orders(text: str, name: str = "orders.csv") -> list[Order]:
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
+    except csv.Error as exc:
+        raise OrdersFileError(f"{name}:1: {exc}") from None
     except StopIteration:
         raise OrdersFileError(f"{name}: the file is empty (expected a header line)") from None
     header = [h.strip().lstrip("\ufeff") for h in header]
@@ -136,6 +138,12 @@ def parse_orders(text: str, name: str = "orders.csv") -> list[Order]:
         )
     orders: list[Order] = []
     seen: set[str] = set()
+    try:
+        list(reader)
+    except csv.Error as exc:  # a field over the csv module's limit, a NUL, say
+        raise OrdersFileError(f"{name}:{reader.line_num}: {exc}") from None
+    reader = csv.reader(io.StringIO(text))  # again, for line numbers (it reads cleanly now)
+    next(reader)
     for row in reader:
         where = f"{name}:{reader.line_num}"
         if not row or all(not cell.strip() for cell in row):
@@ -165,6 +173,8 @@ def parse_orders(text: str, name: str = "orders.csv") -> list[Order]:
                 ) from None
             if duration <= 0:
                 raise OrdersFileError(f"{where}: duration_days must be positive")
+            if duration > 36_500:  # beyond any order, and beyond what dates can hold
+                raise OrdersFileError(f"{where}: duration_days {duration} is more than a hundred years")
         issued = _date(values["issued_on"], "issued_on", where)
         withdrawn = _date(values["withdrawn_on"], "withdrawn_on", where)
         lifted = _date(values["lifted_on"], "lifted_on", where)

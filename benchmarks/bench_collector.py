@@ -17,6 +17,14 @@ The collector is the real ``kuzot serve`` in its own process.  The probes are tr
 tasks in this process, one HTTP client each, sending pre-built batches (records are
 made and signed before the clock starts, so the figure is the collector's, not the
 generator's).  The section is appended to ``benchmarks/RESULTS.md`` unless ``--no-write``.
+
+Records are real-sized (about 4 KB of canonical JSON: DNS with several answers, TCP,
+TLS with a certificate, an HTTP response with headers, a title and a body sample).
+The reference, run in this same process on a fresh database of the same backend, is a
+plain DB-API ``executemany`` of exactly the rows the collector stores, one transaction
+per batch, with everything prepared before the clock starts: what storing costs with
+no HTTP, no validation, no signature check.  The ratio collector/reference says how
+close the whole pipeline comes to the bare insert.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +48,17 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 import trio  # noqa: E402
 
+from probe.failures import Failure  # noqa: E402
+from probe.records import (  # noqa: E402
+    CertificateInfo,
+    DnsAnswer,
+    Measurement,
+    TcpObservation,
+    TlsObservation,
+)
 from probe.signing import SigningKey  # noqa: E402
+from probe.store import Store  # noqa: E402
+from probe.store.database import prepare_item  # noqa: E402
 from tests.collector_support import (  # noqa: E402
     CollectorProcess,
     ThrowawayPostgres,
@@ -62,6 +81,8 @@ class Figures:
     exact: bool
     generate_seconds: float
     server_cpu: float
+    reference_rate: float = 0.0
+    record_bytes: int = 0
 
     @property
     def rate(self) -> float:
@@ -72,21 +93,129 @@ class Figures:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def build_batches(probes: int, per_probe: int, batch: int) -> tuple[list[list[bytes]], set[str]]:
+def real_sized_measurement() -> Measurement:
+    """A measurement about the size of a real one (about 4 KB of canonical JSON)."""
+    m = make_measurement()
+    m.dns[0].answers += [DnsAnswer("A", f"127.1.2.{i}", 300) for i in range(4, 8)]
+    m.tcp = [TcpObservation(f"tcp/{i}", f"127.1.2.{i + 3}", 443, 0.02, 0.03) for i in range(2)]
+    cert = CertificateInfo(
+        sha256="ab" * 32,
+        subject="CN=24.kg",
+        issuer="CN=R3,O=Let's Encrypt,C=US",
+        sans=["24.kg", "www.24.kg"],
+        not_before="2026-10-01T00:00:00Z",
+        not_after="2026-12-30T00:00:00Z",
+    )
+    m.tls = [
+        TlsObservation(
+            "tls/0",
+            "127.1.2.3",
+            443,
+            "24.kg",
+            0.03,
+            0.08,
+            None,
+            "TLSv1.3",
+            "TLS_AES_128_GCM_SHA256",
+            "http/1.1",
+            [cert],
+            True,
+        ),
+        TlsObservation(
+            "tls/1",
+            "127.1.2.3",
+            443,
+            "example.com",
+            0.03,
+            0.07,
+            Failure.CONNECTION_RESET,
+            purpose="comparison",
+        ),
+    ]
+    http = m.http[0]
+    http.failure = None
+    http.status_code = 200
+    http.http_version = "HTTP/1.1"
+    http.headers = [(f"X-Header-{i}", "v" * 40) for i in range(12)]
+    http.title = "24.kg — новости Кыргызстана"
+    http.body_length = 65536
+    http.body_sha256 = "cd" * 32
+    http.body_sample = bytes(range(256)) * 5
+    return m
+
+
+def build_batches(
+    probes: int, per_probe: int, batch: int
+) -> tuple[list[list[bytes]], set[str], list[list[Measurement]]]:
     """Every probe's batches as request bodies, each probe with its own signing key."""
     bodies: list[list[bytes]] = []
     ids: set[str] = set()
+    measurements: list[list[Measurement]] = []
     for _ in range(probes):
         key = SigningKey.generate()
         items = []
+        mine: list[Measurement] = []
+        measurements.append(mine)
         for _ in range(per_probe):
-            m = make_measurement()
+            m = real_sized_measurement()
+            mine.append(m)
             ids.add(m.id)
-            items.append({"record": m.to_dict(), **key.sign(m)})
+            # As the uploader sends them: the stored canonical record, verbatim.
+            envelope = json.dumps(key.sign(m), separators=(",", ":"))[:-1]
+            items.append(f'{envelope},"record":{m.canonical_json().decode()}}}'.encode())
         bodies.append(
-            [json.dumps({"measurements": items[i : i + batch]}).encode() for i in range(0, len(items), batch)]
+            [
+                b'{"measurements":[' + b",".join(items[i : i + batch]) + b"]}"
+                for i in range(0, len(items), batch)
+            ]
         )
-    return bodies, ids
+    return bodies, ids, measurements
+
+
+def reference_rate(db_url: str, measurements: list[list[Measurement]], batch: int) -> float:
+    """Measurements per second of a plain executemany of the same rows, one transaction per batch."""
+    store = Store.open(db_url)
+    engine = store.engine
+    marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    now = datetime.now(UTC)
+    batches: list[dict[str, list[tuple]]] = []
+    statements: dict[str, str] = {}
+    for mine in measurements:
+        for start in range(0, len(mine), batch):
+            tables: dict[str, list[tuple]] = {}
+            for m in mine[start : start + batch]:
+                prepared = prepare_item(
+                    m, record=m.canonical_json().decode(), content_hash=m.content_hash(), probe_id=None
+                )
+                row = {**prepared.row, "source": "upload", "stored_at": now, "uploaded_at": now}
+                groups = [("measurements", [row])] + [
+                    (
+                        t,
+                        [
+                            {**r, "addresses": json.dumps(r["addresses"])} if "addresses" in r else r
+                            for r in rows
+                        ],
+                    )
+                    for t, rows in prepared.observations.items()
+                ]
+                for table, rows in groups:
+                    for r in rows:
+                        if table not in statements:
+                            columns = ", ".join(r)
+                            statements[table] = (
+                                f"INSERT INTO {table} ({columns}) VALUES ({', '.join([marker] * len(r))})"
+                            )
+                        tables.setdefault(table, []).append(tuple(r.values()))
+            batches.append(tables)
+    count = sum(len(mine) for mine in measurements)
+    started = time.perf_counter()
+    for tables in batches:
+        with engine.begin() as connection:
+            for table, rows in tables.items():
+                connection.exec_driver_sql(statements[table], rows)
+    elapsed = time.perf_counter() - started
+    store.close()
+    return count / elapsed
 
 
 async def upload_all(api: str, bodies: list[list[bytes]]) -> tuple[float, int, list[float]]:
@@ -114,16 +243,36 @@ async def upload_all(api: str, bodies: list[list[bytes]]) -> tuple[float, int, l
 
 
 def server_cpu_seconds(pid: int) -> float:
-    """User+system CPU of the collector process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User+system CPU of the collector process and its descendants (its validation
+    workers) so far, from Linux /proc."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                grew = True
+    return sum(times.get(p, 0.0) for p in tree)
 
 
-def run(db_url: str, backend: str, args: argparse.Namespace, workdir: Path) -> Figures:
+def run(db_url: str, reference_url: str, backend: str, args: argparse.Namespace, workdir: Path) -> Figures:
     t0 = time.perf_counter()
-    bodies, ids = build_batches(args.probes, args.per_probe, args.batch)
+    bodies, ids, measurements = build_batches(args.probes, args.per_probe, args.batch)
     generate = time.perf_counter() - t0
+    record_bytes = len(measurements[0][0].canonical_json())
     print(f"[{backend}] {len(ids)} measurements signed and batched in {generate:.1f} s", flush=True)
     server = CollectorProcess(db_url, workdir / f"serve-{backend}").start()
     try:
@@ -135,6 +284,7 @@ def run(db_url: str, backend: str, args: argparse.Namespace, workdir: Path) -> F
         server.stop()
     kept = stored_ids(db_url)
     exact = len(kept) == len(ids) and set(kept) == ids
+    print(f"[{backend}] collector done; reference executemany of the same rows", flush=True)
     return Figures(
         backend=backend,
         probes=args.probes,
@@ -147,6 +297,8 @@ def run(db_url: str, backend: str, args: argparse.Namespace, workdir: Path) -> F
         exact=exact,
         generate_seconds=generate,
         server_cpu=cpu,
+        reference_rate=reference_rate(reference_url, measurements, args.batch),
+        record_bytes=record_bytes,
     )
 
 
@@ -163,8 +315,11 @@ def cpu_model() -> str:
 def report(results: list[Figures]) -> str:
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     first = results[0]
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout.strip()
     lines = [
-        f"## Collector throughput ({today})",
+        f"## Collector throughput ({today}, commit {commit or 'unknown'})",
         "",
         f"Machine: {os.cpu_count()} CPUs (nproc, {cpu_model()}), Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}.  `benchmarks/bench_collector.py`: {first.probes} probes "
@@ -172,15 +327,17 @@ def report(results: list[Figures]) -> str:
         "(one HTTP client per probe, all at once) to one `kuzot serve` process; every measurement is "
         "validated, its ed25519 signature verified, indexed and committed.",
         "",
-        "| backend | measurements | wall s | accepted/s | batch p50 ms | batch p99 ms | server CPU s | "
-        "DB holds exactly the sent set |",
-        "|---|---|---|---|---|---|---|---|",
+        "| backend | measurements | record bytes | wall s | accepted/s | reference executemany/s | "
+        "ratio | batch p50 ms | batch p99 ms | server CPU ms/measurement | DB holds exactly the sent set |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in results:
         lines.append(
-            f"| {f.backend} | {f.accepted:,} | {f.wall:.1f} | {f.rate:,.0f} | "
+            f"| {f.backend} | {f.accepted:,} | {f.record_bytes:,} | {f.wall:.1f} | {f.rate:,.0f} | "
+            f"{f.reference_rate:,.0f} | {f.rate / f.reference_rate:.2f} | "
             f"{statistics.median(f.latencies) * 1000:.0f} | {f.percentile(0.99) * 1000:.0f} | "
-            f"{f.server_cpu:.1f} | {'yes' if f.exact else f'NO ({f.stored:,} stored)'} |"
+            f"{f.server_cpu / max(1, f.accepted) * 1000:.2f} | "
+            f"{'yes' if f.exact else f'NO ({f.stored:,} stored)'} |"
         )
     lines += [
         "",
@@ -200,6 +357,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--db", help="collector database URL (default: a fresh SQLite file)")
     parser.add_argument("--postgres", action="store_true", help="also run on a throwaway PostgreSQL cluster")
+    parser.add_argument(
+        "--postgres-only", action="store_true", help="run only on a throwaway PostgreSQL cluster"
+    )
     parser.add_argument("--no-write", action="store_true", help="do not append to benchmarks/RESULTS.md")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
@@ -209,16 +369,33 @@ def main() -> int:
         workdir = Path(tmp)
         if args.db:
             backend = "postgresql" if args.db.startswith("postgresql") else "sqlite"
-            results.append(run(args.db, backend, args, workdir))
-        else:
-            results.append(run(f"sqlite:///{workdir / 'collector.db'}", "sqlite", args, workdir))
-        if args.postgres:
+            reference, drop_reference = (
+                fresh_postgres_url(args.db)
+                if backend == "postgresql"
+                else (f"sqlite:///{workdir / 'ref.db'}", None)
+            )
+            results.append(run(args.db, reference, backend, args, workdir))
+            if drop_reference:
+                drop_reference()  # type: ignore[operator]
+        elif not args.postgres_only:
+            results.append(
+                run(
+                    f"sqlite:///{workdir / 'collector.db'}",
+                    f"sqlite:///{workdir / 'ref.db'}",
+                    "sqlite",
+                    args,
+                    workdir,
+                )
+            )
+        if args.postgres or args.postgres_only:
             cluster = ThrowawayPostgres()
             admin = cluster.start()
             try:
                 url, drop = fresh_postgres_url(admin)
-                results.append(run(url, "postgresql", args, workdir))
+                reference, drop_reference = fresh_postgres_url(admin)
+                results.append(run(url, reference, "postgresql", args, workdir))
                 drop()  # type: ignore[operator]
+                drop_reference()  # type: ignore[operator]
             finally:
                 cluster.stop()
     text = report(results)

@@ -3,6 +3,11 @@
 Precedence is the usual one, so nobody is surprised: a value given on the command line
 wins over the file, which wins over the built-in default.  The file is flat
 ``key = value`` TOML, written by ``kuzot config set`` (atomically) and readable by hand.
+
+A hand-edited file may be anything: not UTF-8, not TOML, a 5,000-digit number, a
+table where a number belongs.  Each is one line naming the key (:class:`ConfigError`),
+never a traceback; and ``config set`` checks values exactly as the command-line
+options do, and never writes a file it cannot read back.
 """
 
 from __future__ import annotations
@@ -37,15 +42,36 @@ def _bool(text: str) -> bool:
     raise ValueError("true or false")
 
 
+def _whole(text: str) -> int:
+    cleaned = str(text).strip()
+    if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) > 18:
+        raise ValueError("a whole number")
+    return int(cleaned)
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = _whole(text)
+    except ValueError:
+        value = 0
     if value < 1:
         raise ValueError("a whole number of at least 1")
     return value
 
 
 def _asn(text: str) -> int:
-    return int(str(text).upper().removeprefix("AS"))
+    cleaned = str(text).strip().upper().removeprefix("AS")
+    if not (cleaned.isascii() and cleaned.isdigit()) or not 0 < int(cleaned[:12]) < 2**32:
+        raise ValueError("an AS number from 1 to 4294967295, as 12345 or AS12345")
+    return int(cleaned)
+
+
+def _text(text: str) -> str:
+    """Free text (a path, a URL): printable, so the file always reads back."""
+    value = str(text)
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise ValueError("text without control characters")
+    return value
 
 
 def _cc(text: str) -> str:
@@ -61,20 +87,20 @@ def _choice(text: str, allowed: tuple[str, ...]) -> str:
 
 
 def _list(text: str) -> list[str]:
-    return [item.strip() for item in str(text).split(",") if item.strip()]
+    return [_text(item.strip()) for item in str(text).split(",") if item.strip()]
 
 
 #: key -> (default, parser from text, description)
 SETTINGS: dict[str, tuple[Any, Any, str]] = {
-    "targets": (None, str, "path of a test list (Citizen Lab format)"),
+    "targets": (None, _text, "path of a test list (Citizen Lab format)"),
     "resolvers": ([], _list, "comma-separated DNS resolvers, IP[:PORT]"),
-    "collector_url": (None, str, "collector to upload to"),
+    "collector_url": (None, _text, "collector to upload to"),
     "upload": (False, _bool, "upload after each measurement: true or false"),
     "schedule": ("6h", _duration, "how often scheduled runs happen: 30m, 6h, 1d"),
     "max_bytes": (None, _positive, "byte cap per run"),
     "max_bytes_per_day": (None, _positive, "byte cap per day"),
     "concurrency": (16, _positive, "targets measured at once"),
-    "db": (None, str, "database URL"),
+    "db": (None, _text, "database URL"),
     "probe_asn": (None, _asn, "your network's AS number"),
     "probe_cc": ("KG", _cc, "your country code"),
     "language": ("en", lambda t: _choice(t, ("en", "ru", "ky")), "en, ru or ky"),
@@ -114,37 +140,69 @@ def config_path(directory: Path | None = None) -> Path:
     return (directory or config_dir()) / "config.toml"
 
 
+#: TOML types each setting may be written as (by hand or by ``config set``).
+_TOML_TYPES: dict[str, tuple[type, ...]] = {
+    "resolvers": (list, str),
+    "upload": (bool, str),
+    "max_bytes": (int, str),
+    "max_bytes_per_day": (int, str),
+    "concurrency": (int, str),
+    "probe_asn": (int, str),
+}
+
+_TOML_NAMES = {str: "a string", int: "a number", bool: "true or false", list: "a list", float: "a number",
+               dict: "a table"}
+
+
+def _toml_name(value: Any) -> str:
+    return _TOML_NAMES.get(type(value), type(value).__name__)
+
+
 def load_config(directory: Path | None = None) -> Config:
     path = config_path(directory)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         return Config(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); fix it or delete it") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix it or delete it") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, say
+        raise ConfigError(f"{path}: not readable ({str(exc)[:100]}); fix it or delete it") from None
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in SETTINGS:
             raise ConfigError(f"{path}: unknown setting {key!r}")
-        values[key] = parse_value(key, ",".join(value) if isinstance(value, list) else str(value))
+        allowed = _TOML_TYPES.get(key, (str,))
+        if type(value) not in allowed or (
+            isinstance(value, list) and not all(isinstance(item, str) for item in value)
+        ):
+            wanted = " or ".join(_TOML_NAMES[t] for t in allowed)
+            raise ConfigError(f"{path}: {key} must be {wanted}, not {_toml_name(value)} ({SETTINGS[key][2]})")
+        text = ",".join(value) if isinstance(value, list) else str(value)
+        try:
+            values[key] = parse_value(key, text)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     return Config(path, values)
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
 def save_config(config: Config) -> None:
+    """Write the file atomically, after checking that it reads back to the same values."""
+    import tomli_w
+
+    ordered = {key: config.values[key] for key in SETTINGS if key in config.values}
+    text = "# Kuzot settings (kuzot config set KEY VALUE)\n" + tomli_w.dumps(ordered)
+    try:
+        again = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError):
+        again = None
+    if again != ordered:
+        raise ConfigError("these settings would not read back from config.toml; nothing was written")
     config.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    text = "# Kuzot settings (kuzot config set KEY VALUE)\n"
-    text += "".join(f"{key} = {_toml(config.values[key])}\n" for key in SETTINGS if key in config.values)
     fd, tmp = tempfile.mkstemp(dir=config.path.parent, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)

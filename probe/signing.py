@@ -30,6 +30,10 @@ from probe.records import Measurement, canonical_json
 #: measurement can never be replayed as a signature over anything else.
 SIGNING_CONTEXT = b"kuzot-measurement-v1:"
 KEY_FILE = "signing-key.pem"
+#: A probe proves to a collector that it holds its key by signing this prefix and the
+#: probe id the collector gave it: such a proof cannot be replayed for another probe id,
+#: nor confused with a measurement's signature.
+KEY_PROOF_CONTEXT = b"kuzot-key-holder-v1:"
 
 
 class SigningKeyError(Exception):
@@ -68,6 +72,11 @@ class SigningKey:
             "key_id": self.key_id,
             "public_key": self.public_key,
         }
+
+    def prove(self, probe_id: str) -> dict[str, str]:
+        """What ``POST /api/v1/keys`` wants: the public key and a signature over the probe id."""
+        proof = self.private.sign(KEY_PROOF_CONTEXT + probe_id.encode())
+        return {"public_key": self.public_key, "proof": base64.b64encode(proof).decode()}
 
     def sign(self, measurement: Measurement) -> dict[str, str]:
         """The envelope the store keeps beside the record."""
@@ -129,11 +138,13 @@ def verify_signature(content_hash: str, signature_b64: str, public_key_b64: str)
     return None
 
 
-def verify_envelope(record: dict, envelope: dict) -> list[str]:
+def verify_envelope(record: dict | None, envelope: dict, *, content_hash: str | None = None) -> list[str]:
     """Every problem with a stored or uploaded (record, envelope) pair, in words: the
-    content hash recomputed from the record, then the signature over that hash."""
+    content hash recomputed from the record, then the signature over that hash.
+    ``content_hash`` is the record's hash when the caller has just computed it from
+    the record's canonical bytes (then ``record`` is not needed)."""
     problems: list[str] = []
-    actual = content_hash_of(record)
+    actual = content_hash if content_hash is not None else content_hash_of(record or {})
     claimed = envelope.get("content_hash")
     if claimed is not None and claimed != actual:
         problems.append(
@@ -155,3 +166,18 @@ def verify_envelope(record: dict, envelope: dict) -> list[str]:
             if key_id and actual_id is not None and key_id != actual_id:
                 problems.append(f"key id {key_id} does not belong to the public key")
     return problems
+
+
+def verify_key_proof(public_key_b64: str, probe_id: str, proof_b64: str) -> str | None:
+    """``None`` when ``proof_b64`` shows the holder of the key signed ``probe_id``, else why not."""
+    try:
+        raw_key = base64.b64decode(public_key_b64, validate=True)
+        proof = base64.b64decode(proof_b64, validate=True)
+        public = Ed25519PublicKey.from_public_bytes(raw_key)
+    except (ValueError, TypeError) as exc:
+        return f"malformed key or proof ({exc})"
+    try:
+        public.verify(proof, KEY_PROOF_CONTEXT + probe_id.encode())
+    except InvalidSignature:
+        return "the proof is not this key's signature over this probe's id"
+    return None

@@ -8,9 +8,13 @@ the collector, idempotent by id, answers "duplicate" for what it already has.
 
 Errors are sorted by what retrying can change: network errors and 5xx answers are
 retried with exponential backoff and jitter (many probes must not come back in
-lockstep after an outage); a 413 halves the batch; a 422 names the refused item,
-which stays queued and is reported while the rest go on; a 401 registers once more
-(the collector may have been reset).
+lockstep after an outage), and a 429 waits as long as the collector's Retry-After
+says; a 413 halves the batch, and so does a 400 (an unreadable batch: halving finds
+the one item that makes it so); a 422 or 409 names the refused items, which stay
+queued and are reported while the rest go on at once; a 401 registers once more
+(the collector may have been reset).  After registering, the probe proves it holds its
+signing key (``POST /api/v1/keys``), so that a collector accepts its signed records
+from the new registration too.
 
 The registration token lives in the config directory beside the signing key, in a
 file only the owner can read.
@@ -257,6 +261,9 @@ class Uploader:
             if attempt >= self.max_retries:
                 raise _GiveUp(f"{why} (gave up after {attempt + 1} attempts)")
             delay = min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+            wait = _retry_after(response) if why.endswith("429") else None
+            if wait is not None:
+                delay = min(self.max_backoff, wait)
             self.log(f"{why}; retrying in {delay:.1f} s")
             self.result.retries += 1
             attempt += 1
@@ -287,7 +294,29 @@ class Uploader:
             raise _GiveUp(f"registration failed: {response.status_code} {response.text[:200]}") from exc
         save_token(self.config_directory, self.base, probe_id, token)
         self.log(f"registered with {self.base} as probe {probe_id}")
+        self._prove_key(client, token, probe_id)
         return token
+
+    def _prove_key(self, client: httpx.Client, token: str, probe_id: str) -> None:
+        """Show the collector this registration holds the installation's signing key."""
+        from probe.signing import KEY_FILE, SigningKeyError, load_or_create_key
+
+        if not (self.config_directory / KEY_FILE).exists():
+            return  # this installation has signed nothing
+        try:
+            key = load_or_create_key(self.config_directory)
+        except SigningKeyError as exc:
+            self.log(f"cannot prove the signing key to the collector: {exc}")
+            return
+        response = self._request(
+            client,
+            "POST",
+            "/api/v1/keys",
+            json=key.prove(probe_id),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        if response.status_code not in (200, 404):  # 404: a collector older than key proofs
+            self.log(f"the collector did not accept the key proof: {_error_text(response)}")
 
     # -- batches -----------------------------------------------------------------------
 
@@ -328,17 +357,18 @@ class Uploader:
                 token = self._register(client)
                 reregistered = True
                 pending.insert(0, current)
-            elif status == 413 and len(current) > 1:
+            elif status in (400, 413) and len(current) > 1:
                 half = len(current) // 2
                 pending[:0] = [current[:half], current[half:]]
-            elif status in (413, 422):
-                index = _refused_index(response) if status == 422 else 0
-                if index is None or not 0 <= index < len(current):
+            elif status in (400, 409, 413, 422):
+                refused = _refused(response, len(current)) if status in (409, 422) else {0: error}
+                if not refused:
                     raise _GiveUp(f"the collector refused a batch without naming the item: {error}")
-                refused_id = current[index][0]
-                self.result.rejected.append({"id": refused_id, "status": status, "error": error})
-                self.log(f"measurement {refused_id} refused ({status}): {error}; it stays queued")
-                rest = current[:index] + current[index + 1 :]
+                for index, why in sorted(refused.items()):
+                    refused_id = current[index][0]
+                    self.result.rejected.append({"id": refused_id, "status": status, "error": why})
+                    self.log(f"measurement {refused_id} refused ({status}): {why}; it stays queued")
+                rest = [item for i, item in enumerate(current) if i not in refused]
                 if rest:
                     pending.insert(0, rest)
             else:
@@ -390,12 +420,38 @@ def _error_text(response: httpx.Response) -> str:
     return response.text[:200] or f"HTTP {response.status_code}"
 
 
-def _refused_index(response: httpx.Response) -> int | None:
+def _refused(response: httpx.Response, size: int) -> dict[int, str]:
+    """{index: why} of every item the collector's 422 or 409 names."""
     try:
-        index = response.json().get("index")
-    except (ValueError, AttributeError):
+        data = response.json()
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    refused: dict[int, str] = {}
+    problems = data.get("problems")
+    for problem in problems if isinstance(problems, list) else []:
+        if isinstance(problem, dict) and isinstance(problem.get("index"), int):
+            index = problem["index"]
+            if 0 <= index < size and index not in refused:
+                field = problem.get("field") or ""
+                refused[index] = f"measurements[{index}].{field}: {problem.get('message')}"
+    index = data.get("index")
+    if isinstance(index, int) and 0 <= index < size and index not in refused:
+        refused[index] = _error_text(response)
+    return refused
+
+
+def _retry_after(response: httpx.Response | None) -> float | None:
+    """Seconds from a Retry-After header (the delay form; dates are not used here)."""
+    if response is None:
         return None
-    return index if isinstance(index, int) else None
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 86400 else None
 
 
 def upload(store: Store, collector_url: str, **options: Any) -> UploadResult:

@@ -194,6 +194,23 @@ def _check_line(
     except json.JSONDecodeError as exc:
         result.add(rel, f"not valid JSON ({exc.msg} at column {exc.colno})", number)
         return
+    except RecursionError:
+        result.add(rel, "not an evidence entry: JSON nested too deeply to read", number)
+        return
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        result.add(rel, f"not readable JSON ({str(exc)[:120]})", number)
+        return
+    try:
+        _check_entry(rel, number, entry, result, seen)
+    except UnicodeEncodeError:
+        result.add(rel, "holds a lone surrogate (\\ud800-\\udfff), which is not text: no hash", number)
+    except (RecursionError, ValueError) as exc:
+        result.add(rel, f"cannot be hashed as canonical JSON ({type(exc).__name__})", number)
+
+
+def _check_entry(
+    rel: str, number: int, entry: Any, result: VerifyResult, seen: dict[str, tuple[str, int]]
+) -> None:
     if not isinstance(entry, dict) or not isinstance(entry.get("record"), dict):
         result.add(rel, 'not an evidence entry: expected a JSON object with a "record" object', number)
         return
@@ -262,6 +279,15 @@ def verify_report(out_dir: Path) -> VerifyResult:
         result.add(str(out_dir), "no such directory")
         return result
     manifest = out_dir / MANIFEST_PATH
+    for link in (out_dir / EVIDENCE_DIR, manifest):
+        if link.is_symlink():
+            # A link could vouch for files anywhere: a bundle holds only plain files.
+            result.add(
+                link.relative_to(out_dir).as_posix(),
+                f"is a symbolic link (to {os.readlink(link)}); a report bundle holds only plain files, "
+                "so nothing can be checked",
+            )
+            return result
     if not manifest.is_file():
         result.manifest_found = False
         result.add(

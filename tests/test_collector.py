@@ -32,6 +32,14 @@ from tests.test_store import make_measurement
 KEY = SigningKey.generate()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_key() -> None:
+    """Each test is a new probe installation: the collector binds a key to the first
+    probe that uploads with it, and these tests register a new probe each."""
+    global KEY
+    KEY = SigningKey.generate()
+
+
 def _post(
     server: CollectorProcess,
     token: str | None,
@@ -250,8 +258,11 @@ def test_bad_signature_or_hash_is_422(collector: CollectorProcess) -> None:
 
 def test_concurrent_probes_store_each_measurement_once(collector: CollectorProcess) -> None:
     """If several probes upload at once, some sending the same measurements, then every id is stored exactly once."""
-    shared = [signed_item(make_measurement(), KEY) for _ in range(30)]
-    own = [[signed_item(make_measurement(), KEY) for _ in range(60)] for _ in range(6)]
+    # Each probe signs with its own key (a key belongs to one probe); the measurements
+    # several probes send are unsigned, as only an unsigned record can come from anyone.
+    shared = [signed_item(make_measurement(), None) for _ in range(30)]
+    keys = [SigningKey.generate() for _ in range(6)]
+    own = [[signed_item(make_measurement(), keys[p]) for _ in range(60)] for p in range(6)]
     statuses: list[int] = []
     lock = threading.Lock()
 
@@ -304,6 +315,7 @@ def test_health_and_openapi_describe_every_route(collector: CollectorProcess, tm
     assert {p for p in document["paths"]} == {
         "/api/v1/probes",
         "/api/v1/measurements",
+        "/api/v1/keys",
         "/api/v1/health",
         "/api/v1/openapi.json",
     }
@@ -401,6 +413,6 @@ def test_db_upgrade_and_current(new_db: Callable[[], str]) -> None:
     assert kuzot("db", "current", "--db", url).stdout.startswith("empty")
     first = kuzot("db", "upgrade", "--db", url)
     assert first.returncode == 0, first.stderr
-    assert "to revision 0002" in first.stdout
-    assert "Already at revision 0002" in kuzot("db", "upgrade", "--db", url).stdout
-    assert kuzot("db", "current", "--db", url).stdout.strip() == "0002"
+    assert "to revision 0003" in first.stdout
+    assert "Already at revision 0003" in kuzot("db", "upgrade", "--db", url).stdout
+    assert kuzot("db", "current", "--db", url).stdout.strip() == "0003"

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text, update
 
 from probe.lab.loopback import LoopbackLab, Scenario
 from probe.lab.web_servers import Behaviour as WebBehaviour
-from probe.signing import SigningKey
+from probe.signing import SigningKey, load_or_create_key
 from probe.store.models import MeasurementRow
 from probe.upload import TOKEN_FILE
 from tests.collector_support import CollectorProcess, fill_probe_db, free_port, queued_ids, stored_ids
@@ -36,7 +36,8 @@ def _probe(
 ) -> tuple[str, list[str], dict[str, str]]:
     """A probe's database with ``count`` queued measurements, and its own config directory."""
     db = f"sqlite:///{tmp_path / f'{name}.db'}"
-    key = SigningKey.generate() if signed else None
+    # The installation's own key, where `kuzot run` keeps it: the uploader proves it.
+    key = load_or_create_key(tmp_path / f"{name}-config") if signed else None
     ids = fill_probe_db(db, (make_measurement() for _ in range(count)), key)
     env = {"KUZOT_CONFIG_DIR": str(tmp_path / f"{name}-config")}
     return db, ids, env
@@ -196,7 +197,7 @@ def test_unknown_token_registers_again(collector: CollectorProcess, tmp_path: Pa
     """If the collector no longer knows the probe's token, then upload registers again and goes on."""
     db, _ids, env = _probe(tmp_path, "p", 5)
     directory = Path(env["KUZOT_CONFIG_DIR"])
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
     (directory / TOKEN_FILE).write_text(
         json.dumps({collector.url: {"probe_id": "gone", "token": "forgotten"}})
     )

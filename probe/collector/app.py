@@ -12,6 +12,16 @@ signed measurements (``POST /api/v1/measurements``).  The rules every handler ke
   optional ASN look-up (``--asn-db``), which turns it into an AS number inside one
   function and forgets it; Hypercorn's access log is off (see ``kuzot serve``).
 
+Hostile clients cost little: the body must arrive within ``body_timeout`` seconds plus
+the time it takes at ``MIN_BODY_RATE`` (a client dripping one byte every few seconds is
+answered 408 and dropped, while a slow honest uplink still gets through), each token
+may send ``rate_limit`` batches per minute (429 with ``Retry-After`` beyond), and a
+client that hangs up mid-body is dropped without a traceback in the log.
+
+Parsing, validation and ed25519 checks run in a pool of worker processes
+(``workers``), so they use every core and never block the event loop; the database
+transaction only moves rows (multi-row inserts, COPY on PostgreSQL).
+
 Database work runs in worker threads (SQLAlchemy's asyncio layer does not run under
 trio).  SQLite has one writer at a time, so its writes are queued through a limiter of
 one rather than left to fight over the file lock; PostgreSQL gets several.
@@ -20,7 +30,13 @@ one rather than left to fight over the file lock; PostgreSQL gets several.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,20 +45,27 @@ import trio
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from probe import __version__
 from probe.collector.openapi import openapi_document
 from probe.collector.tokens import probe_for_token, register_probe
-from probe.collector.validate import Problem, check_item
+from probe.collector.validate import Problem, Refusal, validate_batch
 from probe.control.app import ControlConfig, control_routes
+from probe.signing import key_id_of, verify_key_proof
 from probe.store import Store, StoreError
-from probe.store.database import BatchItem
+from probe.store.database import BatchConflict, PreparedItem
 
 DEFAULT_MAX_ITEMS = 1000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0
+DEFAULT_RATE_LIMIT = 600
+#: Bytes per second a body must at least average, beyond the first ``body_timeout``
+#: seconds: 8 KiB/s lets a 4 MiB batch take over eight minutes on a poor uplink.
+MIN_BODY_RATE = 8 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,11 +83,28 @@ class CollectorConfig:
     asn_header: str | None = None
     #: Batches written at once; None picks 1 for SQLite and 8 otherwise.
     write_concurrency: int | None = None
+    #: Seconds a request body may take (plus its size at MIN_BODY_RATE); 408 beyond.
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    #: Batches one probe token may send per minute (429 beyond); 0 for no limit.
+    rate_limit: int = DEFAULT_RATE_LIMIT
+    #: Worker processes that parse and check batches; 0 checks in a thread of this one.
+    workers: int | None = None
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+def _problems(status: int, problems: list[Problem], consequence: str) -> JSONResponse:
+    first = problems[0]
+    return _error(
+        status,
+        f"{first.text()} ({consequence})",
+        index=first.index,
+        field=first.field,
+        problems=[p.to_dict() for p in problems],
+    )
 
 
 class _AsnLookup:
@@ -97,62 +137,155 @@ class _AsnLookup:
         return number if isinstance(number, int) and 0 <= number < 2**31 else None
 
 
-async def _read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is longer than ``limit`` (never read further)."""
+class _PeerGone(Exception):
+    pass
+
+
+class _QuietDisconnects:
+    """A client that hung up cannot be answered; say nothing rather than log a
+    traceback for every one (a flood of them would bury real errors)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def guarded_send(message: Any) -> None:
+            try:
+                await send(message)
+            except (trio.BusyResourceError, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                raise _PeerGone from None
+
+        with suppress(_PeerGone):
+            await self.app(scope, receive, guarded_send)
+
+
+class _Disconnected(Exception):
+    """The client went away before its body arrived: nobody is left to answer."""
+
+
+async def _read_body(request: Request, limit: int, seconds: float) -> bytes | JSONResponse:
+    """The body, or the refusal once it is longer than ``limit`` (never read further)
+    or slower than the timeout allows."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        return None
+        return _too_large(limit)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
+    started = trio.current_time()
+    with trio.CancelScope(deadline=started + seconds) as scope:
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    return _too_large(limit)
+                scope.deadline = started + seconds + len(body) / MIN_BODY_RATE
+        except ClientDisconnect:
+            raise _Disconnected from None
+    if scope.cancelled_caught:
+        return _error(
+            408,
+            f"the request body did not arrive in time ({seconds:g} s plus 1 s per "
+            f"{MIN_BODY_RATE // 1024} KiB); nothing was stored",
+        )
     return bytes(body)
 
 
-class _Refusal(Exception):
-    def __init__(self, response: JSONResponse) -> None:
-        self.response = response
+def _too_large(limit: int) -> JSONResponse:
+    return _error(
+        413,
+        f"batch larger than {limit} bytes: send fewer measurements per request",
+        max_bytes=limit,
+    )
 
 
-def _parse(body: bytes, max_items: int) -> list[Any]:
-    """The batch's items, or a refusal saying what is wrong with the batch as a whole."""
+class _RateLimiter:
+    """A token bucket per probe token: ``per_minute`` batches, bursts of a tenth of that."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = max(1.0, per_minute / 10.0)
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def retry_after(self, key: str) -> float:
+        """0 when a request may go now (and counts it), else seconds to wait."""
+        now = time.monotonic()
+        tokens, then = self.buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
+        if tokens >= 1.0:
+            self.buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self.buckets[key] = (tokens, now)
+        if len(self.buckets) > 100_000:  # forget idle probes rather than grow for ever
+            self.buckets = {k: v for k, v in self.buckets.items() if now - v[1] < 3600}
+        return (1.0 - tokens) / self.rate
+
+
+def _warm_worker() -> None:
+    """Import the validator once per worker, not on its first batch."""
+    import probe.collector.validate  # noqa: F401
+
+
+class _Validator:
+    """Runs :func:`validate_batch` in worker processes, or in a thread when there are none."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            # forkserver: never fork this process, which has threads and an event loop.
+            context = multiprocessing.get_context("forkserver")
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_warm_worker)
+        return self.pool
+
+    async def __call__(
+        self, body: bytes, max_items: int, probe_id: str
+    ) -> list[PreparedItem] | list[Problem] | Refusal:
+        if self.workers <= 0:
+            return await trio.to_thread.run_sync(validate_batch, body, max_items, probe_id)
+        for attempt in range(2):
+            try:
+                future = self._pool().submit(validate_batch, body, max_items, probe_id)
+                return await _wait(future)
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): start a fresh pool once.
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def start(self) -> None:
+        """Start every worker now, so the first batches do not wait for processes to
+        start and import (seconds on a loaded machine)."""
+        if self.workers > 0:
+            pool = self._pool()
+            await _wait_all([pool.submit(_warm_worker) for _ in range(self.workers)])
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
+
+
+async def _wait_all(futures: list[Future[Any]]) -> None:
+    for future in futures:
+        await _wait(future)
+
+
+async def _wait(future: Future[Any]) -> Any:
+    """Wait for a concurrent future without holding a thread."""
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+    future.add_done_callback(lambda _f: token.run_sync_soon(done.set))
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise _Refusal(_error(400, 'body is not JSON; send {"measurements": [...]}')) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("measurements"), list):
-        raise _Refusal(
-            _error(
-                422, "field 'measurements' is required and must be a list", field="measurements", index=None
-            )
-        )
-    batch = payload["measurements"]
-    if len(batch) > max_items:
-        raise _Refusal(
-            _error(
-                413,
-                f"batch of {len(batch)} measurements; at most {max_items} per request",
-                max_items=max_items,
-            )
-        )
-    return batch
-
-
-def _validate(body: bytes, max_items: int, probe_id: str) -> list[BatchItem] | list[Problem]:
-    """Parse and check a whole batch (in a worker thread: a large batch takes a while)."""
-    payload = _parse(body, max_items)
-    items: list[BatchItem] = []
-    problems: list[Problem] = []
-    for index, raw in enumerate(payload):
-        checked = check_item(index, raw, probe_id=probe_id)
-        if isinstance(checked, BatchItem):
-            items.append(checked)
-        else:
-            problems.extend(checked)
-            if len(problems) >= 20:
-                break
-    return problems or items
+        await done.wait()
+    finally:
+        future.cancel()
+    return future.result()
 
 
 def create_collector_app(store: Store, config: CollectorConfig | None = None) -> Starlette:
@@ -167,6 +300,9 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
     document = openapi_document(
         max_items=config.max_items, max_bytes=config.max_bytes, control=config.control is not None
     )
+    workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
+    validator = _Validator(workers)
+    limiter = _RateLimiter(config.rate_limit) if config.rate_limit > 0 else None
 
     async def probes(_request: Request) -> JSONResponse:
         try:
@@ -194,51 +330,93 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
         known_tokens[token] = probe_id
         return probe_id
 
-    async def measurements(request: Request) -> JSONResponse:
+    async def measurements(request: Request) -> Response:
+        try:
+            return await receive_batch(request)
+        except _Disconnected:
+            return Response(status_code=400)  # nobody will read it; no traceback either
+
+    async def receive_batch(request: Request) -> JSONResponse:
         probe_id = await authenticate(request)
         if isinstance(probe_id, JSONResponse):
             return probe_id
-        body = await _read_body(request, config.max_bytes)
-        if body is None:
-            return _error(
-                413,
-                f"batch larger than {config.max_bytes} bytes: send fewer measurements per request",
-                max_bytes=config.max_bytes,
-            )
+        if limiter is not None:
+            wait = limiter.retry_after(probe_id)
+            if wait > 0:
+                seconds = max(1, math.ceil(wait))
+                response = _error(
+                    429,
+                    f"too many batches from this probe: at most {config.rate_limit} per minute; "
+                    f"retry in {seconds} s",
+                    retry_after=seconds,
+                )
+                response.headers["Retry-After"] = str(seconds)
+                return response
+        body = await _read_body(request, config.max_bytes, config.body_timeout)
+        if isinstance(body, JSONResponse):
+            return body
         try:
-            checked = await trio.to_thread.run_sync(_validate, body, config.max_items, probe_id)
-        except _Refusal as refusal:
-            return refusal.response
+            checked = await validator(body, config.max_items, probe_id)
+        except BrokenProcessPool:
+            return _error(503, "the collector's validation workers failed; nothing was kept, retry later")
+        if isinstance(checked, Refusal):
+            return _error(checked.status, checked.message, **checked.extra)
         if checked and isinstance(checked[0], Problem):
-            problems: Sequence[Problem] = checked  # type: ignore[assignment]
-            first = problems[0]
-            return _error(
-                422,
-                f"{first.text()} (nothing of this batch was stored)",
-                index=first.index,
-                field=first.field,
-                problems=[p.to_dict() for p in problems],
-            )
-        items: list[BatchItem] = checked  # type: ignore[assignment]
-        if asn_lookup is not None and any(item.probe_asn is None for item in items):
+            return _problems(422, checked, "nothing of this batch was stored")  # type: ignore[arg-type]
+        items: list[PreparedItem] = checked  # type: ignore[assignment]
+        if asn_lookup is not None and any(item.row["probe_asn"] is None for item in items):
             asn = asn_lookup(request)
             if asn is not None:
                 items = [
-                    replace(item, probe_asn=asn, asn_source="connection") if item.probe_asn is None else item
+                    replace(item, row={**item.row, "probe_asn": asn}, asn_source="connection")
+                    if item.row["probe_asn"] is None
+                    else item
                     for item in items
                 ]
         try:
-            stored = await trio.to_thread.run_sync(store.save_batch, items, limiter=write_limiter)
+            stored = await trio.to_thread.run_sync(store.save_prepared, items, limiter=write_limiter)
+        except BatchConflict as conflict:
+            problems = [Problem(i, f, m) for i, f, m in conflict.problems]
+            return _problems(409, problems, "nothing of this batch was stored; send the others without it")
         except (StoreError, SQLAlchemyError):
             return _error(503, "the collector could not store this batch; nothing was kept, retry later")
         results = [
-            {"id": item.measurement.id, "status": "stored" if new else "duplicate"}
+            {"id": item.id, "status": "stored" if new else "duplicate"}
             for item, new in zip(items, stored, strict=True)
         ]
         new_count = sum(stored)
         return JSONResponse(
             {"results": results, "stored": new_count, "duplicate": len(stored) - new_count}, status_code=200
         )
+
+    async def keys(request: Request) -> Response:
+        """A probe proves it holds a signing key, so records signed by it are accepted
+        from this registration too (a new token, or two registrations of one probe)."""
+        probe_id = await authenticate(request)
+        if isinstance(probe_id, JSONResponse):
+            return probe_id
+        try:
+            body = await _read_body(request, 4096, config.body_timeout)
+        except _Disconnected:
+            return Response(status_code=400)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            data = json.loads(body)
+            public_key, proof = data["public_key"], data["proof"]
+            if not isinstance(public_key, str) or not isinstance(proof, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return _error(422, 'send {"public_key": BASE64, "proof": BASE64}', field="public_key")
+        why = verify_key_proof(public_key, probe_id, proof)
+        if why is not None:
+            return _error(422, f"proof: {why}", field="proof")
+        key_id = key_id_of(public_key)
+        try:
+            await trio.to_thread.run_sync(store.bind_key, key_id, probe_id, limiter=write_limiter)
+        except (StoreError, SQLAlchemyError):
+            return _error(503, "the collector's database is unavailable; retry later")
+        return JSONResponse({"key_id": key_id, "probe_id": probe_id}, status_code=200)
 
     def database_ok() -> bool:
         try:
@@ -265,12 +443,21 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
     async def openapi(_request: Request) -> JSONResponse:
         return JSONResponse(document)
 
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> Any:
+        await validator.start()
+        try:
+            yield
+        finally:
+            validator.close()
+
     routes = [
         Route("/api/v1/probes", probes, methods=["POST"]),
         Route("/api/v1/measurements", measurements, methods=["POST"]),
+        Route("/api/v1/keys", keys, methods=["POST"]),
         Route("/api/v1/health", health, methods=["GET"]),
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
     ]
     if config.control is not None:
         routes += control_routes(config.control)
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_QuietDisconnects)])

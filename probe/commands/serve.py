@@ -16,7 +16,12 @@ from probe.commands.control import add_control_options, control_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from probe.collector.app import DEFAULT_MAX_BYTES, DEFAULT_MAX_ITEMS
+    from probe.collector.app import (
+        DEFAULT_BODY_TIMEOUT,
+        DEFAULT_MAX_BYTES,
+        DEFAULT_MAX_ITEMS,
+        DEFAULT_RATE_LIMIT,
+    )
 
     p = subparsers.add_parser("serve", help="run the collector (receives uploads from probes)")
     p.add_argument(
@@ -66,6 +71,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="batches written at once (default 1 for SQLite, 8 for PostgreSQL)",
     )
     p.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds a request body may take, plus 1 s per 8 KiB of it; slower clients get 408 "
+        f"(default {DEFAULT_BODY_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=int,
+        default=DEFAULT_RATE_LIMIT,
+        metavar="PER_MINUTE",
+        help=f"batches one probe may send per minute, in bursts of a tenth of that; beyond it 429 with "
+        f"Retry-After (default {DEFAULT_RATE_LIMIT}; 0: no limit)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes that parse and check batches and their signatures (default: the number of CPUs, "
+        "at most 4; 0: in this process)",
+    )
+    p.add_argument(
         "--with-control",
         action="store_true",
         help="also serve the control helper at /api/v1/control (only where the network is uncensored)",
@@ -84,6 +112,10 @@ def handle(args: argparse.Namespace) -> int:
     if args.max_batch_items < 1 or args.max_batch_bytes < 1024:
         raise CommandError(
             "--max-batch-items must be at least 1 and --max-batch-bytes at least 1024", status=2
+        )
+    if args.body_timeout <= 0 or args.rate_limit < 0 or (args.workers is not None and args.workers < 0):
+        raise CommandError(
+            "--body-timeout must be positive, --rate-limit and --workers zero or more", status=2
         )
     if args.asn_db is not None and not args.asn_db.is_file():
         raise CommandError(f"--asn-db {args.asn_db}: no such file", status=2)
@@ -105,6 +137,9 @@ def handle(args: argparse.Namespace) -> int:
                 asn_db=args.asn_db,
                 asn_header=args.asn_header,
                 write_concurrency=args.write_concurrency,
+                body_timeout=args.body_timeout,
+                rate_limit=args.rate_limit,
+                workers=args.workers,
             ),
         )
     except (RuntimeError, OSError, ValueError) as exc:  # maxminddb's InvalidDatabaseError is a RuntimeError

@@ -29,20 +29,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=handle)
 
 
+def _printable(text: str) -> str:
+    """A lone surrogate from a hostile line cannot be written as UTF-8: show it as its
+    escape (inside JSON strings that is the same character, so --json stays JSON)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def handle(args: argparse.Namespace) -> int:
     result = verify_report(args.directory)
     status = 0 if result.ok else (1 if result.manifest_found else 2)
     if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        print(_printable(json.dumps(result.to_dict(), indent=2, ensure_ascii=False)))
         return status
     if not result.manifest_found:
         # Not "checked and found wrong" but "could not check": say why on stderr, as
         # other commands do for bad input.
         for problem in result.problems:
-            print(f"kuzot verify: {args.directory}: {problem.message}", file=sys.stderr)
+            print(_printable(f"kuzot verify: {args.directory}: {problem.message}"), file=sys.stderr)
         return status
     for problem in result.problems:
-        print(problem)
+        print(_printable(str(problem)))
     print(result.summary())
     return status

@@ -18,17 +18,20 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import JSON, Connection, Engine, create_engine, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from probe.bundled import bundled_path
 from probe.extras import missing_extra_message
+from probe.failures import Failure
 from probe.records import Measurement, Run, utc_now
 from probe.store.models import (
+    Base,
     DnsObservationRow,
     HttpObservationRow,
     MeasurementRow,
+    ProbeKeyRow,
     RunRow,
     SubmissionRow,
     TcpObservationRow,
@@ -260,6 +263,121 @@ def _measurement_row(
     )
 
 
+class BatchConflict(Exception):
+    """A batch the store refused as a whole: (item index, field, why) for each item."""
+
+    def __init__(self, problems: list[tuple[int, str, str]]) -> None:
+        super().__init__("; ".join(f"measurements[{i}].{f}: {m}" for i, f, m in problems[:3]))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class PreparedItem:
+    """One measurement's rows, built before its transaction (in a worker process on
+    the collector), so that the transaction itself only moves rows."""
+
+    id: str
+    content_hash: str
+    #: ``measurements`` columns except source, stored_at and uploaded_at.
+    row: dict[str, Any]
+    #: Observation index rows by table name.
+    observations: dict[str, list[dict[str, Any]]]
+    key_id: str | None = None
+    probe_id: str | None = None
+    asn_source: str | None = None
+
+
+_KNOWN_FAILURES = frozenset(f.value for f in Failure)
+
+
+def _index_text(value: Any) -> Any:
+    """PostgreSQL refuses U+0000 in text; SQLite keeps it.  The index holds U+FFFD in its
+    place on both, so the backends agree; the record itself keeps the NUL (escaped)."""
+    if type(value) is str and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
+def prepare_item(
+    m: Any,
+    *,
+    record: str,
+    content_hash: str,
+    signature: dict[str, str] | None = None,
+    bytes_used: int = 0,
+    probe_asn: int | None = None,
+    probe_id: str | None = None,
+    asn_source: str | None = None,
+) -> PreparedItem:
+    """The rows of one measurement (a :class:`Measurement` or anything with its
+    attributes, such as the collector's generated upload types)."""
+    envelope = signature or {}
+    row = {
+        "id": m.id,
+        "run_id": m.run_id,
+        "url": m.url,
+        "domain": m.domain,
+        "role": m.role,
+        "category_code": m.category_code,
+        "probe_asn": probe_asn if probe_asn is not None else m.probe_asn,
+        "probe_cc": m.probe_cc,
+        "started_at": m.started_at,
+        "runtime": m.runtime,
+        "content_hash": content_hash,
+        "signature": envelope.get("signature"),
+        "key_id": envelope.get("key_id"),
+        "public_key": envelope.get("public_key"),
+        "bytes_used": bytes_used,
+    }
+    row = {key: _index_text(value) for key, value in row.items()}
+    row["record"] = record
+    observations: dict[str, list[dict[str, Any]]] = {}
+    for cls, values in _observation_values(m):
+        failure = values.get("failure")
+        if failure is not None and failure not in _KNOWN_FAILURES:
+            values["failure"] = Failure.UNKNOWN.value  # as Measurement.from_dict reads it back
+        observations.setdefault(cls.__tablename__, []).append(
+            {key: _index_text(value) for key, value in values.items()}
+        )
+    return PreparedItem(
+        id=m.id,
+        content_hash=content_hash,
+        row=row,
+        observations=observations,
+        key_id=envelope.get("key_id"),
+        probe_id=probe_id,
+        asn_source=asn_source,
+    )
+
+
+def _insert_ignoring_conflicts(connection: Connection, table: Any) -> Any:
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _copy_available(connection: Connection) -> bool:
+    return connection.dialect.driver == "psycopg"
+
+
+def _copy_rows(connection: Connection, table: Any, values: list[dict[str, Any]]) -> None:
+    """PostgreSQL COPY of many rows: ten times cheaper per row than INSERT."""
+    columns = list(values[0])
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    names = ", ".join(f'"{c}"' for c in columns)
+    dbapi = connection.connection.dbapi_connection
+    with dbapi.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for value in values:
+            copy.write_row(
+                [json.dumps(value[c]) if c in json_columns else value[c] for c in columns]
+            )
+
+
+
 def _write_error(exc: OperationalError) -> StoreError:
     if "full" in str(exc).lower():
         return StoreError(
@@ -274,6 +392,8 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: key id -> the probes it is bound to, for keys seen (bindings are only added).
+        self._key_owners: dict[str, frozenset[str]] = {}
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, must_exist: bool = False) -> Store:
@@ -474,64 +594,191 @@ class Store:
         already stored (earlier, or by an item before it in this batch).  Why one
         transaction: a collector answering "stored" must never have stored half a
         batch, and a probe that retries a batch after a lost answer must find every
-        item again as a duplicate.  If another writer commits one of these ids
-        between our look-up and our insert, the unique key refuses ours; the whole
-        transaction is then rolled back and tried again, and that id now reads as a
-        duplicate.
+        item again as a duplicate.  See :meth:`save_prepared` for the conflicts
+        that refuse a batch.
         """
-        now = utc_now()
+        prepared = [
+            prepare_item(
+                item.measurement,
+                record=item.record,
+                content_hash=item.content_hash,
+                signature=item.signature,
+                bytes_used=item.bytes_used,
+                probe_asn=item.probe_asn,
+                probe_id=item.probe_id,
+                asn_source=item.asn_source,
+            )
+            for item in items
+        ]
+        return self.save_prepared(prepared, source=source, attempts=attempts)
+
+    def save_prepared(
+        self, items: Sequence[PreparedItem], *, source: str = "upload", attempts: int = 5
+    ) -> list[bool]:
+        """Store prepared rows in one transaction (multi-row inserts; COPY on PostgreSQL).
+
+        Raises :class:`BatchConflict`, storing nothing, when an id is already stored
+        (or appears earlier in the batch) with a different content hash, or when a
+        signed item's key belongs to another probe than the one delivering it.  If
+        another writer commits one of these ids between our look-up and our insert,
+        the unique key refuses ours; the transaction is then rolled back and tried
+        again, and that id now reads as a duplicate (or a conflict).
+        """
         for attempt in range(attempts):
             try:
-                with Session(self.engine) as session, session.begin():
-                    ids = [item.measurement.id for item in items]
-                    existing: set[str] = set()
-                    for start in range(0, len(ids), 500):  # stay under bind-parameter limits
-                        chunk = ids[start : start + 500]
-                        existing.update(
-                            session.scalars(select(MeasurementRow.id).where(MeasurementRow.id.in_(chunk)))
-                        )
-                    results: list[bool] = []
-                    fresh: list[BatchItem] = []
-                    for item in items:
-                        if item.measurement.id in existing:
-                            results.append(False)
-                            continue
-                        existing.add(item.measurement.id)
-                        fresh.append(item)
-                        results.append(True)
-                    session.add_all(
-                        _measurement_row(
-                            item.measurement,
-                            record=item.record,
-                            content_hash=item.content_hash,
-                            signature=item.signature,
-                            source=source,
-                            bytes_used=item.bytes_used,
-                            probe_asn=item.probe_asn,
-                            stored_at=now,
-                            uploaded_at=now if item.probe_id is not None else None,
-                        )
-                        for item in fresh
-                    )
-                    session.flush()
-                    for item in fresh:
-                        session.add_all(_observation_rows(item.measurement))
-                        if item.probe_id is not None:
-                            session.add(
-                                SubmissionRow(
-                                    measurement_id=item.measurement.id,
-                                    probe_id=item.probe_id,
-                                    received_at=now,
-                                    asn_source=item.asn_source,
-                                )
-                            )
+                bound: dict[str, frozenset[str]] = {}
+                with self.engine.begin() as connection:
+                    results = self._write_prepared(connection, items, source, bound)
+                self._key_owners.update(bound)
                 return results
             except IntegrityError:
                 if attempt + 1 == attempts:
                     raise
             except OperationalError as exc:
                 raise _write_error(exc) from exc
+            except BatchConflict:
+                raise
+            except Exception as exc:
+                # psycopg's own errors from COPY are not wrapped by SQLAlchemy.
+                if getattr(exc, "sqlstate", None) == "23505" and attempt + 1 < attempts:
+                    continue
+                if getattr(exc, "sqlstate", None) is not None:
+                    raise StoreError(f"cannot write to the database: {exc}") from exc
+                raise
         raise AssertionError("unreachable")
+
+    def _write_prepared(
+        self,
+        connection: Connection,
+        items: Sequence[PreparedItem],
+        source: str,
+        bound: dict[str, frozenset[str]],
+    ) -> list[bool]:
+        now = utc_now()
+        measurements = MeasurementRow.__table__
+        ids = [item.id for item in items]
+        existing: dict[str, str] = {}
+        for start in range(0, len(ids), 500):  # stay under bind-parameter limits
+            chunk = ids[start : start + 500]
+            found = connection.execute(
+                select(measurements.c.id, measurements.c.content_hash).where(measurements.c.id.in_(chunk))
+            )
+            existing.update((row[0], row[1]) for row in found)
+        problems: list[tuple[int, str, str]] = []
+        results: list[bool] = []
+        fresh: list[PreparedItem] = []
+        for index, item in enumerate(items):
+            known = existing.get(item.id)
+            if known is None:
+                existing[item.id] = item.content_hash
+                fresh.append(item)
+                results.append(True)
+            elif known == item.content_hash:
+                results.append(False)
+            else:
+                problems.append(
+                    (
+                        index,
+                        "record.id",
+                        f"measurement {item.id} is already stored with different content "
+                        f"(sha256 {known[:16]}…, this one {item.content_hash[:16]}…); "
+                        "a changed measurement needs a new id",
+                    )
+                )
+        problems += self._check_keys(connection, items, fresh, now, bound)
+        if problems:
+            raise BatchConflict(problems)
+        if not fresh:
+            return results
+        observations: dict[str, list[dict[str, Any]]] = {}
+        for item in fresh:
+            for table, rows in item.observations.items():
+                observations.setdefault(table, []).extend(rows)
+        extra = {"source": source, "stored_at": now}
+        rows = [{**item.row, **extra, "uploaded_at": now if item.probe_id else None} for item in fresh]
+        submissions = [
+            {
+                "measurement_id": item.id,
+                "probe_id": item.probe_id,
+                "received_at": now,
+                "asn_source": item.asn_source,
+            }
+            for item in fresh
+            if item.probe_id is not None
+        ]
+        tables = [(measurements, rows)]
+        tables += [(Base.metadata.tables[name], values) for name, values in observations.items()]
+        tables.append((SubmissionRow.__table__, submissions))
+        copy = connection.dialect.name == "postgresql" and _copy_available(connection)
+        for table, values in tables:
+            if not values:
+                continue
+            if copy:
+                _copy_rows(connection, table, values)
+            else:
+                connection.execute(insert(table), values)
+        return results
+
+    def _check_keys(
+        self,
+        connection: Connection,
+        items: Sequence[PreparedItem],
+        fresh: Sequence[PreparedItem],
+        now: datetime,
+        bound: dict[str, frozenset[str]],
+    ) -> list[tuple[int, str, str]]:
+        """Bind each key seen for the first time to the probe delivering it; refuse
+        items whose key is bound to other probes only."""
+        wanted = {item.key_id for item in fresh if item.key_id and item.probe_id}
+        if not wanted:
+            return []
+        owners = {key: self._key_owners[key] for key in wanted if key in self._key_owners}
+        unknown = wanted - owners.keys()
+        keys = ProbeKeyRow.__table__
+        if unknown:
+            lookup = select(keys.c.key_id, keys.c.probe_id).where(keys.c.key_id.in_(sorted(unknown)))
+
+            def read() -> dict[str, frozenset[str]]:
+                found: dict[str, set[str]] = {}
+                for key, probe in connection.execute(lookup):
+                    found.setdefault(key, set()).add(probe)
+                return {key: frozenset(probes) for key, probes in found.items()}
+
+            owners.update(read())
+            new = {item.key_id: item.probe_id for item in fresh if item.key_id in unknown - owners.keys()}
+            if new:
+                connection.execute(
+                    _insert_ignoring_conflicts(connection, keys),
+                    [{"key_id": k, "probe_id": p, "bound_at": now} for k, p in new.items()],
+                )
+                owners.update(read())
+            bound.update({key: owners[key] for key in unknown if key in owners})
+        fresh_ids = {id(item) for item in fresh}
+        problems = []
+        for index, item in enumerate(items):
+            if id(item) not in fresh_ids or not item.key_id or not item.probe_id:
+                continue
+            allowed = owners.get(item.key_id)
+            if allowed is not None and item.probe_id not in allowed:
+                problems.append(
+                    (
+                        index,
+                        "public_key",
+                        f"signed with key {item.key_id}, which belongs to another probe: a probe uploads "
+                        "only what its own key signed (the key's holder proves it with POST /api/v1/keys)",
+                    )
+                )
+        return problems
+
+    def bind_key(self, key_id: str, probe_id: str) -> None:
+        """Let ``probe_id`` deliver records signed by ``key_id`` (it proved it holds the key)."""
+        keys = ProbeKeyRow.__table__
+        with self.engine.begin() as connection:
+            connection.execute(
+                _insert_ignoring_conflicts(connection, keys),
+                [{"key_id": key_id, "probe_id": probe_id, "bound_at": utc_now()}],
+            )
+        self._key_owners.pop(key_id, None)
 
     def iter_measurements(
         self,

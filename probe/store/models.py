@@ -165,3 +165,23 @@ class SubmissionRow(Base):
     probe_id: Mapped[str] = mapped_column(ForeignKey("probes.id", ondelete="CASCADE"), index=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     asn_source: Mapped[str | None] = mapped_column(String(16))
+
+
+class ProbeKeyRow(Base):
+    """Which registered probes may deliver records signed by a key, on the collector.
+
+    Why: a signature proves that one installation made a record, and the submission
+    row says which probe delivered it.  A key belongs to the probes that proved they
+    hold it (``POST /api/v1/keys``: a signature over their own probe id, which nobody
+    else can replay), or else to the first probe that uploaded with it; a record
+    signed by one probe's key is never stored as another probe's.  One installation
+    may hold several registrations (a lost token, two uploads racing to register).
+    """
+
+    __tablename__ = "probe_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    probe_id: Mapped[str] = mapped_column(
+        ForeignKey("probes.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
