@@ -146,8 +146,6 @@ def download(
         part.unlink(missing_ok=True)
         meta.write_text(json.dumps(version))
     digest = _hash_file(part) if offset else hashlib.md5(usedforsecurity=False)
-    if offset:
-        progress(offset)
     if offset < entry.size or entry.size == 0:
         request: dict[str, Any] = {"Bucket": entry.bucket, "Key": entry.key}
         if entry.etag:
