@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -31,7 +31,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from analysis.fingerprints import FingerprintSet
-from analysis.verdicts import RULES_VERSION, VERDICT_COLUMNS, Verdict, judge_all, verdicts_frame
+from analysis.verdicts import RULES_VERSION, Verdict, judge_all, verdicts_frame
 from probe.records import Measurement
 
 
@@ -127,9 +127,23 @@ def cached_verdicts(
             f"v.fingerprints = :fp)){where} ORDER BY m.started_at, m.id"
         )
         with engine.connect() as conn:
-            cached = pd.DataFrame(
-                conn.execute(cached_query, params).fetchall(), columns=list(VERDICT_COLUMNS)
-            )
+            cached = [
+                Verdict(
+                    measurement_id=row[0],
+                    url=row[1],
+                    domain=row[2],
+                    probe_asn=row[3],
+                    measured_at=_utc(row[4]),
+                    status=row[5],
+                    blocking=row[6],
+                    confirmed=bool(row[7]),
+                    reason=row[8],
+                    rule_id=row[9],
+                    rules_version=row[10],
+                    observation_ids=json.loads(row[11]),
+                )
+                for row in conn.execute(cached_query, params)
+            ]
             records = conn.execution_options(yield_per=batch).execute(missing_query, params)
             measurements = [Measurement.from_dict(json.loads(r)) for (r,) in records]
         # Canaries were read for every run in range; keep only those whose run has a
@@ -140,16 +154,17 @@ def cached_verdicts(
         _store(engine, fresh, digest)
     finally:
         engine.dispose()
-    fresh_frame = verdicts_frame(fresh)
-    if cached.empty:
-        return fresh_frame
-    cached["observation_ids"] = [json.loads(x) for x in cached["observation_ids"]]
-    cached["confirmed"] = cached["confirmed"].astype(bool)
-    cached["measured_at"] = pd.to_datetime(cached["measured_at"], utc=True, format="mixed")
-    cached["probe_asn"] = cached["probe_asn"].astype("Int64")
-    cached["blocking"] = cached["blocking"].astype(object).where(cached["blocking"].notna(), None)
-    frame = pd.concat([cached, fresh_frame], ignore_index=True) if len(fresh_frame) else cached
-    return frame.sort_values(["measured_at", "measurement_id"], kind="stable").reset_index(drop=True)
+    if not cached:
+        return verdicts_frame(fresh)
+    merged = sorted([*cached, *fresh], key=lambda v: (v.measured_at, v.measurement_id))
+    return verdicts_frame(merged)
+
+
+def _utc(value: Any) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite hands back text, PostgreSQL datetimes)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def prune(db_url: str, *, keep_current: bool = True) -> int:

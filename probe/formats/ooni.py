@@ -635,6 +635,14 @@ def _control(
 def _start_time(value: Any) -> datetime:
     if not isinstance(value, str) or not value:
         raise OoniFormatError("no measurement_start_time")
+    if len(value) == 19 and value[4] == "-" and value[10] == " " and value[13] == ":":
+        try:  # OONI's own format, read without strptime (a tenth of an import's time)
+            return datetime(
+                int(value[0:4]), int(value[5:7]), int(value[8:10]),
+                int(value[11:13]), int(value[14:16]), int(value[17:19]), tzinfo=UTC,
+            )  # fmt: skip
+        except ValueError:
+            pass
     try:
         return datetime.strptime(value, OONI_TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
@@ -689,12 +697,14 @@ def _json_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def measurement_from_ooni(data: Any) -> Measurement:
+def measurement_from_ooni(data: Any, *, check_encoding: bool = True) -> Measurement:
     """One OONI Web Connectivity measurement (a parsed JSON object) as our record.
 
     Raises :class:`OoniFormatError` for anything that is not one: another test, or a
     measurement without the fields a verdict needs (input URL, start time, probe
-    network, test keys, a stable id).
+    network, test keys, a stable id).  ``check_encoding=False`` skips making the
+    canonical JSON to find strings UTF-8 cannot hold; a caller that makes it anyway
+    (the bulk importer) catches ``UnicodeEncodeError`` and calls :func:`scrubbed`.
     """
     if not isinstance(data, dict):
         raise OoniFormatError(f"a JSON {type(data).__name__}, not a measurement object")
@@ -755,12 +765,19 @@ def measurement_from_ooni(data: Any) -> Measurement:
                 m.annotations[f"ooni.{key}"] = _json_text(tk[key])
     if originals:
         m.annotations["ooni.original_failures"] = ",".join(sorted(originals))
+    if not check_encoding:
+        return m
     try:
         m.canonical_json()
     except UnicodeEncodeError:
         # A lone surrogate escaped in OONI's JSON ("\\ud800") cannot be stored as UTF-8.
-        return measurement_from_ooni(_scrub(data))
+        return scrubbed(data)
     return m
+
+
+def scrubbed(data: Any) -> Measurement:
+    """The measurement with every string made encodable as UTF-8 first."""
+    return measurement_from_ooni(_scrub(data))
 
 
 def _scrub(value: Any) -> Any:

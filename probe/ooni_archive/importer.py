@@ -91,29 +91,53 @@ class _Job:
     compact: bool
 
 
-def convert_chunk(job: _Job) -> ChunkResult:
-    """Raw lines -> prepared rows (runs in a worker)."""
-    from probe.formats.ooni import parse_line
+def _convert_one(raw: bytes, job: _Job, number: int, out: ChunkResult) -> None:
+    from probe.formats.ooni import OoniFormatError, loads, measurement_from_ooni, scrubbed
     from probe.store.database import prepare_measurement
 
-    out = ChunkResult(lines=len(job.lines))
-    for number, raw in job.lines:
-        result = parse_line(number, raw)
-        if result is None:
-            continue
-        if result.measurement is None:
-            out.skipped.append(f"{job.label}:{number}: {result.error}")
-            continue
-        m = result.measurement
-        if not job.filters.keep(m):
-            out.filtered += 1
-            continue
+    text = raw.strip()
+    if not text:
+        return
+    try:
+        data = loads(text)
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        out.skipped.append(f"{job.label}:{number}: not JSON ({exc.__class__.__name__}: {str(exc)[:200]})")
+        return
+    try:
+        m = measurement_from_ooni(data, check_encoding=False)
+    except OoniFormatError as exc:
+        out.skipped.append(f"{job.label}:{number}: {exc}")
+        return
+    except _HOSTILE as exc:
+        reason = f"cannot be read ({exc.__class__.__name__}: {str(exc)[:200]})"
+        out.skipped.append(f"{job.label}:{number}: {reason}")
+        return
+    if not job.filters.keep(m):
+        out.filtered += 1
+        return
+    if job.compact:
+        compact(m, job.keep_body)
+    try:
+        record = m.canonical_json().decode()
+    except UnicodeEncodeError:
+        m = scrubbed(data)
         if job.compact:
             compact(m, job.keep_body)
-        try:
-            out.prepared.append(prepare_measurement(m, source="ooni"))
-        except (ValueError, RecursionError, UnicodeError) as exc:
-            out.skipped.append(f"{job.label}:{number}: cannot be stored ({exc.__class__.__name__})")
+        record = m.canonical_json().decode()
+    except (ValueError, RecursionError) as exc:
+        out.skipped.append(f"{job.label}:{number}: cannot be stored ({exc.__class__.__name__})")
+        return
+    out.prepared.append(prepare_measurement(m, source="ooni", record=record))
+
+
+_HOSTILE = (RecursionError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+
+
+def convert_chunk(job: _Job) -> ChunkResult:
+    """Raw lines -> prepared rows (runs in a worker); a bad line is skipped with its reason."""
+    out = ChunkResult(lines=len(job.lines))
+    for number, raw in job.lines:
+        _convert_one(raw, job, number, out)
     return out
 
 
