@@ -105,6 +105,7 @@ def cached_verdicts(
     since: datetime | None = None,
     until: datetime | None = None,
     batch: int = 5000,
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """The verdicts frame (:func:`analysis.verdicts.verdicts_frame`) of every target
     measurement matching the filters: cached rows as they are, the rest judged now
@@ -122,9 +123,9 @@ def cached_verdicts(
             f"WHERE m.role <> 'canary'{where} ORDER BY m.started_at, m.id"
         )
         missing_query = text(
-            "SELECT m.record FROM measurements m WHERE (m.role = 'canary' OR NOT EXISTS (SELECT 1 FROM "
-            "verdict_cache v WHERE v.measurement_id = m.id AND v.rules_version = :rules AND "
-            f"v.fingerprints = :fp)){where} ORDER BY m.started_at, m.id"
+            "SELECT m.run_id, m.role, m.record FROM measurements m WHERE (m.role = 'canary' OR NOT EXISTS "
+            "(SELECT 1 FROM verdict_cache v WHERE v.measurement_id = m.id AND v.rules_version = :rules AND "
+            f"v.fingerprints = :fp)){where} ORDER BY m.run_id, m.started_at, m.id"
         )
         with engine.connect() as conn:
             cached = [
@@ -140,24 +141,97 @@ def cached_verdicts(
                     reason=row[8],
                     rule_id=row[9],
                     rules_version=row[10],
-                    observation_ids=json.loads(row[11]),
+                    observation_ids=_loads(row[11]),
                 )
                 for row in conn.execute(cached_query, params)
             ]
-            records = conn.execution_options(yield_per=batch).execute(missing_query, params)
-            measurements = [Measurement.from_dict(json.loads(r)) for (r,) in records]
-        # Canaries were read for every run in range; keep only those whose run has a
-        # target to judge now, so a run judged earlier is not read again.
-        pending_runs = {m.run_id for m in measurements if m.role != "canary"}
-        todo = [m for m in measurements if m.role != "canary" or m.run_id in pending_runs]
-        fresh = judge_all(todo, fingerprints=fingerprints)
-        _store(engine, fresh, digest)
+            rows = conn.execution_options(yield_per=batch).execute(missing_query, params)
+            fresh = _judge_missing(engine, rows, fingerprints, digest, workers=workers)
     finally:
         engine.dispose()
     if not cached:
+        fresh.sort(key=_order)
         return verdicts_frame(fresh)
-    merged = sorted([*cached, *fresh], key=lambda v: (v.measured_at, v.measurement_id))
-    return verdicts_frame(merged)
+    if fresh:
+        cached.extend(fresh)
+        cached.sort(key=_order)
+    return verdicts_frame(cached)
+
+
+def _order(v: Verdict) -> tuple[datetime, str]:
+    return (v.measured_at, v.measurement_id)
+
+
+try:
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover
+    _loads = json.loads
+
+#: Records per unit of judging work; a run's measurements never straddle two.
+JUDGE_CHUNK = 2000
+#: Below this many records to judge, worker processes cost more than they save.
+PARALLEL_ABOVE = 20_000
+
+_WORKER_FINGERPRINTS: FingerprintSet | None = None
+
+
+def _init_worker(fingerprints: FingerprintSet) -> None:
+    global _WORKER_FINGERPRINTS
+    _WORKER_FINGERPRINTS = fingerprints
+
+
+def _judge_chunk(records: list[str], fingerprints: FingerprintSet | None = None) -> list[Verdict]:
+    """Parse and judge one chunk (a whole run's measurements, canaries included)."""
+    fps = fingerprints or _WORKER_FINGERPRINTS
+    assert fps is not None
+    measurements = [Measurement.from_dict(_loads(r)) for r in records]
+    pending = {m.run_id for m in measurements if m.role != "canary"}
+    # A run judged earlier is read again only for its canaries: skip it.
+    todo = [m for m in measurements if m.role != "canary" or m.run_id in pending]
+    return judge_all(todo, fingerprints=fps)
+
+
+def _chunks(rows: Iterable[Any]) -> Iterable[list[str]]:
+    chunk: list[str] = []
+    last_run: object = object()
+    for run_id, _role, record in rows:
+        if len(chunk) >= JUDGE_CHUNK and (run_id is None or run_id != last_run):
+            yield chunk
+            chunk = []
+        chunk.append(record)
+        last_run = run_id
+    if chunk:
+        yield chunk
+
+
+def _judge_missing(
+    engine: Engine, rows: Iterable[Any], fingerprints: FingerprintSet, digest: str, *, workers: int | None
+) -> list[Verdict]:
+    """Judge every record not cached (in worker processes when there are many), caching
+    the verdicts a window at a time so memory stays bounded by the window."""
+    import itertools
+    import multiprocessing
+    import os
+
+    fresh: list[Verdict] = []
+    chunks = iter(_chunks(rows))
+    first = list(itertools.islice(chunks, PARALLEL_ABOVE // JUDGE_CHUNK))
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    if len(first) < PARALLEL_ABOVE // JUDGE_CHUNK or count <= 1:
+        for chunk in itertools.chain(first, chunks):
+            verdicts = _judge_chunk(chunk, fingerprints)
+            _store(engine, verdicts, digest)
+            fresh.extend(verdicts)
+        return fresh
+    context = multiprocessing.get_context("forkserver")
+    with context.Pool(count, initializer=_init_worker, initargs=(fingerprints,)) as pool:
+        window = first
+        while window:
+            for verdicts in pool.imap(_judge_chunk, window):
+                fresh.extend(verdicts)
+                _store(engine, verdicts, digest)
+            window = list(itertools.islice(chunks, count * 4))
+    return fresh
 
 
 def _utc(value: Any) -> datetime:
