@@ -11,7 +11,8 @@ Compact storage (see ``docs/ooni-archive.md``): an imported OONI measurement kee
 every observation the verdicts, episodes and reports use, but not whole bodies.  A
 response body sample is kept only when it matches a blockpage fingerprint (the
 caller's ``keep_body``); otherwise only its length, SHA-256 and title remain (and the
-annotation ``kuzot.bodies_dropped`` says how many were dropped).  Certificates keep
+annotation ``kuzot.bodies_dropped`` says how many were dropped).  Header values beyond
+:data:`HEADER_VALUE_CHARS` are cut (``kuzot.header_values_trimmed``).  Certificates keep
 their fingerprint, names and dates but not their DER bytes.  The raw file stays in
 the cache, so anything dropped can be read again from the evidence itself.
 """
@@ -29,6 +30,10 @@ from typing import Any
 from probe.ooni_archive.files import Damaged, measurement_lines
 from probe.records import HttpObservation, Measurement
 
+#: Header values longer than this are cut to it (Content-Security-Policy, long cookies):
+#: verdicts compare header names and match short values (Server, Location), and these
+#: long values were a third of a compact record.
+HEADER_VALUE_CHARS = 256
 #: Lines per unit of work handed to a worker.
 CHUNK_LINES = 400
 #: Below this many lines, workers are not worth starting.
@@ -57,11 +62,15 @@ class Filters:
 
 def compact(m: Measurement, keep_body: Callable[[HttpObservation], bool] | None) -> Measurement:
     """Drop what no verdict needs (see the module's docstring); returns ``m``."""
-    dropped = 0
+    dropped = trimmed = 0
     for obs in m.http:
         if obs.body_sample and not (keep_body is not None and keep_body(obs)):
             obs.body_sample = b""
             dropped += 1
+    for obs in [*m.http, *(m.control.http if m.control is not None else [])]:
+        if any(len(value) > HEADER_VALUE_CHARS for _, value in obs.headers):
+            trimmed += sum(1 for _, value in obs.headers if len(value) > HEADER_VALUE_CHARS)
+            obs.headers = [(name, value[:HEADER_VALUE_CHARS]) for name, value in obs.headers]
     for tls in m.tls:
         for cert in tls.certificates:
             cert.der_b64 = ""
@@ -71,6 +80,8 @@ def compact(m: Measurement, keep_body: Callable[[HttpObservation], bool] | None)
                 cert.der_b64 = ""
     if dropped:
         m.annotations["kuzot.bodies_dropped"] = str(dropped)
+    if trimmed:
+        m.annotations["kuzot.header_values_trimmed"] = str(trimmed)
     return m
 
 
