@@ -21,3 +21,29 @@ def test_unknown_or_missing_networks_have_honest_labels() -> None:
 def test_every_row_cites_a_source() -> None:
     """If a network is in the table, then its row says where the name comes from."""
     assert all(n.source and n.name for n in known_networks().values())
+
+
+def test_episodes_and_orders_name_the_network(history_db: dict) -> None:
+    """If episodes and orders are asked for as JSON, then each row keeps probe_asn and adds its network label."""
+    import json
+
+    from tests.conftest import kuzot
+
+    for command in (["episodes"], ["orders", "--orders", str(history_db["orders"])]):
+        result = kuzot(*command, "--db", history_db["db"], "--json")
+        assert result.returncode == 0, result.stderr
+        rows = json.loads(result.stdout)
+        assert rows, command
+        for row in rows:
+            assert "probe_asn" in row
+            assert row["network"] == network_label(row["probe_asn"])
+
+
+def test_the_table_names_kyrgyz_networks_with_sources() -> None:
+    """If the packaged table is read, then the major Kyrgyz networks are named and every row cites a source."""
+    table = known_networks()
+    assert network_label(12997) == "Kyrgyztelecom (AS12997)"
+    assert network_label(50223) == "MegaCom (AS50223)"
+    assert network_label(41329) == "Beeline (Sky Mobile) (AS41329)"
+    assert network_label(29061) == "Saima Telecom (AS29061)"
+    assert all(n.source and n.operator for n in table.values())

@@ -21,6 +21,7 @@ COMMANDS: list[str] = [
     "fingerprints",
     "verify",
     "import_ooni",
+    "ooni",
     "export",
     "lab",
     "demo",

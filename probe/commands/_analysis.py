@@ -31,11 +31,12 @@ def database_url(args: argparse.Namespace) -> str:
 
 
 def load_verdicts(args: argparse.Namespace):  # -> pandas.DataFrame
-    """Judge every stored measurement matching the filters (canaries are read too: they
-    decide ``probe_offline``)."""
-    from analysis.data import iter_measurements
+    """Verdicts of every stored target measurement matching the filters (canaries are
+    read too: they decide ``probe_offline``).  Verdicts already judged under the same
+    rules version and fingerprints come from the database's verdict cache; only the
+    rest are judged (and cached)."""
     from analysis.fingerprints import FingerprintError, load_fingerprints
-    from analysis.verdicts import judge_all, verdicts_frame
+    from analysis.verdict_cache import cached_verdicts
 
     try:
         fingerprints = load_fingerprints()
@@ -44,11 +45,11 @@ def load_verdicts(args: argparse.Namespace):  # -> pandas.DataFrame
     from probe.commands._common import open_store
 
     open_store(database_url(args), must_exist=True).close()  # a clear error for a bad URL
-    measurements = iter_measurements(
+    return cached_verdicts(
         database_url(args),
+        fingerprints=fingerprints,
         domain=getattr(args, "domain", None),
         probe_asn=getattr(args, "asn", None),
         since=getattr(args, "since", None),
         until=getattr(args, "until", None),
     )
-    return verdicts_frame(judge_all(measurements, fingerprints=fingerprints))

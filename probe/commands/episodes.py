@@ -36,7 +36,7 @@ def load_episodes(args: argparse.Namespace):  # -> tuple[DataFrame, DataFrame]
 #: What fits on a screen; json and csv have every column.
 TABLE_COLUMNS = [
     "domain",
-    "probe_asn",
+    "network",
     "blocking",
     "first_blocked",
     "last_blocked",
@@ -48,10 +48,21 @@ TABLE_COLUMNS = [
 ]
 
 
+def with_network(rows: list[dict]) -> list[dict]:
+    """Each row with ``network``: the network's name and number (``ElCat (AS8449)``), as
+    journalists cite it; ``probe_asn`` stays for scripts."""
+    from analysis.networks import network_label
+
+    for row in rows:
+        asn = row.get("probe_asn")
+        row["network"] = network_label(None if asn is None or asn != asn else asn)
+    return rows
+
+
 def handle(args: argparse.Namespace) -> int:
     _verdicts, episodes = load_episodes(args)
     columns = _columns()
     extra = [c for c in episodes.columns if c not in columns]
-    columns = TABLE_COLUMNS if args.format == "table" else columns + extra
-    write_rows(episodes.to_dict(orient="records"), args.format, columns=columns)
+    columns = TABLE_COLUMNS if args.format == "table" else [*columns, *extra, "network"]
+    write_rows(with_network(episodes.to_dict(orient="records")), args.format, columns=columns)
     return 0

@@ -72,12 +72,40 @@ def _check_inputs(files: list[str]) -> None:
     if files.count("-") > 1:
         raise CommandError("standard input (-) can be read only once", status=2)
     for name in files:
-        if name != "-" and not Path(name).is_file():
+        if name != "-" and not Path(name).is_file() and not Path(name).is_dir():
             raise CommandError(f"{name}: no such file", status=2)
+
+
+def _import_folders(args: argparse.Namespace) -> int:
+    """A folder (one synced by ``oonidata``, or our cache) is imported as it is, fast,
+    by ``kuzot ooni import``'s importer."""
+    from probe.commands.ooni import keep_body
+    from probe.ooni_archive.sync import import_directory
+
+    store = open_store(args.db)
+    stored = present = 0
+    skipped: list[str] = []
+    try:
+        for name in args.files:
+            report = import_directory(Path(name), store, keep_body=keep_body)
+            stored += report.stored
+            present += report.already_present
+            skipped.extend(report.skipped)
+            skipped.extend(report.errors)
+    finally:
+        store.close()
+    for where in skipped:
+        print(f"skipped {where}", file=sys.stderr)
+    _report(args, stored, present, skipped)
+    return 1 if skipped and not stored and not present else 0
 
 
 def handle(args: argparse.Namespace) -> int:
     _check_inputs(args.files)
+    if any(name != "-" and Path(name).is_dir() for name in args.files):
+        if not all(Path(name).is_dir() for name in args.files) or args.strict:
+            raise CommandError("give either folders or files (and --strict only with files)", status=2)
+        return _import_folders(args)
     if args.strict:
         return _import_strict(args)
     skipped: list[str] = []

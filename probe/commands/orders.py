@@ -10,13 +10,13 @@ from probe.commands._analysis import add_filters
 from probe.commands._common import add_db_option, add_format_option
 from probe.commands._output import write_rows
 from probe.commands.episodes import TABLE_COLUMNS as EPISODE_TABLE_COLUMNS
-from probe.commands.episodes import load_episodes
+from probe.commands.episodes import load_episodes, with_network
 
 #: What fits on a screen; json and csv have every column.
 TABLE_COLUMNS = [
     "order_id",
     "domain",
-    "probe_asn",
+    "network",
     "status",
     "enforcement_lag_days",
     "blocked_days_min",
@@ -67,8 +67,8 @@ def handle(args: argparse.Namespace) -> int:
     frame = (
         unexplained_episodes(orders, episodes) if args.unexplained else correlate(orders, episodes, verdicts)
     )
-    columns = list(frame.columns)
+    columns = [*frame.columns, "network"]
     if args.format == "table":
         columns = TABLE_COLUMNS if not args.unexplained else EPISODE_TABLE_COLUMNS
-    write_rows(frame.to_dict(orient="records"), args.format, columns=columns)
+    write_rows(with_network(frame.to_dict(orient="records")), args.format, columns=columns)
     return 0

@@ -93,6 +93,9 @@ def create_store_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
+            # 16 KiB pages (a no-op on an existing database): a stored record is about
+            # 2 KB, and with 4 KiB pages only one fits a page, which doubles the file.
+            cursor.execute("PRAGMA page_size=16384")
             # WAL: readers never block the writer, and a commit survives a kill.
             # synchronous=FULL: and a power cut too (NORMAL may lose the last commits
             # when the machine dies); one fsync per measurement costs little next to
@@ -378,6 +381,59 @@ def _copy_rows(connection: Connection, table: Any, values: list[dict[str, Any]])
 
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedMeasurement:
+    """A measurement turned into the rows that store it, ready for a bulk insert.
+
+    Why: building the canonical record, its hash and the index rows is most of the cost
+    of an import; a worker process can do it, and hand over plain (picklable) values,
+    so the one writer only inserts.
+    """
+
+    id: str
+    row: dict[str, Any]
+    observations: list[tuple[str, dict[str, Any]]]
+
+
+_OBSERVATION_TABLES = {
+    cls.__tablename__: cls
+    for cls in (DnsObservationRow, TcpObservationRow, TlsObservationRow, HttpObservationRow)
+}
+
+
+def prepare_measurement(m: Measurement, *, source: str, record: str | None = None) -> PreparedMeasurement:
+    """The rows of one measurement (``record``: its canonical JSON, when already made).
+
+    The measurement row is built as plain values, not an ORM object: same columns as
+    :func:`_measurement_row`, a fifth of the cost."""
+    import hashlib
+
+    text = record if record is not None else m.canonical_json().decode()
+    values = {
+        "id": m.id,
+        "run_id": m.run_id,
+        "url": m.url,
+        "domain": m.domain,
+        "role": m.role,
+        "category_code": m.category_code,
+        "probe_asn": m.probe_asn,
+        "probe_cc": m.probe_cc,
+        "started_at": m.started_at,
+        "runtime": m.runtime,
+        "source": source,
+        "content_hash": hashlib.sha256(text.encode()).hexdigest(),
+        "record": text,
+        "signature": None,
+        "key_id": None,
+        "public_key": None,
+        "bytes_used": 0,
+        "stored_at": utc_now(),
+        "uploaded_at": None,
+    }
+    observations = [(cls.__tablename__, v) for cls, v in _observation_values(m)]
+    return PreparedMeasurement(m.id, values, observations)
+
+
 def _write_error(exc: OperationalError) -> StoreError:
     if "full" in str(exc).lower():
         return StoreError(
@@ -583,6 +639,34 @@ class Store:
                 batch.clear()
         if batch:
             stored += flush()
+        return stored
+
+    def save_prepared(self, items: Sequence[PreparedMeasurement], *, chunk: int = 500) -> int:
+        """Store prepared measurements, one transaction per chunk, skipping ids already
+        stored (so a re-import after a kill stores each measurement once).  Returns how
+        many were new."""
+        stored = 0
+        for start in range(0, len(items), chunk):
+            part = items[start : start + chunk]
+            try:
+                with Session(self.engine) as session, session.begin():
+                    ids = [p.id for p in part]
+                    existing = set(
+                        session.scalars(select(MeasurementRow.id).where(MeasurementRow.id.in_(ids)))
+                    )
+                    fresh = list({p.id: p for p in part if p.id not in existing}.values())
+                    if not fresh:
+                        continue
+                    session.execute(insert(MeasurementRow), [p.row for p in fresh])
+                    by_table: dict[str, list[dict[str, Any]]] = {}
+                    for p in fresh:
+                        for table, values in p.observations:
+                            by_table.setdefault(table, []).append(values)
+                    for table, rows in by_table.items():
+                        session.execute(insert(_OBSERVATION_TABLES[table]), rows)
+                    stored += len(fresh)
+            except OperationalError as exc:
+                raise _write_error(exc) from exc
         return stored
 
     def save_batch(

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -185,3 +186,46 @@ class ProbeKeyRow(Base):
         ForeignKey("probes.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OoniFileRow(Base):
+    """One file of OONI's archive (or of a local folder) already imported, by version.
+
+    ``path`` is ``s3://bucket/key`` for synced files and the absolute path for local
+    ones; ``etag`` is the object's ETag (or size and mtime for local files).  A file
+    whose version is here is not read again; a changed object is.
+    """
+
+    __tablename__ = "ooni_files"
+
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    etag: Mapped[str] = mapped_column(String(80))
+    size: Mapped[int] = mapped_column(BigInteger)
+    measurements: Mapped[int] = mapped_column(Integer)
+    stored: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VerdictCacheRow(Base):
+    """A verdict computed once, valid for one ``rules_version`` and one fingerprint set.
+
+    Why keyed by both: a verdict depends on the rules and on the fingerprints it was
+    matched against; a change of either makes a new key, so old rows are simply not
+    found (and new rules re-judge only the measurements that have no row for them).
+    """
+
+    __tablename__ = "verdict_cache"
+
+    measurement_id: Mapped[str] = mapped_column(
+        ForeignKey("measurements.id", ondelete="CASCADE"), primary_key=True
+    )
+    rules_version: Mapped[str] = mapped_column(String(40), primary_key=True)
+    fingerprints: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(24))
+    blocking: Mapped[str | None] = mapped_column(String(24))
+    confirmed: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    rule_id: Mapped[str] = mapped_column(String(64))
+    observation_ids: Mapped[str] = mapped_column(Text)

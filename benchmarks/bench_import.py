@@ -1,0 +1,185 @@
+"""Import and judge speed for OONI measurements: ``python benchmarks/bench_import.py [N]``.
+
+Generates N OONI-shaped Web Connectivity measurements (KG, five networks, 30 KB bodies,
+one in ten a DNS block), writes them as hourly ``.jsonl.gz`` files, then measures in
+this process tree:
+
+- the reference: the line-by-line importer (``kuzot import-ooni FILE``'s path:
+  ``read_ooni`` + ``Store.save_measurement``) over the first ``N // 10`` lines;
+- ``kuzot ooni import``'s importer (worker processes, orjson, bulk inserts);
+- bytes per measurement in the database (after VACUUM);
+- judging + episodes cold (nothing cached) and warm (verdicts from the cache).
+
+Prints figures and the ratio to the reference.  Speed is never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from probe.store import Store
+
+ASNS = [8449, 12997, 50223, 41329, 47237]
+HEADERS = [["Content-Type", "text/html"], ["Server", "nginx"]]
+
+
+def line(n: int) -> dict:
+    blocked = n % 10 == 0
+    day, rest = divmod(n, 5000)
+    hour = (rest // 250) % 24
+    ip = "10.10.34.36" if blocked else "104.21.32.7"
+    url = f"https://site{n % 400}.example.kg/"
+    timeout = "generic_timeout_error"
+    return {
+        "annotations": {"engine_name": "ooniprobe-engine"},
+        "data_format_version": "0.2.0",
+        "input": url,
+        "measurement_start_time": f"2022-{1 + day // 28:02d}-{1 + day % 28:02d} {hour:02d}:{n % 60:02d}:00",
+        "measurement_uid": f"bench_{n:012d}",
+        "probe_asn": f"AS{ASNS[n % len(ASNS)]}",
+        "probe_cc": "KG",
+        "probe_network_name": "bench",
+        "report_id": f"bench_report_{n // 50}",
+        "software_name": "ooniprobe-cli",
+        "software_version": "3.20.0",
+        "test_name": "web_connectivity",
+        "test_runtime": 1.0,
+        "test_version": "0.4.3",
+        "test_keys": {
+            "queries": [
+                {
+                    "answers": [{"answer_type": "A", "ipv4": ip}],
+                    "engine": "system",
+                    "failure": None,
+                    "hostname": url.split("/")[2],
+                    "query_type": "A",
+                    "t0": 0.0,
+                    "t": 0.05,
+                }
+            ],
+            "tcp_connect": [
+                {
+                    "ip": ip,
+                    "port": 443,
+                    "status": {"failure": timeout if blocked else None, "success": not blocked},
+                }
+            ],
+            "requests": [
+                {
+                    "failure": timeout if blocked else None,
+                    "request": {"url": url, "method": "GET"},
+                    "response": {
+                        "body": None if blocked else "<title>Site</title>" + "z" * 30_000,
+                        "code": 0 if blocked else 200,
+                        "headers_list": [] if blocked else HEADERS,
+                    },
+                    "t0": 0.1,
+                    "t": 0.8,
+                }
+            ],
+            "control": {
+                "dns": {"addrs": ["104.21.32.7"], "failure": None},
+                "tcp_connect": {"104.21.32.7:443": {"status": True, "failure": None}},
+                "http_request": {
+                    "body_length": 30019,
+                    "failure": None,
+                    "title": "Site",
+                    "headers": {"Content-Type": "text/html", "Server": "nginx"},
+                    "status_code": 200,
+                },
+            },
+            "control_failure": None,
+        },
+    }
+
+
+def write_files(folder: Path, n: int, per_file: int = 5000) -> list[Path]:
+    paths = []
+    for start in range(0, n, per_file):
+        path = folder / f"{2022010100 + start // per_file}_KG_webconnectivity.n1.0.jsonl.gz"
+        with gzip.open(path, "wt", compresslevel=1) as out:
+            for i in range(start, min(n, start + per_file)):
+                out.write(json.dumps(line(i)) + "\n")
+        paths.append(path)
+    return paths
+
+
+def cpu() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    from probe.commands.ooni import keep_body
+    from probe.formats.ooni import read_ooni_path
+    from probe.ooni_archive.importer import Importer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "in").mkdir()
+        t = time.perf_counter()
+        paths = write_files(root / "in", n)
+        print(f"generated {n:,} measurements in {len(paths)} files: {time.perf_counter() - t:.1f} s")
+
+        ref_n = max(1000, n // 10)
+        ref_store = Store.open(f"sqlite:///{root / 'ref.db'}")
+        t, c = time.perf_counter(), cpu()
+        done = 0
+        for result in read_ooni_path(paths[0]):
+            if result.measurement is not None:
+                ref_store.save_measurement(result.measurement, source="ooni")
+                done += 1
+            if done >= min(ref_n, 5000):
+                break
+        ref_wall = time.perf_counter() - t
+        ref_rate = done / ref_wall
+        print(f"reference (line by line): {done:,} in {ref_wall:.1f} s = {ref_rate:,.0f}/s, "
+              f"CPU {1000 * (cpu() - c) / done:.2f} ms/measurement")  # fmt: skip
+        ref_store.close()
+
+        db = root / "fast.db"
+        store = Store.open(f"sqlite:///{db}")
+        t, c = time.perf_counter(), cpu()
+        with Importer(store, keep_body=keep_body) as importer:
+            stored = sum(importer.import_file(p).stored for p in paths)
+        wall = time.perf_counter() - t
+        rate = stored / wall
+        print(f"kuzot ooni import: {stored:,} in {wall:.1f} s = {rate:,.0f}/s "
+              f"({rate / ref_rate:.1f}x the reference), CPU {1000 * (cpu() - c) / stored:.2f} ms/measurement "
+              f"(workers {os.cpu_count()})")  # fmt: skip
+        store.close()
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("VACUUM")
+        print(f"database: {db.stat().st_size / stored:,.0f} bytes/measurement")
+
+        from analysis.episodes import find_episodes
+        from analysis.fingerprints import load_fingerprints
+        from analysis.verdict_cache import cached_verdicts
+
+        fps = load_fingerprints()
+        for label in ("cold (judging everything)", "warm (verdicts cached)"):
+            t = time.perf_counter()
+            verdicts = cached_verdicts(f"sqlite:///{db}", fingerprints=fps)
+            judged = time.perf_counter() - t
+            episodes = find_episodes(verdicts)
+            print(f"verdicts + episodes {label}: {len(verdicts):,} verdicts in {judged:.1f} s, "
+                  f"{len(episodes)} episodes in {time.perf_counter() - t - judged:.1f} s")  # fmt: skip
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS (this process): {peak:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

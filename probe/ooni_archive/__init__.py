@@ -1,0 +1,1 @@
+"""OONI's public archive: layout, anonymous S3 sync, fast import."""

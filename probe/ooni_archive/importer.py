@@ -1,0 +1,253 @@
+"""Import OONI measurement files fast: parse in worker processes, insert in bulk.
+
+Why this shape: converting one OONI measurement (JSON parse, our record, its
+canonical JSON and hash, the index rows) costs milliseconds of CPU; inserting it costs
+far less when done a few hundred rows at a time.  So workers (one per core) turn chunks
+of raw lines into :class:`~probe.store.database.PreparedMeasurement` values and the
+parent process, the only writer, stores them.  Small inputs are converted in-process:
+starting workers costs more than it saves.
+
+Compact storage (see ``docs/ooni-archive.md``): an imported OONI measurement keeps
+every observation the verdicts, episodes and reports use, but not whole bodies.  A
+response body sample is kept only when it matches a blockpage fingerprint (the
+caller's ``keep_body``); otherwise only its length, SHA-256 and title remain (and the
+annotation ``kuzot.bodies_dropped`` says how many were dropped).  Header values beyond
+:data:`HEADER_VALUE_CHARS` are cut (``kuzot.header_values_trimmed``).  Certificates keep
+their fingerprint, names and dates but not their DER bytes.  The raw file stays in
+the cache, so anything dropped can be read again from the evidence itself.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probe.ooni_archive.files import Damaged, measurement_lines
+from probe.records import HttpObservation, Measurement
+
+#: Header values longer than this are cut to it (Content-Security-Policy, long cookies):
+#: verdicts compare header names and match short values (Server, Location), and these
+#: long values were a third of a compact record.
+HEADER_VALUE_CHARS = 256
+#: Lines per unit of work handed to a worker.
+CHUNK_LINES = 400
+#: Below this many lines, workers are not worth starting.
+IN_PROCESS_BELOW = 3000
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which measurements to keep (empty: all)."""
+
+    asns: frozenset[int] = frozenset()
+    domains: frozenset[str] = frozenset()
+    ccs: frozenset[str] = frozenset()
+
+    def keep(self, m: Measurement) -> bool:
+        if self.asns and m.probe_asn not in self.asns:
+            return False
+        if self.ccs and (m.probe_cc or "") not in self.ccs:
+            return False
+        if self.domains:
+            bare = m.domain.removeprefix("www.")
+            if bare not in self.domains and m.domain not in self.domains:
+                return False
+        return True
+
+
+def compact(m: Measurement, keep_body: Callable[[HttpObservation], bool] | None) -> Measurement:
+    """Drop what no verdict needs (see the module's docstring); returns ``m``."""
+    dropped = trimmed = 0
+    for obs in m.http:
+        if obs.body_sample and not (keep_body is not None and keep_body(obs)):
+            obs.body_sample = b""
+            dropped += 1
+    for obs in [*m.http, *(m.control.http if m.control is not None else [])]:
+        if any(len(value) > HEADER_VALUE_CHARS for _, value in obs.headers):
+            trimmed += sum(1 for _, value in obs.headers if len(value) > HEADER_VALUE_CHARS)
+            obs.headers = [(name, value[:HEADER_VALUE_CHARS]) for name, value in obs.headers]
+    for tls in m.tls:
+        for cert in tls.certificates:
+            cert.der_b64 = ""
+    if m.control is not None:
+        for tls in m.control.tls:
+            for cert in tls.certificates:
+                cert.der_b64 = ""
+    if dropped:
+        m.annotations["kuzot.bodies_dropped"] = str(dropped)
+    if trimmed:
+        m.annotations["kuzot.header_values_trimmed"] = str(trimmed)
+    return m
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    prepared: list[Any] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    filtered: int = 0
+    lines: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    label: str
+    lines: list[tuple[int, bytes]]
+    filters: Filters
+    keep_body: Callable[[HttpObservation], bool] | None
+    compact: bool
+
+
+def _convert_one(raw: bytes, job: _Job, number: int, out: ChunkResult) -> None:
+    from probe.formats.ooni import OoniFormatError, loads, measurement_from_ooni, scrubbed
+    from probe.store.database import prepare_measurement
+
+    text = raw.strip()
+    if not text:
+        return
+    try:
+        data = loads(text)
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
+        out.skipped.append(f"{job.label}:{number}: not JSON ({exc.__class__.__name__}: {str(exc)[:200]})")
+        return
+    try:
+        m = measurement_from_ooni(data, check_encoding=False)
+    except OoniFormatError as exc:
+        out.skipped.append(f"{job.label}:{number}: {exc}")
+        return
+    except _HOSTILE as exc:
+        reason = f"cannot be read ({exc.__class__.__name__}: {str(exc)[:200]})"
+        out.skipped.append(f"{job.label}:{number}: {reason}")
+        return
+    if not job.filters.keep(m):
+        out.filtered += 1
+        return
+    if job.compact:
+        compact(m, job.keep_body)
+    try:
+        record = m.canonical_json().decode()
+    except UnicodeEncodeError:
+        m = scrubbed(data)
+        if job.compact:
+            compact(m, job.keep_body)
+        record = m.canonical_json().decode()
+    except (ValueError, RecursionError) as exc:
+        out.skipped.append(f"{job.label}:{number}: cannot be stored ({exc.__class__.__name__})")
+        return
+    out.prepared.append(prepare_measurement(m, source="ooni", record=record))
+
+
+_HOSTILE = (RecursionError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+
+
+def convert_chunk(job: _Job) -> ChunkResult:
+    """Raw lines -> prepared rows (runs in a worker); a bad line is skipped with its reason."""
+    out = ChunkResult(lines=len(job.lines))
+    for number, raw in job.lines:
+        _convert_one(raw, job, number, out)
+    return out
+
+
+@dataclass(slots=True)
+class FileOutcome:
+    path: Path
+    lines: int = 0
+    stored: int = 0
+    present: int = 0
+    filtered: int = 0
+    skipped: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def _jobs(
+    path: Path, label: str, filters: Filters, keep_body: Any, do_compact: bool, outcome: FileOutcome
+) -> Iterator[_Job]:
+    batch: list[tuple[int, bytes]] = []
+    try:
+        for item in measurement_lines(path):
+            batch.append(item)
+            if len(batch) >= CHUNK_LINES:
+                yield _Job(label, batch, filters, keep_body, do_compact)
+                batch = []
+    except Damaged as exc:
+        outcome.error = str(exc)
+    if batch:
+        yield _Job(label, batch, filters, keep_body, do_compact)
+
+
+def _context() -> Any:
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    return multiprocessing.get_context(method)
+
+
+class Importer:
+    """Imports files into one store; reuse it for many files (workers start once)."""
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        filters: Filters | None = None,
+        keep_body: Callable[[HttpObservation], bool] | None = None,
+        compact: bool = True,
+        workers: int | None = None,
+        on_progress: Callable[[int, int], None] = lambda lines, stored: None,
+    ) -> None:
+        self.store = store
+        self.filters = filters or Filters()
+        self.keep_body = keep_body
+        self.compact = compact
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self.on_progress = on_progress
+        self._pool: Any = None
+
+    def __enter__(self) -> Importer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def _map(self, jobs: Iterable[_Job], parallel: bool) -> Iterator[ChunkResult]:
+        if not parallel or self.workers <= 1:
+            return map(convert_chunk, jobs)
+        if self._pool is None:
+            self._pool = _context().Pool(self.workers)
+        return self._pool.imap(convert_chunk, jobs, chunksize=1)
+
+    def import_file(self, path: Path, label: str | None = None) -> FileOutcome:
+        """Import one file; a damaged file keeps what came before the damage."""
+        outcome = FileOutcome(path)
+        parallel = path.stat().st_size > 200_000 or not path.name.endswith((".gz", ".lz4"))
+        parallel = parallel and path.stat().st_size > 50_000
+        jobs = _jobs(path, label or str(path), self.filters, self.keep_body, self.compact, outcome)
+        pending: list[Any] = []
+        for result in self._map(jobs, parallel):
+            outcome.lines += result.lines
+            outcome.filtered += result.filtered
+            outcome.skipped.extend(result.skipped)
+            pending.extend(result.prepared)
+            if len(pending) >= 2000:
+                self._flush(pending, outcome)
+        self._flush(pending, outcome)
+        return outcome
+
+    def _flush(self, pending: list[Any], outcome: FileOutcome) -> None:
+        if not pending:
+            return
+        stored = self.store.save_prepared(pending)
+        outcome.stored += stored
+        outcome.present += len(pending) - stored
+        self.on_progress(len(pending), stored)
+        pending.clear()
+
+
+def import_paths(store: Any, paths: Sequence[Path], **options: Any) -> list[FileOutcome]:
+    with Importer(store, **options) as importer:
+        return [importer.import_file(p) for p in paths]

@@ -1,0 +1,257 @@
+"""``kuzot ooni sync``: list, fetch into the cache, and import what matched.
+
+Why each step is idempotent: a sync of years of data runs for hours on a volunteer's
+or analyst's line and will be interrupted.  The cache holds only complete, verified
+copies (partial ones are ``.part`` files that the next run continues); each cached file
+carries ``<name>.etag`` naming the object version it is; the database notes every
+version it imported (``ooni_files``); measurement ids come from OONI's identifiers.  So
+a kill at any point loses at most the file in flight, which the next run resumes, and
+nothing is stored twice.  A second run over the same period lists again, finds every
+file already imported under the same ETag, and downloads nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from probe.ooni_archive.importer import Filters, Importer
+from probe.ooni_archive.layout import ArchiveFile, prefixes, wanted
+from probe.ooni_archive.s3 import ArchiveError, RateLimit, download, list_files, make_client
+
+
+def cache_path(cache: Path, entry: ArchiveFile) -> Path:
+    """Where a file lives in the cache: its bucket and key, so the cache mirrors the archive."""
+    return cache / entry.bucket / entry.key
+
+
+def archive_url(entry: ArchiveFile) -> str:
+    return f"s3://{entry.bucket}/{entry.key}"
+
+
+def _cached(path: Path, entry: ArchiveFile) -> bool:
+    """Whether ``path`` is a complete copy of this version of the object.
+
+    A file without its ``.etag`` note (a kill just after the rename) is checked once by
+    size and MD5, and noted if it matches."""
+    note = path.with_name(path.name + ".etag")
+    if not path.exists() or path.stat().st_size != entry.size:
+        return False
+    if note.exists():
+        return note.read_text().strip() == entry.etag
+    digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+    if "-" in entry.etag or digest == entry.etag.lower():
+        note.write_text(entry.etag)
+        return True
+    return False
+
+
+@dataclass(slots=True)
+class SyncReport:
+    listed: int = 0
+    matched: int = 0
+    downloaded: int = 0
+    resumed: int = 0
+    bytes_downloaded: int = 0
+    already_imported: int = 0
+    imported_files: int = 0
+    measurements_read: int = 0
+    stored: int = 0
+    already_present: int = 0
+    filtered: int = 0
+    skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    cache: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files_listed": self.listed,
+            "files_matched": self.matched,
+            "files_downloaded": self.downloaded,
+            "files_resumed": self.resumed,
+            "bytes_downloaded": self.bytes_downloaded,
+            "files_already_imported": self.already_imported,
+            "files_imported": self.imported_files,
+            "measurements_read": self.measurements_read,
+            "imported": self.stored,
+            "already_present": self.already_present,
+            "filtered_out": self.filtered,
+            "skipped": len(self.skipped),
+            "skipped_lines": self.skipped,
+            "errors": self.errors,
+            "cache": self.cache,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    ccs: list[str]
+    tests: list[str]
+    since: date
+    until: date
+    asns: list[int] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    cans: bool = False
+    endpoint_url: str | None = None
+    bucket: str | None = None
+    rate: int | None = None
+
+
+class Progress:
+    """What the sync tells as it goes; the command shows it with rich, tests ignore it."""
+
+    def listing(self, done: int, total: int, files: int) -> None: ...
+    def planned(self, files: int, total_bytes: int) -> None: ...
+    def bytes(self, amount: int) -> None: ...
+    def file_done(self, name: str) -> None: ...
+    def measurements(self, amount: int) -> None: ...
+
+
+def sync(
+    request: SyncRequest,
+    store: Any,
+    cache: Path,
+    *,
+    keep_body: Callable[[Any], bool] | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> SyncReport:
+    from probe.store.ooni_files import imported_versions, record_import
+
+    progress = progress or Progress()
+    report = SyncReport(cache=str(cache))
+    client = make_client(request.endpoint_url)
+    ccs = [c.upper() for c in request.ccs]
+    entries: list[ArchiveFile] = []
+    plan = prefixes(ccs, request.tests, request.since, request.until, cans=request.cans)
+    for index, prefix in enumerate(plan, start=1):
+        if request.bucket:
+            prefix = type(prefix)(request.bucket, prefix.prefix)
+        entries.extend(list_files(client, prefix))
+        progress.listing(index, len(plan), len(entries))
+    report.listed = len(entries)
+    chosen = wanted(entries, ccs, request.tests)
+    report.matched = len(chosen)
+    done = imported_versions(store)
+    todo = [e for e in chosen if done.get(archive_url(e)) != e.etag]
+    report.already_imported = len(chosen) - len(todo)
+    progress.planned(len(todo), sum(e.size for e in todo))
+    limit = RateLimit(request.rate)
+    filters = Filters(
+        asns=frozenset(request.asns),
+        domains=frozenset(d.lower().removeprefix("www.") for d in request.domains),
+        ccs=frozenset(ccs),
+    )
+
+    def counted(amount: int) -> None:
+        report.bytes_downloaded += amount
+        progress.bytes(amount)
+
+    with Importer(
+        store,
+        filters=filters,
+        keep_body=keep_body,
+        workers=workers,
+        on_progress=lambda lines, stored: progress.measurements(lines),
+    ) as importer:
+        for entry in todo:
+            target = cache_path(cache, entry)
+            if _cached(target, entry):
+                progress.bytes(entry.size)
+            else:
+                try:
+                    resumed = download(client, entry, target, limit=limit, progress=counted)
+                except ArchiveError as exc:
+                    report.errors.append(str(exc))
+                    continue
+                target.with_name(target.name + ".etag").write_text(entry.etag)
+                report.downloaded += 1
+                report.resumed += int(resumed)
+            outcome = importer.import_file(target, label=archive_url(entry))
+            report.imported_files += 1
+            report.measurements_read += outcome.lines
+            report.stored += outcome.stored
+            report.already_present += outcome.present
+            report.filtered += outcome.filtered
+            report.skipped.extend(outcome.skipped)
+            if outcome.error:
+                report.errors.append(outcome.error)
+            record_import(
+                store,
+                archive_url(entry),
+                entry.etag,
+                entry.size,
+                measurements=outcome.lines,
+                stored=outcome.stored,
+                skipped=len(outcome.skipped),
+                error=outcome.error,
+            )
+            progress.file_done(entry.name)
+    return report
+
+
+def local_version(path: Path) -> str:
+    """A local file's version for ``ooni_files``: size and modification time."""
+    stat = path.stat()
+    return f"local:{stat.st_size}:{int(stat.st_mtime_ns // 1_000_000)}"
+
+
+def import_directory(
+    root: Path,
+    store: Any,
+    *,
+    keep_body: Callable[[Any], bool] | None = None,
+    filters: Filters | None = None,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> SyncReport:
+    """Import a folder already synced (by ``oonidata sync``, or our cache) as it is;
+    files already imported in the same version are skipped."""
+    from probe.ooni_archive.files import local_files
+    from probe.store.ooni_files import imported_versions, record_import
+
+    progress = progress or Progress()
+    report = SyncReport(cache=str(root))
+    paths = local_files(root)
+    report.listed = report.matched = len(paths)
+    done = imported_versions(store)
+    todo = [p for p in paths if done.get(str(p.resolve())) != local_version(p)]
+    report.already_imported = len(paths) - len(todo)
+    progress.planned(len(todo), sum(p.stat().st_size for p in todo))
+    started = time.monotonic()
+    with Importer(
+        store,
+        filters=filters,
+        keep_body=keep_body,
+        workers=workers,
+        on_progress=lambda lines, stored: progress.measurements(lines),
+    ) as importer:
+        for path in todo:
+            outcome = importer.import_file(path)
+            progress.bytes(path.stat().st_size)
+            report.imported_files += 1
+            report.measurements_read += outcome.lines
+            report.stored += outcome.stored
+            report.already_present += outcome.present
+            report.filtered += outcome.filtered
+            report.skipped.extend(outcome.skipped)
+            if outcome.error:
+                report.errors.append(outcome.error)
+            record_import(
+                store,
+                str(path.resolve()),
+                local_version(path),
+                path.stat().st_size,
+                measurements=outcome.lines,
+                stored=outcome.stored,
+                skipped=len(outcome.skipped),
+                error=outcome.error,
+            )
+            progress.file_done(path.name)
+    del started
+    return report

@@ -1,0 +1,87 @@
+"""Verdicts cached per rules version and fingerprints: judged once, read back after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import analysis.verdict_cache as cache
+from analysis.fingerprints import load_fingerprints
+from analysis.verdicts import judge_all, verdicts_frame
+from probe.formats.ooni import measurement_from_ooni
+from probe.store import Store
+from tests.test_ooni_format import dns_blocked_line, nxdomain_line, ooni_line
+
+
+def _store(db: str, lines: list[dict]) -> list:
+    store = Store.open(db)
+    measurements = [measurement_from_ooni(x) for x in lines]
+    store.save_measurements(measurements, source="ooni")
+    store.close()
+    return measurements
+
+
+def test_second_read_comes_from_the_cache_and_only_new_measurements_are_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If verdicts are read twice with one new measurement between, then the second read judges only that one and equals judging everything."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    fps = load_fingerprints()
+    first_lines = [ooni_line(), dns_blocked_line()]
+    _store(db, first_lines)
+    judged: list[int] = []
+
+    def counting(items, **kw):
+        items = list(items)
+        judged.append(sum(1 for m in items if m.role != "canary"))
+        return judge_all(items, **kw)
+
+    monkeypatch.setattr(cache, "judge_all", counting)
+    first = cache.cached_verdicts(db, fingerprints=fps)
+    assert sum(judged) == 2 and len(first) == 2
+    _store(db, [nxdomain_line()])
+    second = cache.cached_verdicts(db, fingerprints=fps)
+    assert sum(judged) == 3
+    measurements = [measurement_from_ooni(x) for x in [*first_lines, nxdomain_line()]]
+    expected = verdicts_frame(judge_all(measurements, fingerprints=fps)).sort_values("measurement_id")
+    got = second.sort_values("measurement_id")
+    for column in ("measurement_id", "status", "blocking", "rule_id", "reason", "confirmed", "rules_version"):
+        assert list(got[column]) == list(expected[column]), column
+    assert [list(x) for x in got["observation_ids"]] == [list(x) for x in expected["observation_ids"]]
+    assert list(got["measured_at"]) == list(expected["measured_at"])
+    third = cache.cached_verdicts(db, fingerprints=fps, domain="blocked.example.org")
+    assert sum(judged) == 3 and list(third["status"]) == list(
+        expected[expected["domain"] == "blocked.example.org"]["status"]
+    )
+
+
+
+def test_new_rules_version_judges_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the rules version changes, then every measurement is judged again under it and the old rows stay until pruned."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    fps = load_fingerprints()
+    _store(db, [ooni_line(), dns_blocked_line()])
+    cache.cached_verdicts(db, fingerprints=fps)
+    monkeypatch.setattr(cache, "RULES_VERSION", "9999.1.1")
+    calls: list[int] = []
+    real = cache.judge_all
+    monkeypatch.setattr(cache, "judge_all", lambda items, **kw: calls.append(1) or real(items, **kw))
+    cache.cached_verdicts(db, fingerprints=fps)
+    assert calls == [1]
+    assert cache.prune(db) == 2
+
+
+def test_parallel_judging_gives_the_same_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If many records are judged in worker processes, then the verdicts equal judging in one process."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    fps = load_fingerprints()
+    lines = [ooni_line(), dns_blocked_line(), nxdomain_line()]
+    _store(db, lines)
+    monkeypatch.setattr(cache, "JUDGE_CHUNK", 1)
+    monkeypatch.setattr(cache, "PARALLEL_ABOVE", 2)
+    got = cache.cached_verdicts(db, fingerprints=fps, workers=2)
+    expected = verdicts_frame(judge_all([measurement_from_ooni(x) for x in lines], fingerprints=fps))
+    assert sorted(zip(got["measurement_id"], got["rule_id"], strict=True)) == sorted(
+        zip(expected["measurement_id"], expected["rule_id"], strict=True)
+    )
