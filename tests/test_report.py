@@ -44,6 +44,8 @@ def test_report_files(report_dir):
         "charts/timeline.svg",
         "charts/heatmap.png",
         "charts/heatmap.svg",
+        "index.ru.html",
+        "index.ky.html",
         "evidence/measurements.jsonl",
         "evidence/MANIFEST.sha256",
     ):
@@ -57,12 +59,13 @@ def test_report_files(report_dir):
 def test_citation_sentences_have_counts_and_intervals_in_three_languages(report_dir):
     citation = (report_dir / "citation.txt").read_text()
     assert re.search(
-        r"azattyk\.org was blocked by DNS tampering on AS64601 from 2\d October 2022 to 2\d December "
-        r"2022: between \d+ and \d+ days, \d+ of \d+ measurements\.",
+        r"azattyk\.org was blocked by DNS tampering on ISP A \(synthetic\) \(AS64601\) from 2\d October "
+        r"2022 to 2\d December 2022: between \d+ and \d+ days, \d+ of \d+ measurements\.",
         citation,
     )
-    assert "On AS64602, azattyk.org was not seen blocked" in citation
-    assert "был заблокирован в сети AS64601 (подмена DNS)" in citation
+    assert "On ISP B (synthetic) (AS64602), azattyk.org was not seen blocked" in citation
+    assert "был заблокирован в сети ISP A (synthetic) (AS64601) (подмена DNS) с 2" in citation
+    assert re.search(r"от \d+ до \d+ (дня|дней); \d+ из \d+ измерений", citation)
     assert "тармагында бөгөттөлгөн" in citation
 
 
@@ -74,7 +77,7 @@ def test_every_figure_is_traceable_to_evidence(report_dir):
     assert len(anchors) == 2
     for row in (report_dir / "verdicts.csv").read_text().splitlines()[1:]:
         assert row.split(",", 1)[0] in ids
-    cited = set(re.findall(r'<td class="tag">([0-9a-f]+)</td>', page))
+    cited = set(re.findall(r'<span class="tag">([0-9a-f]+)</span>', page))
     assert cited and cited <= ids
     assert any(json.loads(line)["record"]["role"] == "canary" for line in lines), (
         "canaries back probe_offline"
@@ -150,7 +153,7 @@ def test_page_renders_in_headless_chromium(report_dir, tmp_path):
     url = (report_dir / "index.html").as_uri()
     dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert "Block episodes" in dom.stdout and "AS64601" in dom.stdout
+    assert "Block episodes" in dom.stdout and "ISP A (synthetic) (AS64601)" in dom.stdout
     console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Refused to" in line]
     assert not [line for line in console if "error" in line.lower() or "Refused" in line], console
 
@@ -166,3 +169,19 @@ def test_page_renders_in_headless_chromium(report_dir, tmp_path):
     pixels = image.imread(shot)
     colours = {tuple(p) for p in pixels.reshape(-1, pixels.shape[-1])[::37].round(2).tolist()}
     assert len(colours) > 20, "the screenshot is not blank"
+
+
+def test_simulated_data_is_said_in_every_language_on_every_page_and_in_the_citation(report_dir):
+    """If the evidence is synthetic or lab data, then the pages and citation.txt say so in English, Russian and Kyrgyz."""
+    citation = (report_dir / "citation.txt").read_text()
+    head = citation.split("Kuzot evidence report")[0]
+    for words in ("SIMULATED DATA", "СМОДЕЛИРОВАННЫЕ ДАННЫЕ", "СИМУЛЯЦИЯЛАНГАН МААЛЫМАТ"):
+        assert words in head
+    for name in ("index.html", "index.ru.html", "index.ky.html"):
+        page = (report_dir / name).read_text()
+        banner = page.index('class="simulated"')
+        assert banner < page.index("<h1>"), "the notice comes before anything else"
+        for words in ("SIMULATED DATA", "СМОДЕЛИРОВАННЫЕ ДАННЫЕ", "СИМУЛЯЦИЯЛАНГАН МААЛЫМАТ"):
+            assert words in page, (name, words)
+        assert "Volunteers in Kyrgyzstan run" not in page
+    assert "<h1>Блокировка azattyk.org" in (report_dir / "index.ru.html").read_text()
