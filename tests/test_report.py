@@ -185,3 +185,53 @@ def test_simulated_data_is_said_in_every_language_on_every_page_and_in_the_citat
             assert words in page, (name, words)
         assert "Volunteers in Kyrgyzstan run" not in page
     assert "<h1>Блокировка azattyk.org" in (report_dir / "index.ru.html").read_text()
+
+
+def _real_looking_db(directory: Path, *, add_synthetic: bool = False) -> str:
+    """The example history re-labelled as if measured on public networks, one without an AS number."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from analysis.synthetic import example_history
+    from probe.signing import SigningKey
+    from probe.store import Store
+
+    history = example_history(every=timedelta(days=1))
+    asns = {64601: 8449, 64602: None, 64603: 39659}
+    real = [replace(m, probe_asn=asns.get(m.probe_asn), probe_network=None, annotations={}) for m in history]
+    if add_synthetic:
+        lab = next(m for m in history if m.role == "target" and m.domain.endswith("azattyk.org"))
+        real.append(replace(lab, id="f" * 32))
+    url = f"sqlite:///{directory / 'real.db'}"
+    store = Store.open(url)
+    try:
+        store.save_measurements(real, sign=SigningKey.generate().sign)
+    finally:
+        store.close()
+    return url
+
+
+def test_real_data_names_each_network_and_survives_a_missing_asn(tmp_path):
+    """If measurements lack an AS number, then the report still builds, calls it an unknown network, and shows no simulated notice."""
+    db = _real_looking_db(tmp_path)
+    out = tmp_path / "out" / "report"
+    result = kuzot("report", "--db", db, "--domain", "azattyk.org", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    citation = (out / "citation.txt").read_text()
+    assert "SIMULATED" not in citation and "ElCat (AS8449)" in citation
+    assert "unknown network" in citation
+    page = (out / "index.html").read_text()
+    assert 'class="simulated"' not in page and "Volunteers in Kyrgyzstan run" in page
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["report"], "no temporary folder is left behind"
+    assert kuzot("verify", str(out)).returncode == 0
+
+
+def test_mixed_real_and_simulated_data_is_refused_and_writes_nothing(tmp_path):
+    """If real and synthetic measurements meet in one report, then kuzot report refuses with a clear error and writes nothing."""
+    db = _real_looking_db(tmp_path, add_synthetic=True)
+    out = tmp_path / "out" / "report"
+    result = kuzot("report", "--db", db, "--domain", "azattyk.org", "--out", str(out))
+    assert result.returncode == 1
+    assert "mix 1 simulated or lab ones" in result.stderr and "one or the other" in result.stderr
+    assert not out.exists()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
