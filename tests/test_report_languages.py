@@ -40,6 +40,7 @@ def test_every_message_of_the_template_has_a_translation(lang):
 @pytest.mark.parametrize("lang", [code for code in LANGUAGES if code != "en"])
 def test_compiled_catalog_matches_its_source(lang):
     """If the .po file changed, then its committed .mo was compiled again (pybabel compile, docs/report.md)."""
+
     def plain(catalog) -> dict:
         return {_key(m.id): _key(m.string) for m in catalog if m.id and not m.fuzzy}
 

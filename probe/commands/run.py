@@ -239,6 +239,25 @@ def _apply_config(args: argparse.Namespace) -> None:
         args.upload = str(config.get("collector_url"))
 
 
+def _learn_vantage(args: argparse.Namespace) -> None:
+    """Without --probe-asn, ask the control helper which network this is (it answers
+    only the AS number, country and network name; see probe/control/geolookup.py)."""
+    args.asn_source = "option" if args.probe_asn is not None else None
+    if args.probe_asn is not None or not getattr(args, "control", None):
+        return
+    from probe.control.geolookup import ask_vantage
+
+    vantage = ask_vantage(args.control, source_address=args.source_address)
+    if vantage is None:
+        return
+    args.probe_asn = vantage.probe_asn
+    args.asn_source = "control-helper"
+    if vantage.probe_cc:
+        args.probe_cc = vantage.probe_cc
+    if not args.probe_network and vantage.probe_network_name:
+        args.probe_network = vantage.probe_network_name
+
+
 def _judge(measurements: list[Measurement]) -> list:
     """This run's verdicts, for the summary sentence; a broken fingerprint file must not
     lose a finished run, so failures here only drop the sentence."""
@@ -360,6 +379,7 @@ def handle(args: argparse.Namespace) -> int:
     except ConsentRequired as exc:
         raise CommandError(str(exc), status=3) from exc
     _apply_config(args)
+    _learn_vantage(args)
     settings = build_settings(args)
     canaries = _canaries(args)
     if args.concurrency < 1:
@@ -399,7 +419,7 @@ def handle(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         deadline=args.deadline,
         canaries=canaries,
-        options={"concurrency": args.concurrency, "canaries": len(canaries)},
+        options={"concurrency": args.concurrency, "canaries": len(canaries), "asn_source": args.asn_source},
         budget=budget,
         resume_run_id=resume_run_id,
     )
