@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.dates as mdates
+import matplotlib.ticker as ticker
 import numpy as np
 import pandas as pd
 from matplotlib.colors import LinearSegmentedColormap
@@ -73,16 +74,28 @@ def _labeller(labels: dict[int | None, str] | None, names: dict[int, str] | None
     return label
 
 
+class _DayAndTime(ticker.Formatter):
+    """Hours on every tick, the full date (with its year) under the first tick of each day."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return mdates.num2date(x).strftime("%H:%M\n%d %b %Y")
+
+    def format_ticks(self, values: Sequence[float]) -> list[str]:
+        out, previous = [], None
+        for value in values:
+            moment = mdates.num2date(value)
+            day = moment.date()
+            out.append(moment.strftime("%H:%M") + ("" if day == previous else moment.strftime("\n%d %b %Y")))
+            previous = day
+        return out
+
+
 def _date_axis(ax, start: pd.Timestamp, end: pd.Timestamp) -> None:
     """Dates a reader can copy: the year always shown, hours only for short spans."""
-    span = end - start
-    locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
-    ax.xaxis.set_major_locator(locator)
-    if span <= pd.Timedelta(days=3):
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M\n%d %b %Y"))
-    else:
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y"))
-    ax.set_xlabel("Date and time (UTC)" if span <= pd.Timedelta(days=3) else "Date (UTC)")
+    short = end - start <= pd.Timedelta(days=3)
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=4, maxticks=9))
+    ax.xaxis.set_major_formatter(_DayAndTime() if short else mdates.DateFormatter("%d %b\n%Y"))
+    ax.set_xlabel("Date and time (UTC)" if short else "Date (UTC)")
 
 
 def _mark_simulated(fig: Figure, simulated: Sequence[str] | None) -> None:
@@ -255,13 +268,32 @@ def timeline(
     return fig
 
 
-def _bin(span: pd.Timedelta) -> tuple[str, str]:
-    """Cell width for a series this long, and its name for the title."""
-    if span <= pd.Timedelta(days=3):
-        return "h", "hour"
-    if span <= pd.Timedelta(days=120):
-        return "D", "day"
-    return "W-SUN", "week"  # weeks from Monday to Sunday
+#: Cell widths the heatmap may use, narrowest first, with their names.
+_BINS: tuple[tuple[str, pd.Timedelta, str], ...] = (
+    ("1h", pd.Timedelta(hours=1), "hour"),
+    ("2h", pd.Timedelta(hours=2), "2 hours"),
+    ("3h", pd.Timedelta(hours=3), "3 hours"),
+    ("6h", pd.Timedelta(hours=6), "6 hours"),
+    ("12h", pd.Timedelta(hours=12), "12 hours"),
+    ("1D", pd.Timedelta(days=1), "day"),
+    ("W-SUN", pd.Timedelta(days=7), "week"),  # Monday to Sunday
+)
+_MAX_CELLS = 120
+
+
+def _bin(times: pd.Series, networks: pd.Series | None = None) -> tuple[str, pd.Timedelta, str]:
+    """The narrowest cell that holds a measurement of each network (no striping of
+    empty cells between regular runs) and keeps the row under ``_MAX_CELLS`` cells."""
+    times = pd.to_datetime(times, utc=True)
+    span = times.max() - times.min() if len(times) else pd.Timedelta(0)
+    keys = networks if networks is not None else pd.Series(0, index=times.index)
+    gaps = [g.sort_values().diff().dropna() for _, g in times.groupby(keys.to_numpy())]
+    gaps = [g for g in gaps if len(g)]
+    cadence = pd.concat(gaps).median() if gaps else pd.Timedelta(hours=1)
+    for freq, width, name in _BINS:
+        if width >= cadence * 0.98 and span / width <= _MAX_CELLS:
+            return freq, width, name
+    return _BINS[-1]
 
 
 def blocked_share(verdicts: pd.DataFrame, domain: str | None = None, freq: str | None = "D") -> pd.DataFrame:
@@ -277,14 +309,16 @@ def blocked_share(verdicts: pd.DataFrame, domain: str | None = None, freq: str |
     if data.empty:
         return pd.DataFrame()
     if freq is None:
-        freq = _bin(times.max() - times.min())[0]
-    period = times.dt.tz_localize(None).dt.to_period(freq).dt.start_time.dt.tz_localize("UTC")
+        freq = _bin(times, data["probe_asn"].astype("Int64").fillna(-1))[0]
+    if freq.startswith("W"):
+        period = times.dt.tz_localize(None).dt.to_period(freq).dt.start_time.dt.tz_localize("UTC")
+    else:
+        period = times.dt.floor(freq)
     blocked = (data["status"] == "blocked").astype(float)
     network = data["probe_asn"].astype("Int64").astype(object).where(data["probe_asn"].notna(), -1)
     table = blocked.groupby([period, network]).mean().unstack()
-    full = pd.date_range(table.index.min(), table.index.max(), freq=pd.tseries.frequencies.to_offset(freq))
-    if freq.startswith("W"):
-        full = pd.date_range(table.index.min(), table.index.max(), freq="7D")
+    step = "7D" if freq.startswith("W") else freq
+    full = pd.date_range(table.index.min(), table.index.max(), freq=step)
     out = table.reindex(full)
     out.columns = [None if c == -1 else int(c) for c in out.columns]
     return out
@@ -300,8 +334,12 @@ def heatmap(
 ) -> Figure:
     label = _labeller(labels, names)
     conclusive = verdicts[verdicts["status"].isin(["blocked", "accessible"])]
-    times = pd.to_datetime(conclusive["measured_at"], utc=True).dropna()
-    freq, unit = _bin(times.max() - times.min()) if len(times) else ("D", "day")
+    if domain is not None:
+        conclusive = conclusive[conclusive["domain"].map(bare_domain) == bare_domain(domain)]
+    times = pd.to_datetime(conclusive["measured_at"], utc=True)
+    known = times.notna().to_numpy()
+    networks = conclusive["probe_asn"].astype("Int64").fillna(-1)[known]
+    freq, step, unit = _bin(times[known], networks) if known.any() else _BINS[5]
     share = blocked_share(verdicts, domain, freq=freq)
     fig = Figure(figsize=(11, 2.6 + 0.55 * max(1, share.shape[1])), layout="constrained")
     ax = fig.subplots()
@@ -317,8 +355,6 @@ def heatmap(
         ax.set_axis_off()
         _mark_simulated(fig, simulated)
         return fig
-    widths = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1), "week": pd.Timedelta(days=7)}
-    step = widths[unit]
     edges = [*share.index, share.index[-1] + step]
     x = mdates.date2num([t.tz_localize(None).to_pydatetime() for t in edges])
     values = np.ma.masked_invalid(share.T.to_numpy(dtype=float))
@@ -341,9 +377,14 @@ def heatmap(
     ax.xaxis_date()
     start, end = edges[0], edges[-1]
     _date_axis(ax, start, end)
-    if unit == "hour":
-        ax.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, max(1, int(len(share) / 8) or 1))))
-        ax.xaxis.set_minor_locator(mdates.HourLocator())
+    # Ticks on cell edges: a tick never falls inside a cell.
+    if step < pd.Timedelta(days=1):
+        hours = int(step / pd.Timedelta(hours=1))
+        every = hours * max(1, -(-len(share) // 8))
+        ax.xaxis.set_major_locator(
+            mdates.HourLocator(byhour=range(0, 24, min(every, 24)) if every < 24 else [0])
+        )
+        ax.xaxis.set_minor_locator(mdates.HourLocator(byhour=range(0, 24, hours)))
     elif unit == "day":
         ax.xaxis.set_minor_locator(mdates.DayLocator())
     else:
@@ -357,7 +398,7 @@ def heatmap(
             Patch(facecolor=_NO_DATA, hatch="///", edgecolor="white", label="no conclusive measurement")
         ],
         loc="upper left",
-        bbox_to_anchor=(0.0, -0.28 if unit == "hour" else -0.2),
+        bbox_to_anchor=(0.0, -0.3 if step < pd.Timedelta(days=1) else -0.2),
         fontsize=8,
         frameon=False,
     )

@@ -107,7 +107,14 @@ def blocked_sentence(
         "duration": duration(low, high, lang, ongoing=ongoing),
         "counts": _of_measurements(blocked, total, lang),
     }
-    if ongoing:
+    if ongoing and first.date() == last.date():
+        values |= {"start": f"{first:%H:%M}", "end": f"{last:%H:%M}"}
+        message = gettext_(
+            lang,
+            "{domain} was blocked by {method} on {network} on {first} from {start} UTC, still blocked at the "
+            "last measurement at {end} UTC: {duration}, {counts}.",
+        )
+    elif ongoing:
         message = gettext_(
             lang,
             "{domain} was blocked by {method} on {network} from {first}, still blocked at the last "
