@@ -1,4 +1,5 @@
-"""The report's catalogs: every message translated, compiled catalogs current, plurals and dates from Babel."""
+"""The gettext catalogs (the report's, and the probe's for the consent screen and the CLI): every
+message translated, compiled catalogs current, plurals and dates from Babel."""
 
 from __future__ import annotations
 
@@ -13,18 +14,28 @@ from babel.messages.pofile import read_po
 from analysis import report_text as text
 from analysis.i18n import LANGUAGES
 
-LOCALE = resources.files("analysis").joinpath("locale")
+#: (package, gettext domain, extraction keywords)
+DOMAINS = [
+    ("analysis", "report", ["-k", "N_", "-k", "gettext_:2", "-k", "ngettext_:2,3"]),
+    ("probe", "cli", ["-k", "N_"]),
+]
+CATALOGS = [(package, domain, lang) for package, domain, _ in DOMAINS for lang in LANGUAGES if lang != "en"]
 
 
-def _po(lang: str):
-    return read_po(io.BytesIO(LOCALE.joinpath(lang, "LC_MESSAGES", "report.po").read_bytes()), locale=lang)
+def _po(package: str, domain: str, lang: str):
+    path = resources.files(package).joinpath("locale", lang, "LC_MESSAGES", f"{domain}.po")
+    return read_po(io.BytesIO(path.read_bytes()), locale=lang)
 
 
-@pytest.mark.parametrize("lang", [code for code in LANGUAGES if code != "en"])
-def test_every_message_of_the_template_has_a_translation(lang):
-    """If a message is in report.pot, then the ru and ky catalogs translate it, every plural form included."""
-    template = read_po(io.BytesIO(LOCALE.joinpath("report.pot").read_bytes()))
-    catalog = _po(lang)
+def _pot(package: str, domain: str):
+    return read_po(io.BytesIO(resources.files(package).joinpath("locale", f"{domain}.pot").read_bytes()))
+
+
+@pytest.mark.parametrize(("package", "domain", "lang"), CATALOGS)
+def test_every_message_of_the_template_has_a_translation(package, domain, lang):
+    """If a message is in a .pot template, then the ru and ky catalogs translate it, every plural form included."""
+    template = _pot(package, domain)
+    catalog = _po(package, domain, lang)
     missing = []
     for message in template:
         if not message.id:
@@ -37,23 +48,25 @@ def test_every_message_of_the_template_has_a_translation(lang):
     assert not missing, missing
 
 
-@pytest.mark.parametrize("lang", [code for code in LANGUAGES if code != "en"])
-def test_compiled_catalog_matches_its_source(lang):
+@pytest.mark.parametrize(("package", "domain", "lang"), CATALOGS)
+def test_compiled_catalog_matches_its_source(package, domain, lang):
     """If the .po file changed, then its committed .mo was compiled again (pybabel compile, docs/report.md)."""
 
     def plain(catalog) -> dict:
         return {_key(m.id): _key(m.string) for m in catalog if m.id and not m.fuzzy}
 
-    compiled = read_mo(io.BytesIO(LOCALE.joinpath(lang, "LC_MESSAGES", "report.mo").read_bytes()))
-    assert plain(compiled) == plain(_po(lang))
+    path = resources.files(package).joinpath("locale", lang, "LC_MESSAGES", f"{domain}.mo")
+    compiled = read_mo(io.BytesIO(path.read_bytes()))
+    assert plain(compiled) == plain(_po(package, domain, lang))
 
 
 def _key(value):
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
-def test_every_message_in_the_code_is_in_the_template(tmp_path):
-    """If the code or a template has a message, then report.pot has it (pybabel extract was run)."""
+@pytest.mark.parametrize(("package", "domain", "keywords"), DOMAINS)
+def test_every_message_in_the_code_is_in_the_template(tmp_path, package, domain, keywords):
+    """If the code or a template has a message, then its .pot has it (pybabel extract was run)."""
     from pathlib import Path
 
     from babel.messages.frontend import CommandLineInterface
@@ -61,13 +74,11 @@ def test_every_message_in_the_code_is_in_the_template(tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "fresh.pot"
     CommandLineInterface().run(
-        [
-            "pybabel", "-q", "extract", "-F", str(root / "analysis/locale/babel.cfg"),
-            "-k", "N_", "-k", "gettext_:2", "-k", "ngettext_:2,3", "--no-location", "-o", str(out), str(root),
-        ]
+        ["pybabel", "-q", "extract", "-F", str(root / package / "locale" / "babel.cfg"), *keywords,
+         "--no-location", "-o", str(out), str(root)]
     )  # fmt: skip
     fresh = {m.id for m in read_po(out.open("rb")) if m.id}
-    committed = {m.id for m in read_po(io.BytesIO(LOCALE.joinpath("report.pot").read_bytes())) if m.id}
+    committed = {m.id for m in _pot(package, domain) if m.id}
     assert fresh - committed == set(), sorted(map(str, fresh - committed))
 
 
@@ -104,3 +115,26 @@ def test_a_one_day_block_is_not_from_a_day_to_the_same_day():
     assert "to 26 October" not in words["en"]
     assert "26 октября 2022" in words["ru"] and "7 из 12 измерений" in words["ru"]
     assert "26-октябрь" in words["ky"]
+
+
+def test_consent_and_run_summary_speak_the_volunteers_language(monkeypatch):
+    """If KUZOT_LANG names Russian or Kyrgyz, then the run summary is in it, with its plural; the consent text exists in all three."""
+    from probe.commands.run import _plain_summary
+    from probe.consent import CONSENT_TEXT
+
+    assert sorted(CONSENT_TEXT) == ["en", "ky", "ru"]
+    assert "ПЕРЕД НАЧАЛОМ" in CONSENT_TEXT["ru"] and "БАШТООДОН МУРУН" in CONSENT_TEXT["ky"]
+
+    class V:
+        def __init__(self, domain):
+            self.domain = domain
+
+    verdicts = [V("a.kg"), V("b.kg"), V("c.kg"), V("d.kg"), V("e.kg")]
+    monkeypatch.setenv("KUZOT_LANG", "ru")
+    assert (
+        _plain_summary(verdicts, [], False) == "Ни один из 5 сайтов не выглядит заблокированным в вашей сети."
+    )
+    monkeypatch.setenv("KUZOT_LANG", "ky")
+    assert "5 сайттын 2 бөгөттөлгөн окшойт: a.kg, b.kg" in _plain_summary(verdicts, ["a.kg", "b.kg"], False)
+    monkeypatch.setenv("KUZOT_LANG", "en")
+    assert _plain_summary(verdicts[:1], [], False) == "None of the 1 site looks blocked on your network."

@@ -272,20 +272,29 @@ def _judge(measurements: list[Measurement]) -> list:
 
 
 def _plain_summary(verdicts: list, blocked: list[str], offline: bool) -> str:
-    """One sentence for a person, not a table."""
+    """One sentence for a person, not a table, in their language (probe/i18n.py)."""
+    from probe import i18n
+
     if offline:
-        return (
+        return i18n.gettext(
             "Your own connection seemed down during this run (the reference sites failed too), "
             "so no site is reported as blocked. Try again when you are online."
         )
     sites = len({v.domain for v in verdicts})
     if not blocked:
-        return f"None of the {sites} sites looks blocked on your network."
+        return i18n.ngettext(
+            "None of the {sites} site looks blocked on your network.",
+            "None of the {sites} sites looks blocked on your network.",
+            sites,
+        ).format(sites=sites)
     names = ", ".join(blocked[:8]) + (", ..." if len(blocked) > 8 else "")
-    return (
-        f"{len(blocked)} of {sites} sites look blocked on your network: {names}. "
-        "See `kuzot verdicts` for how and why."
-    )
+    return i18n.ngettext(
+        "{blocked} of {sites} site looks blocked on your network: {names}. "
+        "See `kuzot verdicts` for how and why.",
+        "{blocked} of {sites} sites look blocked on your network: {names}. "
+        "See `kuzot verdicts` for how and why.",
+        sites,
+    ).format(blocked=len(blocked), sites=sites, names=names)
 
 
 def _signing_key(store: Store) -> SigningKey:
