@@ -43,7 +43,7 @@ def ooni_explorer_url(annotations: dict[str, str] | None) -> str | None:
     A local stand-in for ``analysis.provenance.ooni_explorer_url`` (issue 17); the merge
     should keep theirs and make this a re-export."""
     uid = (annotations or {}).get("ooni.measurement_uid", "").strip()
-    if not uid or not all(c.isalnum() or c in "_-" for c in uid):
+    if not uid or not all(c.isascii() and (c.isalnum() or c in "._-") for c in uid):
         return None
     return f"https://explorer.ooni.org/m/{uid}"
 

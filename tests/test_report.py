@@ -187,7 +187,7 @@ def test_simulated_data_is_said_in_every_language_on_every_page_and_in_the_citat
     assert "<h1>Блокировка azattyk.org" in (report_dir / "index.ru.html").read_text()
 
 
-def _real_looking_db(directory: Path, *, add_synthetic: bool = False) -> str:
+def _real_looking_db(directory: Path, *, add_synthetic: bool = False, doh_and_ooni: bool = False) -> str:
     """The example history re-labelled as if measured on public networks, one without an AS number."""
     from dataclasses import replace
     from datetime import timedelta
@@ -199,6 +199,19 @@ def _real_looking_db(directory: Path, *, add_synthetic: bool = False) -> str:
     history = example_history(every=timedelta(days=1))
     asns = {64601: 8449, 64602: None, 64603: 39659}
     real = [replace(m, probe_asn=asns.get(m.probe_asn), probe_network=None, annotations={}) for m in history]
+    if doh_and_ooni:
+        from probe.records import ControlObservations
+
+        real = [
+            replace(
+                m,
+                control=ControlObservations(source="doh:https://dns.example/dns-query", dns=m.control.dns)
+                if m.control is not None
+                else None,
+                annotations={"ooni.measurement_uid": f"20221027000000.{i:06d}_KG_webconnectivity_abc"},
+            )
+            for i, m in enumerate(real)
+        ]
     if add_synthetic:
         lab = next(m for m in history if m.role == "target" and m.domain.endswith("azattyk.org"))
         real.append(replace(lab, id="f" * 32))
@@ -235,3 +248,19 @@ def test_mixed_real_and_simulated_data_is_refused_and_writes_nothing(tmp_path):
     assert "mix 1 simulated or lab ones" in result.stderr and "one or the other" in result.stderr
     assert not out.exists()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_method_text_names_the_controls_used_and_ooni_measurements_link_to_explorer(tmp_path):
+    """If only a DoH resolver served as control and records came from OONI, then "How we measured" says so and each measurement links to OONI Explorer."""
+    db = _real_looking_db(tmp_path, doh_and_ooni=True)
+    out = tmp_path / "report"
+    result = kuzot("report", "--db", db, "--domain", "azattyk.org", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (out / "index.html").read_text()
+    method = page[page.index('id="method"') :]
+    assert "DNS over HTTPS" in method
+    assert "A control server outside the country does the same" not in method
+    if '<details id="ep-' in page:
+        assert re.search(r'href="https://explorer\.ooni\.org/m/20221027000000\.\d{6}_KG_webconnectivity_abc"', page)
+    rows = (out / "verdicts.csv").read_text()
+    assert "https://explorer.ooni.org/m/20221027000000.000" in rows
