@@ -217,11 +217,13 @@ def build_report(
     orders: pd.DataFrame,
     since: datetime | None = None,
     until: datetime | None = None,
+    replace_existing: bool = False,
 ) -> Report:
     """Compute, write and seal the report; returns what it wrote.
 
     Everything is written to a temporary folder beside ``out_dir`` and moved into place
-    at the end, so a failure never leaves half a report."""
+    at the end, so a failure never leaves half a report; with ``replace_existing`` an
+    earlier report in ``out_dir`` is swapped out only once the new one is complete."""
     domain = bare_domain(domain)
     verdicts, provenance = _load(db_url, domain, since, until)
     if verdicts.empty:
@@ -258,15 +260,19 @@ def build_report(
         simulated_reasons=provenance.reasons(ids),
         controls=provenance.controls(ids),
     )
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not replace_existing)):
         raise ReportError(f"{out_dir} is not an empty folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
         _write_all(report, work, db_url, orders, labels, provenance)
+        old = None
         if out_dir.exists():
-            out_dir.rmdir()
+            old = out_dir.with_name(f"{work.name}.old")
+            os.replace(out_dir, old)
         os.replace(work, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

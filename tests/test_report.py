@@ -264,3 +264,16 @@ def test_method_text_names_the_controls_used_and_ooni_measurements_link_to_explo
         assert re.search(r'href="https://explorer\.ooni\.org/m/20221027000000\.\d{6}_KG_webconnectivity_abc"', page)
     rows = (out / "verdicts.csv").read_text()
     assert "https://explorer.ooni.org/m/20221027000000.000" in rows
+
+
+def test_overwrite_swaps_in_a_complete_report_and_leaves_no_temporary_folder(history_db, tmp_path):
+    """If an earlier report is overwritten, then the new one replaces it whole, verifies, and nothing else is left beside it."""
+    out = tmp_path / "r"
+    args = ["report", "--db", history_db["db"], "--domain", "24.kg", "--orders", str(history_db["orders"])]
+    assert kuzot(*args, "--out", str(out)).returncode == 0
+    first = (out / "citation.txt").read_text()
+    again = kuzot(*args, "--out", str(out), "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert (out / "citation.txt").read_text() != first  # a new generation time
+    assert kuzot("verify", str(out)).returncode == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
