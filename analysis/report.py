@@ -1,13 +1,19 @@
 """The evidence report: one folder a journalist can publish from and anyone can verify.
 
 Layout of ``DIR`` (a stable interface; docs/evidence.md explains it to readers)
-- ``index.html``: one self-contained page (charts embedded, no network fetches).
+- ``index.html``: one self-contained page (charts embedded, no network fetches), in
+  English; ``index.ru.html`` and ``index.ky.html`` the same in Russian and Kyrgyz.  Pages
+  built from simulated or lab data open with a notice saying so in all three languages
+  (so does ``citation.txt``), and real and simulated data are never mixed in one report.
 - ``citation.txt``: the sentences to quote, in English, Russian and Kyrgyz, each with
   its measurement counts and duration bracket.
 - ``episodes.csv``, ``orders.csv``, ``verdicts.csv``: the tables behind the page.
 - ``charts/timeline.{png,svg}``, ``charts/heatmap.{png,svg}``.
 - ``evidence/measurements.jsonl``: every measurement behind every figure, with its
   content hash and signature; ``evidence/MANIFEST.sha256`` covers every file.
+
+The page comes from Jinja2 templates (``analysis/templates``) and its words from gettext
+catalogs (``analysis/locale``); docs/report.md shows a sample report's structure.
 
 Why every figure links to measurements: a figure nobody can trace is an assertion, and
 this project's output is cited against governments that will dispute it.
