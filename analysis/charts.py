@@ -11,8 +11,8 @@ an episode drawn solid and its uncertainty as a bracket from the last accessible
 the first accessible measurement around it; the same duration words as the report's
 sentences; a colour per blocking method from the Okabe-Ito palette (safe for colour
 blindness), and a legend of what the chart actually shows.  The heatmap's cells are
-as wide as its tick spacing (hours for a short series, days, then weeks), 0 % is a
-colour and "no conclusive measurement" is hatched grey, never the same as 0 %.
+as wide as the measurement cadence (hours for a short series, days, then weeks), with
+ticks on cell edges; 0 % is a colour and "no conclusive measurement" is hatched grey, never the same as 0 %.
 Charts built from simulated or lab data say so across the figure.
 """
 
@@ -110,7 +110,7 @@ def _mark_simulated(fig: Figure, simulated: Sequence[str] | None) -> None:
         rotation=12,
         fontsize=44,
         color="#B00020",
-        alpha=0.13,
+        alpha=0.11,
         weight="bold",
         zorder=0,
     )
@@ -393,15 +393,16 @@ def heatmap(
     bar = fig.colorbar(mesh, ax=ax, shrink=0.85, pad=0.01)
     bar.set_label("blocked share")
     bar.set_ticks([0, 0.5, 1], labels=["0 %", "50 %", "100 %"])
-    ax.legend(
-        handles=[
-            Patch(facecolor=_NO_DATA, hatch="///", edgecolor="white", label="no conclusive measurement")
-        ],
-        loc="upper left",
-        bbox_to_anchor=(0.0, -0.3 if step < pd.Timedelta(days=1) else -0.2),
-        fontsize=8,
-        frameon=False,
-    )
+    if np.ma.getmaskarray(values).any():  # a legend of what occurs
+        ax.legend(
+            handles=[
+                Patch(facecolor=_NO_DATA, hatch="///", edgecolor="white", label="no conclusive measurement")
+            ],
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.3 if step < pd.Timedelta(days=1) else -0.2),
+            fontsize=8,
+            frameon=False,
+        )
     _mark_simulated(fig, simulated)
     return fig
 
