@@ -90,3 +90,30 @@ def test_a_run_without_probe_asn_learns_it_from_the_helper(helper, tmp_path: Pat
         records = [json.loads(r) for (r,) in conn.execute("SELECT record FROM measurements")]
     assert records and all(r["probe_asn"] == 64512 and r["probe_network"] == "Lab Net" for r in records)
     assert all(r["probe_cc"] == "KG" for r in records)
+
+
+def test_collector_with_control_answers_the_geolookup_too(tmp_path: Path) -> None:
+    """If kuzot serve runs with --with-control and --asn-db, then it answers the geolookup the same way."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "probe", "serve", "--db", f"sqlite:///{tmp_path / 'c.db'}",
+            "--listen", f"127.0.0.1:{port}", "--with-control", "--allow-private-targets",
+            "--asn-db", str(_asn_database(tmp_path / "asn.mmdb")),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        answer = None
+        for _ in range(300):
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/geolookup", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert answer is not None and answer.status_code == 200
+        assert answer.json() == {"probe_asn": 64512, "probe_cc": "KG", "probe_network_name": "Lab Net"}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
