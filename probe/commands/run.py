@@ -243,11 +243,18 @@ def _learn_vantage(args: argparse.Namespace) -> None:
     """Without --probe-asn, ask the control helper which network this is (it answers
     only the AS number, country and network name; see probe/control/geolookup.py)."""
     args.asn_source = "option" if args.probe_asn is not None else None
-    if args.probe_asn is not None or not getattr(args, "control", None):
+    # The control helper, else the collector this run uploads to (kuzot serve --with-control).
+    helper = getattr(args, "control", None)
+    if not helper and getattr(args, "upload", None):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(str(args.upload))
+        helper = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else None
+    if args.probe_asn is not None or not helper:
         return
     from probe.control.geolookup import ask_vantage
 
-    vantage = ask_vantage(args.control, source_address=args.source_address)
+    vantage = ask_vantage(helper, source_address=args.source_address)
     if vantage is None:
         return
     args.probe_asn = vantage.probe_asn
