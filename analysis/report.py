@@ -1,13 +1,19 @@
 """The evidence report: one folder a journalist can publish from and anyone can verify.
 
 Layout of ``DIR`` (a stable interface; docs/evidence.md explains it to readers)
-- ``index.html``: one self-contained page (charts embedded, no network fetches).
+- ``index.html``: one self-contained page (charts embedded, no network fetches), in
+  English; ``index.ru.html`` and ``index.ky.html`` the same in Russian and Kyrgyz.  Pages
+  built from simulated or lab data open with a notice saying so in all three languages
+  (so does ``citation.txt``), and real and simulated data are never mixed in one report.
 - ``citation.txt``: the sentences to quote, in English, Russian and Kyrgyz, each with
   its measurement counts and duration bracket.
 - ``episodes.csv``, ``orders.csv``, ``verdicts.csv``: the tables behind the page.
 - ``charts/timeline.{png,svg}``, ``charts/heatmap.{png,svg}``.
 - ``evidence/measurements.jsonl``: every measurement behind every figure, with its
   content hash and signature; ``evidence/MANIFEST.sha256`` covers every file.
+
+The page comes from Jinja2 templates (``analysis/templates``) and its words from gettext
+catalogs (``analysis/locale``); docs/report.md shows a sample report's structure.
 
 Why every figure links to measurements: a figure nobody can trace is an assertion, and
 this project's output is cited against governments that will dispute it.
@@ -17,7 +23,9 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,26 +34,33 @@ import pandas as pd
 
 from analysis import charts
 from analysis import report_text as text
-from analysis.data import canary_ids, load_verdicts
+from analysis.data import canary_ids, iter_measurements
 from analysis.episodes import DEFAULT_RULE, EPISODE_COLUMNS, bare_domain, find_episodes
 from analysis.evidence import write_evidence, write_manifest
+from analysis.i18n import LANGUAGE_NAMES, LANGUAGES, gettext_
+from analysis.networks import network_label
 from analysis.orders import CORRELATION_COLUMNS, correlate, unexplained_episodes
-from analysis.verdicts import RULES_VERSION
+from analysis.report_sources import Provenance
+from analysis.templating import render
+from analysis.verdicts import RULES_VERSION, judge_all, verdicts_frame
 
 #: Fewer conclusive measurements than this on a network, and the report says so
 #: instead of drawing a conclusion.
 MIN_CONCLUSIVE = 10
 #: Gaps in a network's measurements longer than this are listed as "not measured".
 GAP_HOURS = 48
+#: Pages written besides index.html (English): one per other language.
+PAGE_NAMES = {"en": "index.html", "ru": "index.ru.html", "ky": "index.ky.html"}
 
 
 class ReportError(Exception):
-    """Nothing to report (no measurements match), or the output folder is unusable."""
+    """Nothing to report (no measurements match), mixed real and simulated data, or the
+    output folder is unusable."""
 
 
 @dataclass
 class NetworkSummary:
-    asn: int
+    asn: int | None
     label: str
     measurements: int
     conclusive: int
@@ -55,6 +70,10 @@ class NetworkSummary:
     last: datetime | None
     gaps: list[tuple[datetime, datetime]] = field(default_factory=list)
     sentences: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def anchor(self) -> str:
+        return f"net-{self.asn}" if self.asn is not None else "net-unknown"
 
 
 @dataclass
@@ -68,16 +87,29 @@ class Report:
     networks: list[NetworkSummary]
     evidence_ids: list[str]
     generated_at: datetime
+    #: How many of the report's measurements are simulated or from a lab (all or none).
+    simulated: int = 0
+    simulated_reasons: list[str] = field(default_factory=list)
+    #: The kinds of control the measurements had: "helper", "doh".
+    controls: set[str] = field(default_factory=set)
+
+    def simulated_notice(self, lang: str) -> str | None:
+        if not self.simulated:
+            return None
+        return text.simulated_sentence(lang, self.simulated, len(self.verdicts))
 
     def citation(self) -> str:
-        lines = [
+        lines = []
+        if self.simulated:
+            lines += ["*** " + self.simulated_notice(lang) + " ***" for lang in LANGUAGES]  # type: ignore[operator]
+            lines.append("")
+        lines += [
             f"Kuzot evidence report: {self.domain}",
             f"Generated {self.generated_at:%Y-%m-%d %H:%M} UTC",
             "",
         ]
-        names = {"en": "English", "ru": "Русский", "ky": "Кыргызча"}
-        for lang in text.LANGUAGES:
-            lines.append(f"[{names[lang]}]")
+        for lang in LANGUAGES:
+            lines.append(f"[{LANGUAGE_NAMES[lang]}]")
             for network in self.networks:
                 lines.extend(network.sentences[lang])
             lines.append("")
@@ -86,10 +118,6 @@ class Report:
             "check them with: kuzot verify <this folder>."
         )
         return "\n".join(lines) + "\n"
-
-
-def _label(asn: int) -> str:
-    return f"AS{asn}"
 
 
 def _gaps(times: pd.Series) -> list[tuple[datetime, datetime]]:
@@ -101,16 +129,28 @@ def _gaps(times: pd.Series) -> list[tuple[datetime, datetime]]:
     return out
 
 
-def _network_summaries(domain: str, verdicts: pd.DataFrame, episodes: pd.DataFrame) -> list[NetworkSummary]:
+def network_labels(verdicts: pd.DataFrame, provenance: Provenance) -> dict[int | None, str]:
+    """``Name (ASn)`` for each network of ``verdicts``, named from the table or from
+    what its measurements recorded."""
+    labels: dict[int | None, str] = {}
+    for asn, group in verdicts.groupby("probe_asn", dropna=False):
+        key = None if pd.isna(asn) else int(asn)
+        labels[key] = network_label(key, provenance.network_name(group["measurement_id"]))
+    return labels
+
+
+def _network_summaries(
+    domain: str, verdicts: pd.DataFrame, episodes: pd.DataFrame, labels: dict[int | None, str]
+) -> list[NetworkSummary]:
     out = []
-    for asn, group in verdicts.groupby("probe_asn"):
-        asn = int(asn)
-        label = _label(asn)
-        times = pd.to_datetime(group["measured_at"], utc=True)
+    for asn, group in verdicts.groupby("probe_asn", dropna=False):
+        key = None if pd.isna(asn) else int(asn)
+        label = labels[key]
+        times = pd.to_datetime(group["measured_at"], utc=True).dropna()
         status = group["status"]
         conclusive = int(status.isin(["blocked", "accessible"]).sum())
         summary = NetworkSummary(
-            asn=asn,
+            asn=key,
             label=label,
             measurements=len(group),
             conclusive=conclusive,
@@ -120,10 +160,13 @@ def _network_summaries(domain: str, verdicts: pd.DataFrame, episodes: pd.DataFra
             last=times.max().to_pydatetime() if len(times) else None,
             gaps=_gaps(times),
         )
-        mine = episodes[episodes["probe_asn"] == asn]
-        for lang in text.LANGUAGES:
+        if key is None:
+            mine = episodes[episodes["probe_asn"].isna()]
+        else:
+            mine = episodes[episodes["probe_asn"] == key]
+        for lang in LANGUAGES:
             sentences = []
-            if mine.empty and conclusive < MIN_CONCLUSIVE:
+            if mine.empty and (conclusive < MIN_CONCLUSIVE or summary.first is None):
                 # An episode is stated whatever the count (its own figures say how many
                 # measurements back it); "not seen blocked" needs enough of them.
                 sentences.append(
@@ -137,7 +180,7 @@ def _network_summaries(domain: str, verdicts: pd.DataFrame, episodes: pd.DataFra
                         network=label,
                         accessible=summary.accessible,
                         conclusive=conclusive,
-                        first=summary.first,
+                        first=summary.first,  # type: ignore[arg-type]
                         last=summary.last,  # type: ignore[arg-type]
                     )
                 )
@@ -163,6 +206,15 @@ def _network_summaries(domain: str, verdicts: pd.DataFrame, episodes: pd.DataFra
     return out
 
 
+def _load(db_url: str, domain: str, since: datetime | None, until: datetime | None):
+    """Verdicts of the domain's measurements and where each came from, in one pass."""
+    from analysis.fingerprints import load_fingerprints
+
+    measurements = list(iter_measurements(db_url, domain=domain, since=since, until=until))
+    verdicts = verdicts_frame(judge_all(measurements, fingerprints=load_fingerprints()))
+    return verdicts, Provenance.of(measurements)
+
+
 def build_report(
     db_url: str,
     domain: str,
@@ -171,21 +223,35 @@ def build_report(
     orders: pd.DataFrame,
     since: datetime | None = None,
     until: datetime | None = None,
+    replace_existing: bool = False,
 ) -> Report:
-    """Compute, write and seal the report; returns what it wrote."""
+    """Compute, write and seal the report; returns what it wrote.
+
+    Everything is written to a temporary folder beside ``out_dir`` and moved into place
+    at the end, so a failure never leaves half a report; with ``replace_existing`` an
+    earlier report in ``out_dir`` is swapped out only once the new one is complete."""
     domain = bare_domain(domain)
-    verdicts = load_verdicts(db_url, domain=domain, since=since, until=until)
+    verdicts, provenance = _load(db_url, domain, since, until)
     if verdicts.empty:
         raise ReportError(f"no measurements of {domain} in the database for that period")
+    ids = list(verdicts["measurement_id"])
+    simulated = provenance.simulated(ids)
+    if simulated and len(simulated) != len(ids):
+        reasons = ", ".join(provenance.reasons(ids))
+        raise ReportError(
+            f"the measurements of {domain} mix {len(simulated)} simulated or lab ones ({reasons}) with "
+            f"{len(ids) - len(simulated)} real ones; a report must be one or the other. Keep them in "
+            "separate databases, or narrow the report with --since/--until"
+        )
     episodes = find_episodes(verdicts)
     correlation = correlate(orders, episodes, verdicts)
     correlation = correlation[correlation["domain"] == domain].reset_index(drop=True)
     unexplained = unexplained_episodes(orders, episodes)
-    networks = _network_summaries(domain, verdicts, episodes)
-    targets = sorted(set(verdicts["measurement_id"]))
+    labels = network_labels(verdicts, provenance)
+    networks = _network_summaries(domain, verdicts, episodes, labels)
+    targets = sorted(set(ids))
     evidence_ids = sorted(set(targets) | set(canary_ids(db_url, targets)))
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     report = Report(
         domain=domain,
         out_dir=out_dir,
@@ -196,16 +262,61 @@ def build_report(
         networks=networks,
         evidence_ids=evidence_ids,
         generated_at=datetime.now(UTC),
+        simulated=len(simulated),
+        simulated_reasons=provenance.reasons(ids),
+        controls=provenance.controls(ids),
     )
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not replace_existing)):
+        raise ReportError(f"{out_dir} is not an empty folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        _write_all(report, work, db_url, orders, labels, provenance)
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f"{work.name}.old")
+            os.replace(out_dir, old)
+        os.replace(work, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return report
+
+
+def _write_all(
+    report: Report,
+    out: Path,
+    db_url: str,
+    orders: pd.DataFrame,
+    labels: dict[int | None, str],
+    provenance: Provenance,
+) -> None:
+    domain = report.domain
     relevant_orders = orders[[domain in list(d) for d in orders["domains"]]]
+    notice = [report.simulated_notice(lang) for lang in LANGUAGES] if report.simulated else None
     timeline = charts.save(
-        charts.timeline(domain, episodes, verdicts, relevant_orders), out_dir / "charts" / "timeline"
+        charts.timeline(
+            domain, report.episodes, report.verdicts, relevant_orders, labels=labels, simulated=notice
+        ),
+        out / "charts" / "timeline",
     )
-    heatmap = charts.save(charts.heatmap(verdicts, domain), out_dir / "charts" / "heatmap")
-    _write_csv(out_dir / "episodes.csv", episodes, [*EPISODE_COLUMNS, "episode_id", "confirmed", "methods"])
-    _write_csv(out_dir / "orders.csv", correlation, list(CORRELATION_COLUMNS))
+    heatmap = charts.save(
+        charts.heatmap(report.verdicts, domain, labels=labels, simulated=notice), out / "charts" / "heatmap"
+    )
+    episodes = report.episodes.copy()
+    episodes["network"] = [labels.get(None if pd.isna(a) else int(a), "") for a in episodes["probe_asn"]]
     _write_csv(
-        out_dir / "verdicts.csv",
+        out / "episodes.csv", episodes, [*EPISODE_COLUMNS, "episode_id", "confirmed", "methods", "network"]
+    )
+    _write_csv(out / "orders.csv", report.correlation, list(CORRELATION_COLUMNS))
+    verdicts = report.verdicts.copy()
+    verdicts["network"] = [labels.get(None if pd.isna(a) else int(a), "") for a in verdicts["probe_asn"]]
+    verdicts["simulated"] = [provenance.sources[i].simulated or "" for i in verdicts["measurement_id"]]
+    verdicts["ooni_url"] = [provenance.sources[i].ooni_url or "" for i in verdicts["measurement_id"]]
+    _write_csv(
+        out / "verdicts.csv",
         verdicts,
         [
             "measurement_id",
@@ -218,15 +329,19 @@ def build_report(
             "rule_id",
             "reason",
             "observation_ids",
+            "network",
+            "simulated",
+            "ooni_url",
         ],
     )
-    (out_dir / "citation.txt").write_text(report.citation(), encoding="utf-8")
-    write_evidence(db_url, evidence_ids, out_dir)
-    (out_dir / "index.html").write_text(
-        render_html(report, relevant_orders, timeline[0], heatmap[0]), encoding="utf-8"
-    )
-    write_manifest(out_dir)  # last: it seals every file above
-    return report
+    (out / "citation.txt").write_text(report.citation(), encoding="utf-8")
+    write_evidence(db_url, report.evidence_ids, out)
+    images = {"timeline": _data_uri(timeline[0]), "heatmap": _data_uri(heatmap[0])}
+    for lang in LANGUAGES:
+        (out / PAGE_NAMES[lang]).write_text(
+            render_html(report, relevant_orders, images, labels, provenance, lang=lang), encoding="utf-8"
+        )
+    write_manifest(out)  # last: it seals every file above
 
 
 def _write_csv(path: Path, frame: pd.DataFrame, columns: list[str]) -> None:
@@ -249,240 +364,142 @@ def _csv_cell(value: object) -> str:
 
 # --- HTML ------------------------------------------------------------------------------
 
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:72rem;margin:2rem auto;
-padding:0 1rem;line-height:1.5;color:#1a1a1a}
-h1{font-size:1.7rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd}
-.meta{color:#555}.sentence{font-size:1.1rem;margin:.4rem 0}
-table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.6rem 0}
-th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f3f3f3}img{max-width:100%;border:1px solid #eee}
-.blocked{color:#b00020;font-weight:600}.tag{font-family:monospace;font-size:.85rem}
-details{margin:.4rem 0}summary{cursor:pointer}
-"""
+
+def _data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def _e(value: object) -> str:
-    if value is None or (not isinstance(value, str | list) and pd.isna(value)):  # type: ignore[arg-type]
+def _span(low: object, high: object, ongoing: bool, lang: str) -> str:
+    if low is None or pd.isna(low):  # type: ignore[arg-type]
         return "—"
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
-    return html.escape(str(value))
+    return text.duration(float(low), None if pd.isna(high) else float(high), lang, ongoing=ongoing)  # type: ignore[arg-type]
 
 
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+def _label_of(labels: dict[int | None, str], asn: object) -> str:
+    key = None if asn is None or pd.isna(asn) else int(asn)  # type: ignore[arg-type,call-overload]
+    return labels.get(key) or network_label(key)
 
 
-def _days(value: object) -> str:
-    return "—" if value is None or pd.isna(value) else f"{float(value):.1f}"  # type: ignore[arg-type]
-
-
-def render_html(report: Report, orders: pd.DataFrame, timeline_png: Path, heatmap_png: Path) -> str:
-    d = report.domain
-    parts: list[str] = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        # A report must not fetch anything: no scripts, no remote images, no fonts.
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
-        "style-src 'unsafe-inline'\">",
-        f"<title>Kuzot evidence report: {_e(d)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>Blocking of {_e(d)}: evidence report</h1>",
-        f'<p class="meta">Generated {report.generated_at:%d %B %Y, %H:%M} UTC by Kuzot from '
-        f"{len(report.verdicts)} measurements on {len(report.networks)} networks. "
-        f"Verdict rules {RULES_VERSION}; episode rule: {DEFAULT_RULE.open_after} blocked measurements open "
-        f"an episode (one if confirmed by a fingerprint), {DEFAULT_RULE.close_after} accessible ones "
-        "close it.</p>",
-        "<h2>Summary</h2>",
-    ]
-    for network in report.networks:
-        for sentence in network.sentences["en"]:
-            parts.append(f'<p class="sentence">{_e(sentence)} <a href="#net-{network.asn}">details</a></p>')
-    for lang, heading in (("ru", "Кратко (по-русски)"), ("ky", "Кыскача (кыргызча)")):
-        parts.append(f'<details lang="{lang}"><summary>{heading}</summary>')
-        for network in report.networks:
-            parts.extend(f'<p class="sentence">{_e(s)}</p>' for s in network.sentences[lang])
-        parts.append("</details>")
-    parts += [
-        "<h2>Timeline</h2>",
-        "<p>One row per network. Solid bars: the time between the first and the last blocked measurement "
-        "(certainly blocked). Pale bars: up to the accessible measurements around them (the block began and "
-        "ended somewhere in there). Dashed lines: orders; yellow: the ordered period. "
-        "Ticks: measurements.</p>",
-        _img(timeline_png, f"Timeline of blocking of {d} per network"),
-        ' <p>Files: <a href="charts/timeline.png">PNG</a>, <a href="charts/timeline.svg">SVG</a></p>',
-        "<h2>Blocked share by day</h2>",
-        _img(heatmap_png, f"Share of measurements of {d} that were blocked, by day and network"),
-        ' <p>Files: <a href="charts/heatmap.png">PNG</a>, <a href="charts/heatmap.svg">SVG</a></p>',
-        "<h2>Block episodes</h2>",
-    ]
-    parts.append(_episodes_table(report))
-    parts.append("<h2>Orders and their enforcement</h2>")
-    parts.append(_orders_table(report, orders))
-    if len(report.unexplained[report.unexplained["domain"] == d]):
-        parts.append(
-            '<p class="blocked">Some blocks of this site match no known order: see the episodes marked '
-            "“no order” above.</p>"
-        )
-    parts.append("<h2>What was not measured</h2>")
-    parts.append(_coverage(report))
-    parts.append(_how_we_measured())
-    parts.append("<h2>Measurements behind each figure</h2>")
-    parts.append(_episode_details(report))
-    parts.append(
-        '<p>Every measurement is in <a href="evidence/measurements.jsonl">evidence/measurements.jsonl</a> '
-        "(one JSON object a line, with its SHA-256 content hash and the probe's ed25519 signature), every "
-        'verdict in <a href="verdicts.csv">verdicts.csv</a>; <a href="evidence/MANIFEST.sha256">'
-        "MANIFEST.sha256</a> lists the hash of every file. Check the folder with <code>kuzot verify</code> "
-        "or <code>sha256sum -c evidence/MANIFEST.sha256</code>.</p>"
-    )
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
-
-
-def _episodes_table(report: Report) -> str:
-    eps = report.episodes
-    if eps.empty:
-        return "<p>No block episode was found in this period.</p>"
-    explained = set(report.unexplained["episode_id"]) if len(report.unexplained) else set()
-    rows = [
-        "<table><tr><th>Network</th><th>Method</th><th>First blocked</th><th>Last blocked</th>"
-        "<th>Duration (days)</th><th>Measurements</th><th>Order</th></tr>"
-    ]
-    for _, ep in eps.iterrows():
-        low, high = ep["duration_days_min"], ep["duration_days_max"]
-        span = f"{_days(low)} – {_days(high)}" if not pd.isna(high) else f"at least {_days(low)}"
-        if ep["ongoing"]:
-            span += " (ongoing)"
-        order_ids = [
+def _episode_rows(report: Report, labels: dict[int | None, str], lang: str) -> list[dict[str, object]]:
+    unexplained = set(report.unexplained["episode_id"]) if len(report.unexplained) else set()
+    verdicts = report.verdicts.set_index("measurement_id")
+    rows = []
+    for _, ep in report.episodes.iterrows():
+        orders = [
             oid
             for oid, ids in zip(
                 report.correlation["order_id"], report.correlation["episode_ids"], strict=True
             )
             if ep["episode_id"] in ids
         ]
-        order = ", ".join(order_ids) if order_ids else ("no order" if ep["episode_id"] in explained else "—")
-        confirmed = " (confirmed)" if ep["confirmed"] else ""
-        rows.append(
-            f'<tr id="row-{ep["episode_id"]}"><td>AS{int(ep["probe_asn"])}</td>'
-            f"<td>{_e(text.METHODS.get(ep['blocking'], text.METHODS[None])['en'])}{confirmed}</td>"  # type: ignore[index]
-            f"<td>{_e(ep['first_blocked'])}</td><td>{_e(ep['last_blocked'])}</td><td>{span}</td>"
-            f'<td><a href="#ep-{ep["episode_id"]}">{int(ep["measurements_blocked"])} of '
-            f"{int(ep['measurements_total'])}</a></td><td>{_e(order)}</td></tr>"
-        )
-    rows.append("</table>")
-    return "\n".join(rows)
-
-
-def _orders_table(report: Report, orders: pd.DataFrame) -> str:
-    if orders.empty:
-        return "<p>No order in the orders file names this site.</p>"
-    parts = [
-        "<table><tr><th>Order</th><th>Issued</th><th>Ordered end</th><th>Withdrawn</th><th>Source</th></tr>"
-    ]
-    for _, o in orders.iterrows():
-        source = f'<a href="{html.escape(o["source_url"])}">source</a>' if o["source_url"] else "—"
-        parts.append(
-            f"<tr><td>{_e(o['order_id'])}<br><small>{_e(o['authority'])}; {_e(o['legal_basis'])}</small></td>"
-            f"<td>{_e(o['issued_on'])}</td><td>{_e(o['ordered_end'])}</td><td>{_e(o['withdrawn_on'])}</td>"
-            f"<td>{source}</td></tr>"
-        )
-    parts.append("</table>")
-    parts.append(
-        "<table><tr><th>Order</th><th>Network</th><th>Status</th><th>Lag (days)</th><th>Blocked (days)</th>"
-        "<th>Days past the ordered end</th><th>Days after withdrawal</th><th>Measurements</th></tr>"
-    )
-    for _, r in report.correlation.iterrows():
-        network = f"AS{int(r['probe_asn'])}" if not pd.isna(r["probe_asn"]) else "none measured"
-        blocked = "—"
-        if not pd.isna(r["blocked_days_min"]):
-            high = r["blocked_days_max"]
-            blocked = (
-                f"{_days(r['blocked_days_min'])} – {_days(high)}"
-                if not pd.isna(high)
-                else (f"at least {_days(r['blocked_days_min'])}")
-            )
-        links = " ".join(f'<a href="#ep-{eid}">episode</a>' for eid in r["episode_ids"])
-        parts.append(
-            f"<tr><td>{_e(r['order_id'])}</td><td>{network}</td><td>{_e(r['status'])}</td>"
-            f"<td>{_days(r['enforcement_lag_days'])}</td><td>{blocked}</td>"
-            f"<td>{_days(r['days_past_order_end'])}</td><td>{_days(r['days_after_withdrawal'])}</td>"
-            f"<td>{int(r['measurements_blocked'])} of {int(r['measurements_total'])} {links}</td></tr>"
-        )
-    parts.append("</table>")
-    return "\n".join(parts)
-
-
-def _coverage(report: Report) -> str:
-    parts = [
-        "<table><tr><th>Network</th><th>Measurements</th><th>Conclusive</th><th>From</th><th>To</th>"
-        "<th>Gaps over 48 hours</th></tr>"
-    ]
-    for n in report.networks:
-        gaps = "; ".join(f"{a:%Y-%m-%d %H:%M} → {b:%Y-%m-%d %H:%M}" for a, b in n.gaps[:10]) or "none"
-        if len(n.gaps) > 10:
-            gaps += f"; and {len(n.gaps) - 10} more"
-        few = " (too few to conclude)" if n.conclusive < MIN_CONCLUSIVE else ""
-        parts.append(
-            f'<tr id="net-{n.asn}"><td>{n.label}</td><td>{n.measurements}</td><td>{n.conclusive}{few}</td>'
-            f"<td>{_e(n.first and pd.Timestamp(n.first))}</td><td>{_e(n.last and pd.Timestamp(n.last))}</td>"
-            f"<td>{_e(gaps)}</td></tr>"
-        )
-    parts.append("</table>")
-    other = report.verdicts["status"].value_counts()
-    parts.append(
-        "<p>Measurements that cannot say anything about blocking are not counted as blocked or as "
-        f"accessible: site down for everyone ({int(other.get('down', 0))}), volunteer's own connection down "
-        f"({int(other.get('probe_offline', 0))}), inconclusive ({int(other.get('inconclusive', 0))}). "
-        "Networks with no volunteer are not in this report at all: absence of a row is absence of data, "
-        "not absence of blocking.</p>"
-    )
-    return "\n".join(parts)
-
-
-def _how_we_measured() -> str:
-    return (
-        "<h2>How we measured</h2><p>Volunteers in Kyrgyzstan run the Kuzot probe on their own connections. "
-        "For each site it resolves the name (through the system and the network's resolvers, listening for "
-        "injected replies), connects to every address, completes a TLS handshake with the site's name, and "
-        "loads the page. A control server outside the country does the same at the same time. A measurement "
-        "is called <em>blocked</em> only when the probe fails in a way the control does not (or a known "
-        "blockpage appears); when both fail, the site is <em>down</em>, not blocked; "
-        "when the probe's own test "
-        "sites (canaries) fail too, the volunteer's connection is down and nothing is concluded. Each "
-        "verdict names the rule and the observations that decided it (see verdicts.csv). The probe never "
-        "records the volunteer's IP address.</p>"
-        "<p>Dates are UTC. A block's duration is an interval: the lower figure counts only the time between "
-        "blocked measurements; the upper figure reaches to the accessible measurements around them.</p>"
-    )
-
-
-def _episode_details(report: Report) -> str:
-    if report.episodes.empty:
-        return "<p>No episode.</p>"
-    verdicts = report.verdicts.set_index("measurement_id")
-    parts = []
-    for _, ep in report.episodes.iterrows():
-        parts.append(
-            f'<details id="ep-{ep["episode_id"]}"><summary>AS{int(ep["probe_asn"])}, from '
-            f"{_e(ep['first_blocked'])}: {len(ep['measurement_ids'])} measurements</summary>"
-            "<table><tr><th>Measurement id</th><th>Time</th><th>Verdict</th><th>Why</th></tr>"
-        )
+        measurements = []
         for mid in ep["measurement_ids"]:
             v = verdicts.loc[mid]
-            status = (
-                f'<span class="blocked">{_e(v["status"])}</span>'
-                if v["status"] == "blocked"
-                else _e(v["status"])
+            measurements.append(
+                {"id": mid, "measured_at": v["measured_at"], "status": v["status"], "reason": v["reason"]}
             )
-            parts.append(
-                f'<tr><td class="tag">{_e(mid)}</td><td>{_e(v["measured_at"])}</td><td>{status}</td>'
-                f"<td>{_e(v['reason'])}</td></tr>"
-            )
-        parts.append("</table></details>")
-    return "\n".join(parts)
+        rows.append(
+            {
+                "id": ep["episode_id"],
+                "network": _label_of(labels, ep["probe_asn"]),
+                "method": text.method_words(ep["blocking"], lang),
+                "confirmed": bool(ep["confirmed"]),
+                "first": ep["first_blocked"],
+                "last": ep["last_blocked"],
+                "span": _span(ep["duration_days_min"], ep["duration_days_max"], bool(ep["ongoing"]), lang),
+                "ongoing": bool(ep["ongoing"]),
+                "blocked": int(ep["measurements_blocked"]),
+                "total": int(ep["measurements_total"]),
+                "orders": orders,
+                "no_order": not orders and ep["episode_id"] in unexplained,
+                "measurements": measurements,
+            }
+        )
+    return rows
 
 
-__all__ = ["GAP_HOURS", "MIN_CONCLUSIVE", "Report", "ReportError", "build_report", "render_html"]
+def _correlation_rows(report: Report, labels: dict[int | None, str], lang: str) -> list[dict[str, object]]:
+    rows = []
+    for _, r in report.correlation.iterrows():
+        rows.append(
+            {
+                "order_id": r["order_id"],
+                "network": None if pd.isna(r["probe_asn"]) else _label_of(labels, r["probe_asn"]),
+                "status": r["status"],
+                "lag": r["enforcement_lag_days"],
+                "blocked": _span(r["blocked_days_min"], r["blocked_days_max"], False, lang)
+                if not pd.isna(r["blocked_days_min"])
+                else "—",
+                "past_end": r["days_past_order_end"],
+                "after_withdrawal": r["days_after_withdrawal"],
+                "measurements_blocked": int(r["measurements_blocked"]),
+                "measurements_total": int(r["measurements_total"]),
+                "episode_ids": list(r["episode_ids"]),
+            }
+        )
+    return rows
+
+
+def render_html(
+    report: Report,
+    orders: pd.DataFrame,
+    images: dict[str, str],
+    labels: dict[int | None, str],
+    provenance: Provenance,
+    *,
+    lang: str = "en",
+) -> str:
+    """The page in ``lang``; the summary sentences of the other languages follow its own."""
+    ooni_links = {mid: src.ooni_url for mid, src in provenance.sources.items() if src.ooni_url is not None}
+    status_counts = report.verdicts["status"].value_counts()
+    context = {
+        "report": report,
+        "domain": report.domain,
+        "generated_at": report.generated_at,
+        "rules_version": RULES_VERSION,
+        "episode_rule": DEFAULT_RULE,
+        "simulated": [
+            (code, report.simulated_notice(code)) for code in [lang, *[c for c in LANGUAGES if c != lang]]
+        ]
+        if report.simulated
+        else [],
+        "simulated_reasons": report.simulated_reasons,
+        "summaries": [
+            {
+                "lang": code,
+                "name": LANGUAGE_NAMES[code],
+                "heading": gettext_(code, "Summary"),
+                "sentences": [(n, s) for n in report.networks for s in n.sentences[code]],
+            }
+            for code in [lang, *[c for c in LANGUAGES if c != lang]]
+        ],
+        "pages": [(code, LANGUAGE_NAMES[code], PAGE_NAMES[code]) for code in LANGUAGES],
+        "images": images,
+        "episodes": _episode_rows(report, labels, lang),
+        "orders": orders.to_dict(orient="records"),
+        "correlation": _correlation_rows(report, labels, lang),
+        "unexplained": bool(len(report.unexplained[report.unexplained["domain"] == report.domain])),
+        "networks": report.networks,
+        "min_conclusive": MIN_CONCLUSIVE,
+        "gap_hours": GAP_HOURS,
+        "other": {
+            "down": int(status_counts.get("down", 0)),
+            "probe_offline": int(status_counts.get("probe_offline", 0)),
+            "inconclusive": int(status_counts.get("inconclusive", 0)),
+        },
+        "controls": report.controls,
+        "ooni_links": ooni_links,
+    }
+    return render("report.html", lang, **context)
+
+
+__all__ = [
+    "GAP_HOURS",
+    "MIN_CONCLUSIVE",
+    "PAGE_NAMES",
+    "Report",
+    "ReportError",
+    "build_report",
+    "network_labels",
+    "render_html",
+]

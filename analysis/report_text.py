@@ -1,87 +1,87 @@
-"""Every sentence a report prints, in English, Russian and Kyrgyz: one catalogue.
+"""Every sentence a report prints, written once in English and translated through the
+gettext catalogs (:mod:`analysis.i18n`).
 
 Why one module: journalists quote these sentences, so their wording is part of the
-evidence.  Keeping all languages side by side makes a change in one visible in the
-others.  The Russian and Kyrgyz texts avoid grammar that depends on the number or the
-date (Kyrgyz case endings follow vowel harmony), using ISO dates and "label: value"
-phrasing where a sentence would need it.  Native speakers should review them; see
-docs/evidence.md.
+evidence.  Each sentence is one message with named placeholders, so a translator can
+reorder it; counts go through ``ngettext`` so Russian gets its three plural forms;
+days come from Babel's CLDR data.  Durations are brackets ("between 59 and 62 days"),
+and never say "0": a block shorter than the unit is "less than an hour".
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
-LANGUAGES = ("en", "ru", "ky")
+from analysis.i18n import LANGUAGES, format_day, gettext_, ngettext_
 
-METHODS: dict[str, dict[str, str]] = {
-    "dns": {"en": "DNS tampering", "ru": "подмена DNS", "ky": "DNS алмаштыруу"},
-    "tcp_ip": {"en": "IP blocking", "ru": "блокировка по IP-адресу", "ky": "IP дарек боюнча бөгөттөө"},
-    "tls": {"en": "TLS/SNI interference", "ru": "вмешательство в TLS (SNI)", "ky": "TLS (SNI) кийлигишүү"},
-    "http-failure": {
-        "en": "a cut HTTP connection",
-        "ru": "обрыв HTTP-соединения",
-        "ky": "HTTP байланышын үзүү",
-    },
-    "http-diff": {"en": "a blockpage", "ru": "страница блокировки", "ky": "бөгөттөө барагы"},
-    None: {"en": "an unidentified method", "ru": "метод не установлен", "ky": "ыкмасы аныкталган жок"},  # type: ignore[dict-item]
+
+def N_(message: str) -> str:
+    """Mark a message for extraction; translated where it is used."""
+    return message
+
+
+METHOD_MESSAGES: dict[str | None, str] = {
+    "dns": N_("DNS tampering"),
+    "tcp_ip": N_("IP blocking"),
+    "tls": N_("TLS/SNI interference"),
+    "http-failure": N_("a cut HTTP connection"),
+    "http-diff": N_("a blockpage"),
+    None: N_("an unidentified method"),
 }
 
-_RU_MONTHS = (
-    "января", "февраля", "марта", "апреля", "мая", "июня",
-    "июля", "августа", "сентября", "октября", "ноября", "декабря",
-)  # fmt: skip
+
+def method_words(method: str | None, lang: str) -> str:
+    return gettext_(lang, METHOD_MESSAGES.get(method, METHOD_MESSAGES[None]))
 
 
-def day_en(t: datetime) -> str:
-    return f"{t.day} {t:%B %Y}"
+def day(t: datetime, lang: str) -> str:
+    return format_day(t, lang)
 
 
-def day_ru(t: datetime) -> str:
-    return f"{t.day} {_RU_MONTHS[t.month - 1]} {t.year} года"
+def _hours(n: int, lang: str) -> str:
+    return ngettext_(lang, "{n} hour", "{n} hours", n).format(n=n)
 
 
-def day_iso(t: datetime) -> str:
-    return f"{t:%Y-%m-%d}"
-
-
-def ru_days(n: int) -> str:
-    """ "день", "дня" or "дней" after ``n``."""
-    if n % 10 == 1 and n % 100 != 11:
-        return "день"
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return "дня"
-    return "дней"
-
-
-def _hours(low: float, high: float | None, lang: str, ongoing: bool) -> str:
-    lo = int(low * 24)
-    if high is None or ongoing:
-        return {"en": f"at least {lo} hours", "ru": f"не менее {lo} ч", "ky": f"кеминде {lo} саат"}[lang]
-    hi = int(-(-(high * 24) // 1))
-    if lo == hi:
-        return {"en": f"{lo} hours", "ru": f"{lo} ч", "ky": f"{lo} саат"}[lang]
-    return {"en": f"between {lo} and {hi} hours", "ru": f"{lo}–{hi} ч", "ky": f"{lo}–{hi} саат"}[lang]
+def _days(n: int, lang: str) -> str:
+    return ngettext_(lang, "{n} day", "{n} days", n).format(n=n)
 
 
 def duration(low: float, high: float | None, lang: str, *, ongoing: bool = False) -> str:
-    """The duration bracket in words: "between 59 and 62 days", "at least 25 days"; in
-    hours when the block is shorter than two days (a day's rounding would say "0 days")."""
-    if (high if high is not None and not ongoing else low) < 2:
-        return _hours(low, high, lang, ongoing)
-    lo = int(low)  # whole days certainly blocked (rounded down)
-    if high is None or ongoing:
-        return {"en": f"at least {lo} days", "ru": f"не менее {lo} {ru_days(lo)}", "ky": f"кеминде {lo} күн"}[
-            lang
-        ]
-    hi = int(-(-high // 1))  # rounded up: the bracket only widens
+    """The duration bracket in words, in hours below two days and in days above.
+
+    The lower figure is rounded down and the upper one up, so the bracket only widens.
+    Each form is its own message: in Russian "at least" and "up to" govern the case of
+    the noun, so "{n} hours" cannot simply be put inside them."""
+    open_ended = high is None or ongoing
+    in_hours = (low if open_ended else high) < 2  # type: ignore[operator]
+    scale = 24.0 if in_hours else 1.0
+    lo = math.floor(low * scale + 1e-9)
+    if open_ended:
+        if lo == 0:
+            return gettext_(lang, "just begun, duration not yet known")
+        if in_hours:
+            return ngettext_(lang, "at least {n} hour", "at least {n} hours", lo).format(n=lo)
+        return ngettext_(lang, "at least {n} day", "at least {n} days", lo).format(n=lo)
+    hi = max(1, math.ceil(high * scale - 1e-9))  # type: ignore[operator]
     if lo == hi:
-        return {"en": f"{lo} days", "ru": f"{lo} {ru_days(lo)}", "ky": f"{lo} күн"}[lang]
-    return {
-        "en": f"between {lo} and {hi} days",
-        "ru": f"{lo}–{hi} {ru_days(hi)}",  # the noun agrees with the last number
-        "ky": f"{lo}–{hi} күн",
-    }[lang]
+        return _hours(lo, lang) if in_hours else _days(lo, lang)
+    if lo == 0:
+        if in_hours:
+            return ngettext_(lang, "up to {n} hour", "up to {n} hours", hi).format(n=hi)
+        return ngettext_(lang, "up to {n} day", "up to {n} days", hi).format(n=hi)
+    # The noun follows the upper number, as it does when read aloud.
+    if in_hours:
+        words = ngettext_(lang, "between {low} and {high} hour", "between {low} and {high} hours", hi)
+    else:
+        words = ngettext_(lang, "between {low} and {high} day", "between {low} and {high} days", hi)
+    return words.format(low=lo, high=hi)
+
+
+def _of_measurements(blocked: int, total: int, lang: str) -> str:
+    return ngettext_(
+        lang, "{blocked} of {total} measurement", "{blocked} of {total} measurements", total
+    ).format(blocked=blocked, total=total)
 
 
 def blocked_sentence(
@@ -98,82 +98,93 @@ def blocked_sentence(
     blocked: int,
     total: int,
 ) -> str:
-    how = METHODS.get(method, METHODS[None])[lang]  # type: ignore[index]
-    span = duration(low, high, lang, ongoing=ongoing)
-    if lang == "en":
-        when = (
-            f"from {day_en(first)}, still blocked at the last measurement on {day_en(last)}"
-            if ongoing
-            else f"from {day_en(first)} to {day_en(last)}"
+    values = {
+        "domain": domain,
+        "network": network,
+        "method": method_words(method, lang),
+        "first": day(first, lang),
+        "last": day(last, lang),
+        "duration": duration(low, high, lang, ongoing=ongoing),
+        "counts": _of_measurements(blocked, total, lang),
+    }
+    if ongoing and first.date() == last.date():
+        values |= {"start": f"{first:%H:%M}", "end": f"{last:%H:%M}"}
+        message = gettext_(
+            lang,
+            "{domain} was blocked by {method} on {network} on {first} from {start} UTC, still blocked at the "
+            "last measurement at {end} UTC: {duration}, {counts}.",
         )
-        return (
-            f"{domain} was blocked by {how} on {network} {when}: {span}, {blocked} of {total} measurements."
+    elif ongoing:
+        message = gettext_(
+            lang,
+            "{domain} was blocked by {method} on {network} from {first}, still blocked at the last "
+            "measurement on {last}: {duration}, {counts}.",
         )
-    if lang == "ru":
-        when = (
-            f"с {day_ru(first)}; на момент последнего измерения {day_ru(last)} блокировка продолжалась"
-            if ongoing
-            else f"с {day_ru(first)} по {day_ru(last)}"
+    elif first.date() == last.date():
+        message = gettext_(
+            lang, "{domain} was blocked by {method} on {network} on {first}: {duration}, {counts}."
         )
-        return (
-            f"Сайт {domain} был заблокирован в сети {network} ({how}) {when}. "
-            f"Длительность: {span}; {blocked} из {total} измерений."
+    else:
+        message = gettext_(
+            lang,
+            "{domain} was blocked by {method} on {network} from {first} to {last}: {duration}, {counts}.",
         )
-    when = (
-        f"{day_iso(first)} баштап; акыркы өлчөөдө ({day_iso(last)}) дагы эле бөгөттөлгөн"
-        if ongoing
-        else f"{day_iso(first)} – {day_iso(last)}"
-    )
-    return (
-        f"{domain} сайты {network} тармагында бөгөттөлгөн ({how}). Мезгили: {when}. "
-        f"Узактыгы: {span}. Өлчөөлөр: {total} өлчөөнүн ичинен {blocked} бөгөттөлгөн."
-    )
+    return message.format(**values)
 
 
 def open_sentence(
     *, lang: str, domain: str, network: str, accessible: int, conclusive: int, first: datetime, last: datetime
 ) -> str:
-    if lang == "en":
-        return (
-            f"On {network}, {domain} was not seen blocked: {accessible} of {conclusive} "
-            "conclusive measurements "
-            f"from {day_en(first)} to {day_en(last)} found it accessible."
+    counts = ngettext_(
+        lang,
+        "{accessible} of {conclusive} conclusive measurement",
+        "{accessible} of {conclusive} conclusive measurements",
+        conclusive,
+    ).format(accessible=accessible, conclusive=conclusive)
+    if first.date() == last.date():
+        message = gettext_(
+            lang, "On {network}, {domain} was not seen blocked: {counts} on {first} found it accessible."
         )
-    if lang == "ru":
-        return (
-            f"В сети {network} блокировка сайта {domain} не обнаружена: {accessible} из {conclusive} "
-            f"измерений с {day_ru(first)} по {day_ru(last)} показали, что сайт доступен."
+    else:
+        message = gettext_(
+            lang,
+            "On {network}, {domain} was not seen blocked: {counts} from {first} to {last} "
+            "found it accessible.",
         )
-    return (
-        f"{network} тармагында {domain} сайтынын бөгөттөлүшү байкалган жок. Өлчөөлөр: {conclusive} өлчөөнүн "
-        f"ичинен {accessible} сайт жеткиликтүү экенин көрсөттү ({day_iso(first)} – {day_iso(last)})."
+    return message.format(
+        network=network, domain=domain, counts=counts, first=day(first, lang), last=day(last, lang)
     )
 
 
 def too_few_sentence(*, lang: str, domain: str, network: str, conclusive: int) -> str:
-    return {
-        "en": f"On {network}, only {conclusive} conclusive measurements of {domain}: "
-        "too few to say anything.",
-        "ru": f"В сети {network} только {conclusive} измерений сайта {domain}: "
-        "этого недостаточно для вывода.",
-        "ky": f"{network} тармагында {domain} боюнча {conclusive} гана өлчөө бар: жыйынтык чыгарууга аз.",
-    }[lang]
+    return ngettext_(
+        lang,
+        "On {network}, only {n} conclusive measurement of {domain}: too few to say anything.",
+        "On {network}, only {n} conclusive measurements of {domain}: too few to say anything.",
+        conclusive,
+    ).format(network=network, n=conclusive, domain=domain)
 
 
-HEADINGS: dict[str, dict[str, str]] = {
-    "summary": {"en": "Summary", "ru": "Кратко", "ky": "Кыскача"},
-}
+SIMULATED_MESSAGE = N_(
+    "SIMULATED DATA: this report is built from lab or synthetic measurements ({count} of {total}), "
+    "not from real volunteers' connections. It says nothing about any real network or website."
+)
+
+
+def simulated_sentence(lang: str, count: int, total: int) -> str:
+    return gettext_(lang, SIMULATED_MESSAGE).format(count=count, total=total)
+
 
 __all__ = [
-    "HEADINGS",
     "LANGUAGES",
-    "METHODS",
+    "METHOD_MESSAGES",
+    "N_",
+    "SIMULATED_MESSAGE",
     "blocked_sentence",
-    "day_en",
-    "day_iso",
-    "day_ru",
+    "day",
     "duration",
+    "method_words",
     "open_sentence",
-    "ru_days",
+    "simulated_sentence",
     "too_few_sentence",
 ]

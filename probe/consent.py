@@ -14,16 +14,19 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from probe.i18n import LANGUAGES, N_, gettext, language
+
 #: Bumped when the text changes in substance: everyone is asked again.
 CONSENT_VERSION = 1
 
-CONSENT_TEXT: dict[str, str] = {
-    "en": """\
+#: The consent text, in English; the Russian and Kyrgyz texts are in the probe's
+#: gettext catalogs (probe/locale), which a translator edits with standard tools.
+CONSENT_MESSAGE = N_("""\
 KUZOT — BEFORE YOU START (please read)
 
 What Kuzot does: it connects from your internet connection to the news and other sites
@@ -44,54 +47,27 @@ safe for you; if in doubt, do not run it.
 
 You can stop at any time: `kuzot schedule --remove` stops scheduled runs, `kuzot consent
 --withdraw` withdraws this consent, and deleting your Kuzot data folder deletes every
-measurement.""",
-    "ru": """\
-KUZOT — ПЕРЕД НАЧАЛОМ (пожалуйста, прочитайте)
+measurement.""")
 
-Что делает Kuzot: с вашего интернет-подключения он обращается к новостным и другим
-сайтам из своего списка (запросы DNS, соединения TCP, TLS и HTTP) и записывает, работает
-ли каждый сайт, заблокирован ли он и каким способом.
 
-Что хранится на этом компьютере: результаты измерений с номером автономной системы (AS)
-вашей сети и страной. Ваш IP-адрес никогда не сохраняется и никуда не отправляется.
-Что отправляется (только если вы включите отправку): те же измерения, подписанные ключом
-этой установки, на выбранный вами сервер-сборщик.
+class _ConsentTexts(Mapping[str, str]):
+    """``CONSENT_TEXT[lang]``: the consent text in each language, from the catalogs."""
 
-Риск: закон Кыргызстана 2021 года «О защите от недостоверной (ложной) информации»
-позволяет Министерству культуры блокировать сайты без суда, и некоторые из проверяемых
-сайтов заблокированы или признаны «экстремистскими». Ваш интернет-провайдер и любой, кто
-наблюдает за вашим подключением, может видеть, что ваш компьютер обращается к этим
-сайтам. Запуск инструмента для измерения цензуры может быть воспринят как политический
-поступок. Решите сами, безопасно ли это для вас; если сомневаетесь — не запускайте.
+    def __getitem__(self, lang: str) -> str:
+        if lang not in LANGUAGES:
+            raise KeyError(lang)
+        return gettext(CONSENT_MESSAGE, lang)
 
-Остановиться можно в любой момент: `kuzot schedule --remove` отключает запуски по
-расписанию, `kuzot consent --withdraw` отзывает это согласие, а удаление папки данных
-Kuzot удаляет все измерения.""",
-    "ky": """\
-KUZOT — БАШТООДОН МУРУН (сураныч, окуп чыгыңыз)
+    def __iter__(self) -> Iterator[str]:
+        return iter(LANGUAGES)
 
-Kuzot эмне кылат: сиздин интернет туташууңуздан өзүнүн тизмесиндеги жаңылык жана башка
-сайттарга кайрылат (DNS суроолору, TCP, TLS жана HTTP туташуулары) жана ар бир сайт
-иштейби, бөгөттөлгөнбү жана кантип бөгөттөлгөнүн жазып алат.
+    def __len__(self) -> int:
+        return len(LANGUAGES)
 
-Бул компьютерде эмне сакталат: өлчөөлөр, сиздин тармагыңыздын AS номери жана өлкөсү
-менен. Сиздин IP дарегиңиз эч качан сакталбайт жана эч жакка жөнөтүлбөйт.
-Эмне жөнөтүлөт (жөнөтүүнү өзүңүз күйгүзсөңүз гана): ошол эле өлчөөлөр, ушул орнотмонун
-ачкычы менен кол коюлуп, сиз тандаган чогултуучу серверге.
 
-Тобокелдик: Кыргызстандын 2021-жылкы «Туура эмес (жалган) маалыматтан коргоо жөнүндө»
-мыйзамы Маданият министрлигине сайттарды сотсуз бөгөттөөгө мүмкүндүк берет, жана
-текшерилген сайттардын айрымдары бөгөттөлгөн же «экстремисттик» деп табылган. Сиздин
-интернет-провайдериңиз жана туташууңузду байкаган ар ким сиздин компьютериңиз бул
-сайттарга кайрылганын көрө алат. Цензураны өлчөөчү куралды иштетүү саясий иш катары
-кабыл алынышы мүмкүн. Бул сиз үчүн коопсузбу, өзүңүз чечиңиз; шектенсеңиз — иштетпеңиз.
+CONSENT_TEXT: Mapping[str, str] = _ConsentTexts()
 
-Каалаган убакта токтото аласыз: `kuzot schedule --remove` пландалган иштетүүлөрдү
-токтотот, `kuzot consent --withdraw` бул макулдукту кайтарып алат, ал эми Kuzot
-маалымат папкасын өчүрүү бардык өлчөөлөрдү өчүрөт.""",
-}
-
-_PROMPT = "Type yes / да / ооба to accept, anything else to stop: "
+_PROMPT = N_("Type yes / да / ооба to accept, anything else to stop: ")
 _YES = {"yes", "y", "да", "ооба"}
 
 
@@ -158,17 +134,22 @@ def require_consent(
         record_consent("KUZOT_ACCEPT_RISKS=1", config_dir)
         return
     if stdin is not None and stdin.isatty():
-        for lang in ("en", "ru", "ky"):
+        first = language()
+        for lang in (first, *(code for code in LANGUAGES if code != first)):
             stdout.write(CONSENT_TEXT[lang] + "\n\n")
-        stdout.write(_PROMPT)
+        stdout.write(gettext(_PROMPT))
         stdout.flush()
         answer = (stdin.readline() or "").strip().lower()
         if answer in _YES:
             record_consent("interactive", config_dir)
             return
-        raise ConsentRequired("you did not accept the risks; nothing was measured")
+        raise ConsentRequired(gettext(N_("you did not accept the risks; nothing was measured")))
     raise ConsentRequired(
-        "nothing was measured: Kuzot needs your informed consent first. Read it with "
-        "`kuzot consent --show`, then accept with `kuzot consent --accept`, or run with "
-        "--accept-risks or KUZOT_ACCEPT_RISKS=1 (for automation and containers)"
+        gettext(
+            N_(
+                "nothing was measured: Kuzot needs your informed consent first. Read it with "
+                "`kuzot consent --show`, then accept with `kuzot consent --accept`, or run with "
+                "--accept-risks or KUZOT_ACCEPT_RISKS=1 (for automation and containers)"
+            )
+        )
     )

@@ -27,6 +27,9 @@ def test_demo_runs_the_whole_chain_and_cleans_up(tmp_path):
     assert outcome["verdicts"].get("probe_offline", 0) > 0, "ISP B's volunteer lost their link for a round"
     methods = {(e["probe_asn"], e["blocking"]) for e in outcome["episodes"] if e["domain"] == "azattyk.org"}
     assert methods == {(64601, "dns"), (64603, "tls")}
+    assert "SIMULATED DATA" in (out / "report" / "citation.txt").read_text()
+    assert 'id="simulated"' in (out / "report" / "index.html").read_text()
+    assert "ISP A (lab) (AS64601)" in outcome["citation"]
     verify = kuzot("verify", str(out / "report"))
     assert verify.returncode == 0, verify.stdout
     # Only this demo's own namespaces: other labs may come and go on a shared machine.

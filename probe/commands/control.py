@@ -24,6 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="address and port to serve on (default 127.0.0.1:8787; 0.0.0.0:8787 for everyone)",
     )
     add_control_options(serve)
+    serve.add_argument(
+        "--asn-db",
+        type=Path,
+        metavar="FILE",
+        help="ASN database (GeoLite2-ASN format): answer GET /api/v1/geolookup with the asking probe's AS "
+        "number, country and network name only; its address is never stored (needs the 'asn' extra)",
+    )
+    serve.add_argument("--country-db", type=Path, metavar="FILE", help="with --asn-db: a country database")
+    serve.add_argument(
+        "--asn-header", metavar="NAME", help="with --asn-db behind a reverse proxy: the client address header"
+    )
     serve.set_defaults(handler=handle_serve)
 
 
@@ -77,11 +88,23 @@ def handle_serve(args: argparse.Namespace) -> int:
 
     from probe.control.app import ControlConfig, create_control_app
 
+    geolookup = None
+    if args.asn_db is not None:
+        from probe.control.geolookup import GeoLookup
+
+        for option, path in (("--asn-db", args.asn_db), ("--country-db", args.country_db)):
+            if path is not None and not path.is_file():
+                raise CommandError(f"{option} {path}: no such file", status=2)
+        try:
+            geolookup = GeoLookup(args.asn_db, args.country_db, header=args.asn_header)
+        except (RuntimeError, OSError, ValueError) as exc:  # maxminddb's InvalidDatabaseError: RuntimeError
+            raise CommandError(f"--asn-db {args.asn_db}: {exc}", status=2) from exc
     app = create_control_app(
         ControlConfig(
             settings=control_settings(args),
             concurrency=args.concurrency,
             allow_private=args.allow_private_targets,
+            geolookup=geolookup,
         )
     )
     config = Config()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -44,7 +43,7 @@ def _prepare(out: Path, overwrite: bool) -> None:
         )
     if not earlier:
         raise CommandError(f"{out} does not hold an earlier Kuzot report; refusing to overwrite it", status=2)
-    shutil.rmtree(out)
+    # The earlier report is replaced only once the new one is complete (build_report).
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -58,7 +57,15 @@ def handle(args: argparse.Namespace) -> int:
     open_store(url, must_exist=True).close()  # a clear error for a bad URL, and the schema in place
     _prepare(args.out, args.overwrite)
     try:
-        report = build_report(url, args.domain, args.out, orders=orders, since=args.since, until=args.until)
+        report = build_report(
+            url,
+            args.domain,
+            args.out,
+            orders=orders,
+            since=args.since,
+            until=args.until,
+            replace_existing=args.overwrite,
+        )
     except (ReportError, FingerprintError) as exc:
         raise CommandError(str(exc), status=1) from exc
     if args.json:
@@ -73,6 +80,7 @@ def handle(args: argparse.Namespace) -> int:
                     "evidence": len(report.evidence_ids),
                     "episodes": len(report.episodes),
                     "networks": [n.asn for n in report.networks],
+                    "simulated": report.simulated,
                     "index": str(args.out / "index.html"),
                     "citation": report.citation(),
                 },

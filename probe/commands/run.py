@@ -268,6 +268,32 @@ def _apply_config(args: argparse.Namespace) -> None:
         args.upload = str(config.get("collector_url"))
 
 
+def _learn_vantage(args: argparse.Namespace) -> None:
+    """Without --probe-asn, ask the control helper which network this is (it answers
+    only the AS number, country and network name; see probe/control/geolookup.py)."""
+    args.asn_source = "option" if args.probe_asn is not None else None
+    # The control helper, else the collector this run uploads to (kuzot serve --with-control).
+    helper = getattr(args, "control", None)
+    if not helper and getattr(args, "upload", None):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(str(args.upload))
+        helper = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else None
+    if args.probe_asn is not None or not helper:
+        return
+    from probe.control.geolookup import ask_vantage
+
+    vantage = ask_vantage(helper, source_address=args.source_address)
+    if vantage is None:
+        return
+    args.probe_asn = vantage.probe_asn
+    args.asn_source = "control-helper"
+    if vantage.probe_cc:
+        args.probe_cc = vantage.probe_cc
+    if not args.probe_network and vantage.probe_network_name:
+        args.probe_network = vantage.probe_network_name
+
+
 def _judge(measurements: list[Measurement]) -> list:
     """This run's verdicts, for the summary sentence; a broken fingerprint file must not
     lose a finished run, so failures here only drop the sentence."""
@@ -282,20 +308,29 @@ def _judge(measurements: list[Measurement]) -> list:
 
 
 def _plain_summary(verdicts: list, blocked: list[str], offline: bool) -> str:
-    """One sentence for a person, not a table."""
+    """One sentence for a person, not a table, in their language (probe/i18n.py)."""
+    from probe import i18n
+
     if offline:
-        return (
+        return i18n.gettext(
             "Your own connection seemed down during this run (the reference sites failed too), "
             "so no site is reported as blocked. Try again when you are online."
         )
     sites = len({v.domain for v in verdicts})
     if not blocked:
-        return f"None of the {sites} sites looks blocked on your network."
+        return i18n.ngettext(
+            "None of the {sites} site looks blocked on your network.",
+            "None of the {sites} sites looks blocked on your network.",
+            sites,
+        ).format(sites=sites)
     names = ", ".join(blocked[:8]) + (", ..." if len(blocked) > 8 else "")
-    return (
-        f"{len(blocked)} of {sites} sites look blocked on your network: {names}. "
-        "See `kuzot verdicts` for how and why."
-    )
+    return i18n.ngettext(
+        "{blocked} of {sites} site looks blocked on your network: {names}. "
+        "See `kuzot verdicts` for how and why.",
+        "{blocked} of {sites} sites look blocked on your network: {names}. "
+        "See `kuzot verdicts` for how and why.",
+        sites,
+    ).format(blocked=len(blocked), sites=sites, names=names)
 
 
 def _signing_key(store: Store) -> SigningKey:
@@ -389,6 +424,7 @@ def handle(args: argparse.Namespace) -> int:
     except ConsentRequired as exc:
         raise CommandError(str(exc), status=3) from exc
     _apply_config(args)
+    _learn_vantage(args)
     settings = build_settings(args)
     canaries = _canaries(args)
     if args.concurrency < 1:
@@ -436,6 +472,7 @@ def handle(args: argparse.Namespace) -> int:
         options={
             "concurrency": args.concurrency,
             "canaries": len(canaries),
+            "asn_source": args.asn_source,
             **({"refused_inputs": [r.to_dict() for r in refused]} if refused else {}),
         },
         budget=budget,

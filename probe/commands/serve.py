@@ -121,10 +121,21 @@ def handle(args: argparse.Namespace) -> int:
         raise CommandError(f"--asn-db {args.asn_db}: no such file", status=2)
     control = None
     if args.with_control:
+        geolookup = None
+        if args.asn_db is not None:
+            # With both, probes asking this server for control also learn their network
+            # (GET /api/v1/geolookup: AS number, country and name, never the address).
+            from probe.control.geolookup import GeoLookup
+
+            try:
+                geolookup = GeoLookup(args.asn_db, header=args.asn_header)
+            except (RuntimeError, OSError, ValueError) as exc:
+                raise CommandError(f"--asn-db {args.asn_db}: {exc}", status=2) from exc
         control = ControlConfig(
             settings=control_settings(args),
             concurrency=args.concurrency,
             allow_private=args.allow_private_targets,
+            geolookup=geolookup,
         )
     store = open_store(args.db)
     try:

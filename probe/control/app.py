@@ -42,6 +42,8 @@ class ControlConfig:
     queue_timeout: float = 5.0
     request_timeout: float = 60.0
     allow_private: bool = False
+    #: With an ASN database: answer GET /api/v1/geolookup (probe/control/geolookup.py).
+    geolookup: Any = None
 
 
 def to_control(m: Measurement, source: str) -> ControlObservations:
@@ -135,10 +137,13 @@ def control_routes(config: ControlConfig) -> list[Route]:
     async def health(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "service": "control", "version": __version__})
 
-    return [
+    routes = [
         Route("/api/v1/control", control, methods=["POST"]),
         Route("/api/v1/control/health", health, methods=["GET"]),
     ]
+    if config.geolookup is not None:
+        routes.append(config.geolookup.route())
+    return routes
 
 
 def _plain(obs: Any) -> Any:

@@ -1,0 +1,63 @@
+"""HTML from Jinja2 templates with automatic escaping, translated through gettext.
+
+Why templates: every value a page shows comes from measurements, which come from the
+network, which is hostile; escaping by default means a forgotten call is not an
+injection.  The templates live in ``analysis/templates`` (``base.html`` and
+``partials/``), loaded through the package so a wheel works; the web Explorer can put
+its own folder in front of this one with a ``ChoiceLoader`` and extend ``base.html``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jinja2
+import pandas as pd
+
+from analysis.i18n import format_day, translations
+
+
+def _missing(value: object) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def moment(value: object) -> str:
+    """A UTC time for tables, or a dash when there is none."""
+    if _missing(value):
+        return "—"
+    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    return stamp.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def days(value: object) -> str:
+    return "—" if _missing(value) else f"{float(value):.1f}"  # type: ignore[arg-type]
+
+
+@functools.cache
+def environment(lang: str = "en") -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("analysis", "templates"),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["moment"] = moment
+    env.filters["days"] = days
+    env.filters["day"] = lambda v: "—" if _missing(v) else format_day(pd.Timestamp(v).to_pydatetime(), lang)
+    env.globals["lang"] = lang
+    return env
+
+
+def render(template: str, lang: str = "en", **context: object) -> str:
+    return environment(lang).get_template(template).render(**context)
+
+
+__all__ = ["days", "environment", "moment", "render"]
