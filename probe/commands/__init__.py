@@ -31,6 +31,7 @@ COMMANDS: list[str] = [
     "upload",
     "serve",
     "db",
+    "web",
 ]
 
 

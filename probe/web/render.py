@@ -1,0 +1,54 @@
+"""Jinja2 environments (autoescape always on), one per language, templates from the package."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from probe.web import i18n
+
+#: The text beside every status colour: colour alone is never the only signal.
+STATUS_CLASS = {
+    "blocked": "st-blocked",
+    "accessible": "st-ok",
+    "down": "st-down",
+    "inconclusive": "st-unknown",
+    "probe_offline": "st-offline",
+    None: "st-none",
+}
+
+
+def _days(value: object) -> str:
+    if value is None:
+        return "—"
+    return f"{float(value):.1f}"  # type: ignore[arg-type]
+
+
+@functools.cache
+def environment(lang: str) -> Environment:
+    env = Environment(
+        loader=PackageLoader("probe.web", "templates"),
+        autoescape=select_autoescape(["html", "xml", "atom"], default_for_string=True, default=True),
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["when"] = lambda v: i18n.when(v, lang)
+    env.filters["day"] = lambda v: i18n.day(v, lang)
+    env.filters["age"] = lambda v: i18n.age(v, lang)
+    env.filters["days"] = _days
+    env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
+    env.filters["pct"] = lambda v: f"{100 * float(v):.3f}"
+    env.globals["status_class"] = lambda s: STATUS_CLASS.get(s, "st-none")
+    env.globals["languages"] = i18n.LANGUAGES
+    env.globals["language_names"] = i18n.LANGUAGE_NAMES
+    return env
+
+
+def render(lang: str, name: str, **context: Any) -> str:
+    return environment(lang).get_template(name).render(lang=lang, **context)
