@@ -41,8 +41,21 @@ SIMULATED_MARKS = ("synthetic", "simulated_clock", "lab")
 _CHUNK = 5000
 
 
+def lab_network(asn: object) -> bool:
+    """AS numbers for documentation (64496-64511) and private use (64512-65534,
+    4200000000-4294967294): no real ISP, so a lab or a simulation."""
+    if asn is None:
+        return False
+    try:
+        n = int(asn)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
+    return 64496 <= n <= 65534 or 4_200_000_000 <= n <= 4_294_967_294
+
+
 def is_simulated(m: Measurement) -> bool:
-    return any(m.annotations.get(mark) == "true" for mark in SIMULATED_MARKS)
+    """Simulated or lab data, which every page must label as such."""
+    return any(m.annotations.get(mark) == "true" for mark in SIMULATED_MARKS) or lab_network(m.probe_asn)
 
 
 class VerdictProvider(Protocol):

@@ -18,7 +18,7 @@ from analysis import report_text
 from analysis.episodes import bare_domain
 from analysis.networks import network_label
 from analysis.verdicts import RULES
-from probe.web.cache import Snapshot
+from probe.web.cache import SIMULATED_MARKS, Snapshot, lab_network
 from probe.web.source import Source
 
 MAX_LIMIT = 500
@@ -532,7 +532,9 @@ def measurement(snap: Snapshot, source: Source, measurement_id: str) -> dict[str
     annotations = record.get("annotations") or {}
     uid = annotations.get("ooni.measurement_uid")
     control = record.get("control") or {}
-    simulated = any(annotations.get(mark) == "true" for mark in ("synthetic", "simulated_clock", "lab"))
+    simulated = any(annotations.get(mark) == "true" for mark in SIMULATED_MARKS) or lab_network(
+        record.get("probe_asn")
+    )
     episode_ids = []
     if verdict and len(snap.episodes):
         key_domain = bare_domain(record.get("domain", ""))

@@ -8,6 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from analysis import report_text
 from probe.web import i18n
 
 #: The text beside every status colour: colour alone is never the only signal.
@@ -44,6 +45,9 @@ def environment(lang: str) -> Environment:
     env.filters["days"] = _days
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
     env.filters["pct"] = lambda v: f"{100 * float(v):.3f}"
+    env.globals["duration"] = lambda low, high, ongoing=False: report_text.duration(
+        float(low), None if high is None else float(high), lang, ongoing=bool(ongoing)
+    )
     env.globals["status_class"] = lambda s: STATUS_CLASS.get(s, "st-none")
     env.globals["languages"] = i18n.LANGUAGES
     env.globals["language_names"] = i18n.LANGUAGE_NAMES
