@@ -34,7 +34,11 @@ def test_every_message_is_translated(lang):
     for message in _messages():
         key = message[0] if isinstance(message, tuple) else message
         entry = catalog.get(key)
-        if entry is None or not entry.string or any(not s for s in entry.string if isinstance(entry.string, tuple)):
+        if (
+            entry is None
+            or not entry.string
+            or any(not s for s in entry.string if isinstance(entry.string, tuple))
+        ):
             missing.append(key)
             continue
         wanted = set(_PLACEHOLDER.findall(key))

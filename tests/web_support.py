@@ -59,9 +59,7 @@ class WebProcess:
         raise RuntimeError(f"kuzot web did not start: {self.logs()[-3000:]}")
 
     def logs(self) -> str:
-        return "".join(
-            (self.directory / name).read_text(errors="replace") for name in ("web.out", "web.err")
-        )
+        return "".join((self.directory / name).read_text(errors="replace") for name in ("web.out", "web.err"))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
