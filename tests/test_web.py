@@ -433,3 +433,27 @@ def test_browser_hostile_title_stays_text(page, client, screenshots):
     assert page.evaluate("typeof window.kuzotPwned") == "undefined"
     page.screenshot(path=str(screenshots / "hostile-title.png"), full_page=True)
     assert page.problems == []  # type: ignore[attr-defined]
+
+
+def test_serve_with_web_mounts_the_explorer(explorer_db, tmp_path):
+    """If kuzot serve runs with --with-web, then the collector's endpoints and the Explorer's pages answer on one port."""
+    import shutil
+
+    from tests.collector_support import CollectorProcess
+
+    path = tmp_path / "collector.db"
+    shutil.copy(explorer_db["db"].removeprefix("sqlite:///"), path)
+    collector = CollectorProcess(
+        f"sqlite:///{path}", tmp_path / "serve", "--with-web", "--orders", str(explorer_db["orders"])
+    ).start()
+    try:
+        with httpx.Client(base_url=collector.url, timeout=60) as c:
+            assert c.get("/api/v1/health").json()["service"] == "collector"
+            assert c.post("/api/v1/probes").status_code == 201
+            page = c.get("/en/sites/azattyk.org")
+            assert page.status_code == 200 and "azattyk.org" in page.text
+            assert "/en/volunteer" not in page.text  # a collector is public
+            assert c.get("/en/volunteer").status_code == 404
+            assert c.get("/api/v1/overview").json()["measurements"] > 0
+    finally:
+        collector.stop()
