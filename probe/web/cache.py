@@ -169,6 +169,8 @@ class Snapshot:
     #: ``verdicts.measured_at`` as int64 nanoseconds, for searchsorted within a series.
     times: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
     simulated_any: bool = False
+    #: Values derived from this snapshot on first use (see :func:`probe.web.queries.memo`).
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def measurements(self) -> int:

@@ -23,14 +23,12 @@ FEED_ENTRIES = 100
 
 
 def feed_entries(snap: Any, *, domain: str | None = None, asn: int | None = None) -> list[dict[str, Any]]:
-    eps = snap.episodes
-    if domain is not None and len(eps):
-        eps = eps[eps["domain"] == queries.bare_domain(domain)]
-    if asn is not None and len(eps):
-        eps = eps[eps["probe_asn"] == asn]
     entries = []
-    for _, ep in eps.iterrows():
-        summary = queries.episode_summary(snap, ep)
+    for summary in queries.episode_records(snap):
+        if domain is not None and summary["domain"] != queries.bare_domain(domain):
+            continue
+        if asn is not None and summary["probe_asn"] != asn:
+            continue
         entries.append({"kind": "opened", "updated": summary["first_blocked"], "episode": summary})
         if not summary["ongoing"] and summary["first_accessible_after"]:
             entries.append(

@@ -53,6 +53,11 @@ def _parse(value: object) -> datetime | None:
 
 def when(value: object, lang: str) -> str:
     """A moment in UTC, in the reader's language."""
+    return _when(str(value) if value is not None else None, lang)
+
+
+@functools.lru_cache(maxsize=65536)
+def _when(value: str | None, lang: str) -> str:
     moment = _parse(value)
     if moment is None:
         return "—"
@@ -60,6 +65,11 @@ def when(value: object, lang: str) -> str:
 
 
 def day(value: object, lang: str) -> str:
+    return _day(str(value) if value is not None else None, lang)
+
+
+@functools.lru_cache(maxsize=16384)
+def _day(value: str | None, lang: str) -> str:
     moment = _parse(value)
     return "—" if moment is None else format_date(moment, "d MMM y", locale=lang)
 
@@ -68,6 +78,12 @@ def age(seconds: object, lang: str) -> str:
     """How long ago, e.g. "3 hours ago"."""
     if seconds is None:
         return "—"
+    return _age(int(seconds) // 60, lang)  # type: ignore[call-overload]
+
+
+@functools.lru_cache(maxsize=4096)
+def _age(minutes: int, lang: str) -> str:
+    # Babel's formatting is slow next to a page's other work; a minute's rounding is all it shows.
     return format_timedelta(
-        timedelta(seconds=-int(seconds)), granularity="minute", add_direction=True, locale=lang
+        timedelta(minutes=-minutes), granularity="minute", add_direction=True, locale=lang
     )

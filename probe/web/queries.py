@@ -8,6 +8,7 @@ request walks the whole history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,9 +34,56 @@ class NotFound(LookupError):
     """No such site, episode, order or measurement."""
 
 
+def memo(snap: Snapshot, key: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per snapshot (a snapshot never changes, so neither does this)."""
+    try:
+        return snap.memo[key]
+    except KeyError:
+        value = snap.memo[key] = compute()
+        return value
+
+
+def episode_records(snap: Snapshot) -> list[dict[str, Any]]:
+    """Every episode's summary, newest first, computed once per snapshot."""
+    return memo(snap, "episodes", lambda: [episode_summary(snap, ep) for _, ep in snap.episodes.iterrows()])
+
+
+def episodes_by_series(snap: Snapshot) -> dict[tuple[str, int | None], list[dict[str, Any]]]:
+    def group() -> dict[tuple[str, int | None], list[dict[str, Any]]]:
+        out: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
+        for e in episode_records(snap):
+            out.setdefault((e["domain"], e["probe_asn"]), []).append(e)
+        return out
+
+    return memo(snap, "episodes_by_series", group)
+
+
+def correlation_records(snap: Snapshot) -> list[dict[str, Any]]:
+    return memo(
+        snap, "correlation", lambda: [correlation_row(snap, r) for _, r in snap.correlation.iterrows()]
+    )
+
+
+def episode_of_measurement(snap: Snapshot) -> dict[str, list[str]]:
+    def index() -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for episode_id, ids in zip(
+            snap.episodes["episode_id"], snap.episodes["measurement_ids"], strict=True
+        ):
+            for m in ids:
+                out.setdefault(m, []).append(episode_id)
+        return out
+
+    return memo(snap, "episode_of_measurement", index)
+
+
 def clamp(limit: int | None, offset: int | None) -> tuple[int, int]:
     limit = DEFAULT_LIMIT if limit is None else max(1, min(int(limit), MAX_LIMIT))
     return limit, max(0, int(offset or 0))
+
+
+def iso_ns(value: int) -> str:
+    return datetime.fromtimestamp(value / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def iso(value: object) -> str | None:
@@ -115,15 +163,21 @@ def overview(
     limit, offset = clamp(limit, offset)
     lo, hi = _ns(since), _ns(until)
     nets = [n for n in networks(snap) if asn is None or n["asn"] == asn]
-    ongoing = snap.episodes[snap.episodes["ongoing"].astype(bool)] if len(snap.episodes) else snap.episodes
-    open_by_key: dict[tuple[str, int | None], str] = {}
-    for _, ep in ongoing.iterrows():
-        open_by_key[(ep["domain"], _num(ep["probe_asn"]))] = ep["episode_id"]  # type: ignore[index]
+    ongoing = [e for e in episode_records(snap) if e["ongoing"]]
+    open_by_key = {(e["domain"], e["probe_asn"]): e["episode_id"] for e in ongoing}
     domains = sorted({d for d, _ in snap.series})
     if category:
         domains = [d for d in domains if snap.categories.get(d) == category]
-    v = snap.verdicts
-    status, blocking, ids = v["status"].to_numpy(), v["blocking"].to_numpy(), v["measurement_id"].to_numpy()
+    status, blocking, ids = memo(
+        snap,
+        "columns",
+        lambda: (
+            snap.verdicts["status"].to_numpy(),
+            snap.verdicts["blocking"].to_numpy(),
+            snap.verdicts["measurement_id"].to_numpy(),
+        ),
+    )
+    now_ns = int(now.timestamp() * 1e9)
     rows = []
     for domain in domains:
         cells = []
@@ -137,14 +191,14 @@ def overview(
                 cells.append({"asn": net["asn"], "status": None})
                 continue
             i = part.stop - 1
-            at = pd.Timestamp(int(snap.times[i]), tz="UTC")
+            at = int(snap.times[i])
             cells.append(
                 {
                     "asn": net["asn"],
                     "status": status[i],
                     "blocking": blocking[i] if isinstance(blocking[i], str) else None,
-                    "measured_at": iso(at),
-                    "age_seconds": max(0, int((now - at.to_pydatetime()).total_seconds())),
+                    "measured_at": iso_ns(at),
+                    "age_seconds": max(0, (now_ns - at) // 1_000_000_000),
                     "measurement_id": ids[i],
                     "open_episode": open_by_key.get(key),
                 }
@@ -162,10 +216,10 @@ def overview(
         )
     rows.sort(key=lambda r: (-r["open_episodes"], r["domain"]))
     open_list = [
-        episode_summary(snap, ep)
-        for _, ep in ongoing.iterrows()
-        if (asn is None or _num(ep["probe_asn"]) == asn)
-        and (not category or snap.categories.get(ep["domain"]) == category)
+        e
+        for e in ongoing
+        if (asn is None or e["probe_asn"] == asn)
+        and (not category or snap.categories.get(e["domain"]) == category)
     ]
     return {
         "rules_version": snap.rules_version,
@@ -272,15 +326,14 @@ def site(snap: Snapshot, domain: str) -> dict[str, Any]:
         ]
     status_all = snap.verdicts["status"].to_numpy()
     sim_all = snap.verdicts["simulated"].to_numpy()
-    eps = snap.episodes[snap.episodes["domain"] == domain] if len(snap.episodes) else snap.episodes
+    by_series = episodes_by_series(snap)
     nets = []
     for key in keys:
         part = slice(*snap.series[key])
         counts = {s: int((status_all[part] == s).sum()) for s in STATUS_ORDER}
-        mine = eps[eps["probe_asn"].astype(object).map(lambda a: None if pd.isna(a) else int(a)) == key[1]]
         episodes = []
-        for _, ep in mine.sort_values("first_blocked").iterrows():
-            summary = episode_summary(snap, ep)
+        for found in sorted(by_series.get(key, []), key=lambda e: e["first_blocked"]):
+            summary = dict(found)
             summary["x_min"] = [x(summary["first_blocked"]), x(summary["last_blocked"])]
             outer = [summary["last_accessible_before"], summary["first_accessible_after"]]
             summary["x_max"] = [
@@ -400,11 +453,7 @@ def episode(snap: Snapshot, episode_id: str, *, limit: int | None = None, offset
             }
         )
     rules.sort(key=lambda r: -r["count"])
-    correlation = []
-    if len(snap.correlation):
-        for _, row in snap.correlation.iterrows():
-            if episode_id in list(row["episode_ids"] or []):
-                correlation.append(correlation_row(snap, row))
+    correlation = [r for r in correlation_records(snap) if episode_id in r["episode_ids"]]
     limit, offset = clamp(limit, offset)
     citations = {
         lang: report_text.blocked_sentence(
@@ -458,18 +507,12 @@ def episodes_list(
 ) -> dict[str, Any]:
     """Episodes newest first (by first blocked measurement)."""
     limit, offset = clamp(limit, offset)
-    eps = snap.episodes
-    if domain is not None and len(eps):
-        eps = eps[eps["domain"] == bare_domain(domain)]
-    if asn is not None and len(eps):
-        eps = eps[eps["probe_asn"] == asn]
-    page = eps.iloc[offset : offset + limit]
-    return {
-        "total": len(eps),
-        "limit": limit,
-        "offset": offset,
-        "episodes": [episode_summary(snap, ep) for _, ep in page.iterrows()],
-    }
+    eps = episode_records(snap)
+    if domain is not None:
+        eps = [e for e in eps if e["domain"] == bare_domain(domain)]
+    if asn is not None:
+        eps = [e for e in eps if e["probe_asn"] == asn]
+    return {"total": len(eps), "limit": limit, "offset": offset, "episodes": eps[offset : offset + limit]}
 
 
 def correlation_row(snap: Snapshot, row: pd.Series) -> dict[str, Any]:
@@ -511,10 +554,7 @@ def order(snap: Snapshot, order_id: str) -> dict[str, Any]:
     if not len(match):
         raise NotFound(f"no order {order_id}")
     meta = order_meta(match.iloc[0])
-    rows = []
-    if len(snap.correlation):
-        part = snap.correlation[snap.correlation["order_id"] == order_id]
-        rows = [correlation_row(snap, r) for _, r in part.iterrows()]
+    rows = [r for r in correlation_records(snap) if r["order_id"] == order_id]
     return {**meta, "rules_version": snap.rules_version, "enforcement": rows}
 
 
@@ -535,13 +575,7 @@ def measurement(snap: Snapshot, source: Source, measurement_id: str) -> dict[str
     simulated = any(annotations.get(mark) == "true" for mark in SIMULATED_MARKS) or lab_network(
         record.get("probe_asn")
     )
-    episode_ids = []
-    if verdict and len(snap.episodes):
-        key_domain = bare_domain(record.get("domain", ""))
-        mine = snap.episodes[snap.episodes["domain"] == key_domain]
-        for _, ep in mine.iterrows():
-            if measurement_id in ep["measurement_ids"]:
-                episode_ids.append(ep["episode_id"])
+    episode_ids = episode_of_measurement(snap).get(measurement_id, []) if verdict else []
     return {
         "id": stored.id,
         "url": record.get("url"),
