@@ -2,6 +2,7 @@
 
     python benchmarks/bench_web.py                # about 100 000 measurements
     python benchmarks/bench_web.py 1000000        # about a million (slow to generate and judge)
+    python benchmarks/bench_web.py 0 /tmp/x.db    # reuse a database an earlier run generated
 
 Generates a synthetic history (:mod:`analysis.synthetic`: many domains x networks, blocks
 of known extent), stores it in a throwaway SQLite file, starts the real ``kuzot web`` on
@@ -69,15 +70,20 @@ def timed(client: httpx.Client, path: str, n: int = REQUESTS) -> list[float]:
     return out
 
 
-def main(size: int) -> None:
+def main(size: int, reuse: Path | None = None) -> None:
     directory = Path(tempfile.mkdtemp(prefix="kuzot-bench-web-"))
-    db = f"sqlite:///{directory / 'bench.db'}"
-    spec = spec_for(size)
-    t0 = time.perf_counter()
+    db = f"sqlite:///{reuse or directory / 'bench.db'}"
     store = Store.open(db)
-    stored = store.save_measurements(generate_history(spec), sign=SigningKey.generate().sign, chunk=2000)
+    if reuse is None:
+        spec = spec_for(size)
+        t0 = time.perf_counter()
+        stored = store.save_measurements(generate_history(spec), sign=SigningKey.generate().sign, chunk=2000)
+        print(f"generated and stored {stored} measurements in {time.perf_counter() - t0:.1f} s")
+    else:
+        spec = spec_for(store.count_measurements())
+        spec.start = spec.end = datetime.now(UTC) - timedelta(days=1)
+        print(f"reusing {reuse}: {store.count_measurements()} measurements")
     store.close()
-    print(f"generated and stored {stored} measurements in {time.perf_counter() - t0:.1f} s")
 
     env = {**os.environ, "KUZOT_DATA_DIR": str(directory), "KUZOT_CONFIG_DIR": str(directory / "config")}
     t0 = time.perf_counter()
@@ -144,4 +150,4 @@ def main(size: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000, Path(sys.argv[2]) if len(sys.argv) > 2 else None)

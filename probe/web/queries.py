@@ -388,22 +388,33 @@ def site_verdicts(
     return {"domain": domain, "total": len(index), "limit": limit, "offset": offset, "verdicts": rows}
 
 
+def _columns(snap: Snapshot) -> dict[str, np.ndarray]:
+    """The verdict frame's columns as arrays: a row from arrays costs microseconds, from
+    ``DataFrame.iloc`` a fraction of a millisecond."""
+    return memo(
+        snap, "arrays", lambda: {name: snap.verdicts[name].to_numpy() for name in snap.verdicts.columns}
+    )
+
+
 def verdict_row(snap: Snapshot, i: int) -> dict[str, Any]:
-    row = snap.verdicts.iloc[i]
+    c = _columns(snap)
+    asn = c["probe_asn"][i]
+    asn = None if asn is None or pd.isna(asn) else int(asn)
+    blocking = c["blocking"][i]
     return {
-        "measurement_id": row["measurement_id"],
-        "measured_at": iso(row["measured_at"]),
-        "domain": row["domain"],
-        "url": row["url"],
-        "probe_asn": _num(row["probe_asn"]),
-        "network": label(snap, row["probe_asn"]),
-        "status": row["status"],
-        "blocking": row["blocking"] if isinstance(row["blocking"], str) else None,
-        "confirmed": bool(row["confirmed"]),
-        "rule_id": row["rule_id"],
-        "reason": row["reason"],
-        "rules_version": row["rules_version"],
-        "simulated": bool(row["simulated"]),
+        "measurement_id": c["measurement_id"][i],
+        "measured_at": iso_ns(int(snap.times[i])),
+        "domain": c["domain"][i],
+        "url": c["url"][i],
+        "probe_asn": asn,
+        "network": label(snap, asn),
+        "status": c["status"][i],
+        "blocking": blocking if isinstance(blocking, str) else None,
+        "confirmed": bool(c["confirmed"][i]),
+        "rule_id": c["rule_id"][i],
+        "reason": c["reason"][i],
+        "rules_version": c["rules_version"][i],
+        "simulated": bool(c["simulated"][i]),
     }
 
 
