@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,6 +39,7 @@ EXTRA_VERDICT_COLUMNS = ("site_domain", "category_code", "probe_network", "simul
 #: Annotations that mark a measurement as not real-world evidence.
 SIMULATED_MARKS = ("synthetic", "simulated_clock", "lab")
 _CHUNK = 5000
+REFRESH_MARGIN = timedelta(minutes=10)
 
 
 def lab_network(asn: object) -> bool:
@@ -262,7 +263,11 @@ class AnalysisCache:
             if marker == self._marker:
                 return False
             old = self.snapshot
-            new, mark = self.provider.verdicts_since(old.high_water)
+            # A margin before the high-water mark: a collector's concurrent batches can
+            # commit out of stored_at order; re-judging a few minutes again is cheap.
+            since = old.high_water - REFRESH_MARGIN if old.high_water is not None else None
+            new, mark = self.provider.verdicts_since(since)
+            mark = max(mark, old.high_water) if mark is not None and old.high_water is not None else mark
             self._marker = marker
             if new.empty:
                 return False
