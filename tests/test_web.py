@@ -23,6 +23,7 @@ from tests.conftest import REPO, kuzot
 from tests.web_support import HOSTILE_DOMAIN, HOSTILE_TITLE, WebProcess, hostile_page
 
 LAB_ASN = "64500"
+OONI_UID = "20221027060102.000000_KG_webconnectivity_0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,14 @@ def explorer_db(lab: LoopbackLab, tmp_path_factory: pytest.TempPathFactory) -> d
         store.close()
     run_probe(lab, url)
     run_probe(lab, url)
+    from tests.test_ooni_format import ooni_line
+
+    line = ooni_line("https://ooni-only.kg/")
+    line["measurement_uid"] = OONI_UID
+    imported = directory / "ooni.jsonl"
+    imported.write_text(json.dumps(line) + "\n")
+    result = kuzot("import-ooni", "--db", url, str(imported))
+    assert result.returncode == 0, result.stderr
     orders = directory / "orders.csv"
     orders.write_text(EXAMPLE_ORDERS_CSV)
     return {"db": url, "orders": orders, "dir": directory}
@@ -178,6 +187,14 @@ def test_measurement_shows_observations_control_and_signature(client):
     page = client.get(f"/en/measurements/{verdicts[0]['measurement_id']}").text
     assert "Control" in page and "127.66.66.66" in page
     assert "Simulated or lab data" in page
+
+
+def test_imported_ooni_measurement_links_to_ooni_explorer(client):
+    """If a measurement came from OONI with a measurement_uid, then its page links to it on OONI Explorer and names the network."""
+    verdicts = client.get("/api/v1/sites/ooni-only.kg/verdicts").json()["verdicts"]
+    assert verdicts[0]["network"].endswith("(AS8449)")
+    page = client.get(f"/en/measurements/{verdicts[0]['measurement_id']}").text
+    assert f'href="https://explorer.ooni.org/m/{OONI_UID}"' in page
 
 
 def test_measured_markup_is_escaped(client):
