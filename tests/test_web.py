@@ -452,6 +452,41 @@ def test_browser_hostile_title_stays_text(page, client, screenshots):
     assert page.problems == []  # type: ignore[attr-defined]
 
 
+@pytest.mark.postgres
+def test_explorer_over_postgresql_is_read_only(postgres_admin_url, tmp_path):
+    """If the Explorer reads a PostgreSQL database, then pages answer and its connection cannot write."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from analysis.synthetic import example_history
+    from probe.store import Store
+    from probe.web.source import Source
+    from tests.collector_support import fresh_postgres_url
+
+    url, drop = fresh_postgres_url(postgres_admin_url)
+    try:
+        store = Store.open(url)
+        try:
+            store.save_measurements(example_history(every=timedelta(days=2)))
+        finally:
+            store.close()
+        source = Source(url)
+        try:
+            with pytest.raises(DBAPIError, match="read-only"), source.engine.begin() as conn:
+                conn.execute(text("CREATE TABLE intruder (a integer)"))
+        finally:
+            source.close()
+        web = WebProcess(url, tmp_path / "web", "--mode", "public").start()
+        try:
+            with httpx.Client(base_url=web.url, timeout=60) as c:
+                assert c.get("/api/v1/overview").json()["measurements"] > 0
+                assert c.get("/ru/sites/azattyk.org").status_code == 200
+        finally:
+            web.stop()
+    finally:
+        drop()  # type: ignore[operator]
+
+
 def test_serve_with_web_mounts_the_explorer(explorer_db, tmp_path):
     """If kuzot serve runs with --with-web, then the collector's endpoints and the Explorer's pages answer on one port."""
     import shutil

@@ -39,9 +39,10 @@ def read_only_url(url: str) -> str:
             raise SourceError(f"{url}: no such database file (the Explorer never creates one)")
         return f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true"
     if parsed.get_backend_name() == "postgresql":
-        return parsed.update_query_dict({"options": "-c default_transaction_read_only=on"}).render_as_string(
-            hide_password=False
-        )
+        given = parsed.query.get("options", "")
+        given = " ".join(given) if isinstance(given, tuple) else given
+        options = f"{given} -c default_transaction_read_only=on".strip()
+        return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
     raise SourceError(f"{url}: only SQLite and PostgreSQL databases are supported")
 
 
