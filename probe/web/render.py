@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -44,6 +45,12 @@ def _days(value: object) -> str:
     return f"{float(value):.1f}"  # type: ignore[arg-type]
 
 
+def _with_query(query: dict[str, str], **changes: object) -> str:
+    """The current query string with ``changes`` (paging links keep the filters)."""
+    merged = {**query, **{k: str(v) for k, v in changes.items()}}
+    return "?" + urlencode({k: v for k, v in merged.items() if v != ""})
+
+
 @functools.cache
 def environment(lang: str) -> Environment:
     env = Environment(
@@ -66,6 +73,7 @@ def environment(lang: str) -> Environment:
     )
     words = {key: i18n.translations(lang).gettext(text) for key, text in STATUS_WORDS.items()}
     env.globals["status_label"] = lambda s: words.get(s, words[None])
+    env.globals["with_query"] = _with_query
     env.globals["status_class"] = lambda s: STATUS_CLASS.get(s, "st-none")
     env.globals["languages"] = i18n.LANGUAGES
     env.globals["language_names"] = i18n.LANGUAGE_NAMES
