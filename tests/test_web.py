@@ -509,3 +509,51 @@ def test_serve_with_web_mounts_the_explorer(explorer_db, tmp_path):
             assert c.get("/api/v1/overview").json()["measurements"] > 0
     finally:
         collector.stop()
+
+
+def test_webhook_posts_a_new_confirmed_episode(lab, explorer_db, tmp_path):
+    """If a new confirmed episode appears while kuzot web runs with --webhook, then its JSON is posted once, and history is not."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from probe.lab.dns_server import Behaviour as DnsBehaviour
+    from probe.lab.loopback import BLOCKPAGE_IP, Scenario
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    hook_url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    web = WebProcess(
+        explorer_db["db"], tmp_path / "web", "--orders", str(explorer_db["orders"]), "--refresh", "1",
+        "--webhook", hook_url,
+    ).start()  # fmt: skip
+    try:
+        target = lab.add(
+            Scenario(
+                "hooked", "newly-blocked.kg", dns=DnsBehaviour.address(BLOCKPAGE_IP), expect_status="blocked"
+            )
+        )
+        result = kuzot("run", "--db", explorer_db["db"], "--url", target.url, *lab.probe_args(),
+                       "--probe-asn", LAB_ASN, "--probe-cc", "KG")  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not received:
+            time.sleep(0.5)
+        time.sleep(3)  # a second refresh must not send it again
+    finally:
+        web.stop()
+        receiver.shutdown()
+    assert [r["episode"]["domain"] for r in received] == ["newly-blocked.kg"]
+    assert received[0]["event"] == "episode_confirmed"
+    assert received[0]["url"].startswith(web.url) and received[0]["episode"]["confirmed"]

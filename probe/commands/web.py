@@ -45,6 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="how often to take in newly stored measurements (default 15)",
     )
+    p.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="POST each new confirmed episode as JSON to this URL (episodes found at start-up are not sent)",
+    )
     add_orders_option(p)
     p.add_argument("--json", action="store_true", help="print where it listens as one JSON line")
     p.set_defaults(handler=handle)
@@ -76,6 +81,7 @@ def handle(args: argparse.Namespace) -> int:
     from hypercorn.trio import serve
 
     from probe.store.database import default_db_url
+    from probe.web.webhook import refresh_and_notify
 
     if ":" not in args.listen:
         raise CommandError("--listen takes HOST:PORT, e.g. 127.0.0.1:8090", status=2)
@@ -103,6 +109,23 @@ def handle(args: argparse.Namespace) -> int:
             nursery.start_soon(on_signal)
             binds = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
             url = binds[0].rstrip("/")
+
+            async def background() -> None:
+                # Refreshes (and webhooks) until the server is asked to stop.
+                async with trio.open_nursery() as inner:
+                    inner.start_soon(
+                        partial(
+                            refresh_and_notify,
+                            app.context.cache,
+                            max(1.0, args.refresh),
+                            webhook=args.webhook,
+                            base_url=url,
+                        )
+                    )
+                    await stop.wait()
+                    inner.cancel_scope.cancel()
+
+            nursery.start_soon(background)
             if args.json:
                 print(json.dumps({"url": f"{url}/", "mode": mode, "api": f"{url}/api/v1/"}), flush=True)
             else:

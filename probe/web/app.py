@@ -43,7 +43,7 @@ def create_web_app(cache: AnalysisCache, source: Source, config: WebConfig | Non
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: error, Exception: error})
     app.state.context = ctx
-    return SecurityHeaders(app, max_age=config.max_age)
+    return SecurityHeaders(app, max_age=config.max_age, context=ctx)
 
 
 def open_explorer(db_url: str, orders, config: WebConfig | None = None):  # -> (app, Source)

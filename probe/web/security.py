@@ -25,8 +25,10 @@ _HEADERS = [
 
 
 class SecurityHeaders:
-    def __init__(self, app: Any, *, max_age: int = 60) -> None:
+    def __init__(self, app: Any, *, max_age: int = 60, context: Any = None) -> None:
         self.app = app
+        #: The Explorer's :class:`~probe.web.context.WebContext` (for the command's background work).
+        self.context = context
         self.cache_control = f"public, max-age={max_age}".encode()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
