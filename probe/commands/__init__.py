@@ -32,6 +32,7 @@ COMMANDS: list[str] = [
     "upload",
     "serve",
     "db",
+    "web",
 ]
 
 

@@ -98,6 +98,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also serve the control helper at /api/v1/control (only where the network is uncensored)",
     )
+    p.add_argument(
+        "--with-web",
+        action="store_true",
+        help="also serve the Explorer (kuzot web's pages, API and feeds, read-only, public mode) at /",
+    )
+    p.add_argument(
+        "--orders",
+        type=Path,
+        default=None,
+        help="with --with-web: the orders file the Explorer correlates with (default targets/orders.csv)",
+    )
     add_control_options(p)
     p.set_defaults(handler=handle)
 
@@ -156,6 +167,9 @@ def handle(args: argparse.Namespace) -> int:
     except (RuntimeError, OSError, ValueError) as exc:  # maxminddb's InvalidDatabaseError is a RuntimeError
         store.close()
         raise CommandError(f"--asn-db {args.asn_db}: {exc}", status=2) from exc
+    web_source = None
+    if args.with_web:
+        web_source = _mount_web(app, args)
     config = Config()
     config.bind = [args.listen]
     config.accesslog = None  # an access log would record every volunteer's address
@@ -179,10 +193,28 @@ def handle(args: argparse.Namespace) -> int:
             print(f"collector listening on {binds[0]}/api/v1/", flush=True)
             if control is not None:
                 print(f"control helper on {binds[0]}/api/v1/control", flush=True)
+            if web_source is not None:
+                print(f"explorer on {binds[0]}/", flush=True)
 
     try:
         trio.run(main)
     finally:
         store.close()
+        if web_source is not None:
+            web_source.close()
     print("collector stopped", file=sys.stderr)
     return 0
+
+
+def _mount_web(app, args: argparse.Namespace):  # -> probe.web.source.Source
+    """Mount the Explorer under the collector's routes (which match first), over its own
+    read-only connection to the same database."""
+    from starlette.routing import Mount
+
+    from probe.commands.orders import DEFAULT_ORDERS, load_orders_or_fail
+    from probe.commands.web import open_or_fail, web_config
+
+    orders = load_orders_or_fail(args.orders or DEFAULT_ORDERS)
+    web_app, source = open_or_fail(args.db, orders, web_config("public", 15.0))
+    app.router.routes.append(Mount("/", app=web_app))
+    return source

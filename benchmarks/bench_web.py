@@ -1,0 +1,153 @@
+"""Explorer page latency over a generated history (run on demand, not in the test suite).
+
+    python benchmarks/bench_web.py                # about 100 000 measurements
+    python benchmarks/bench_web.py 1000000        # about a million (slow to generate and judge)
+    python benchmarks/bench_web.py 0 /tmp/x.db    # reuse a database an earlier run generated
+
+Generates a synthetic history (:mod:`analysis.synthetic`: many domains x networks, blocks
+of known extent), stores it in a throwaway SQLite file, starts the real ``kuzot web`` on
+loopback and requests each kind of page many times, one at a time.  Prints, per page,
+p50 and p95 latency and the ratio to a reference request served by the same process
+(a static file: the server's and middleware's own cost), the start-up time (judging
+everything once), the time until a newly stored run shows (incremental refresh), and
+the server's peak RSS.  Nothing is asserted: the figures go to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from analysis.synthetic import BlockTruth, HistorySpec, generate_history  # noqa: E402
+from probe.signing import SigningKey  # noqa: E402
+from probe.store import Store  # noqa: E402
+
+REQUESTS = 60
+
+
+def spec_for(size: int) -> HistorySpec:
+    domains = [f"site{i:03d}.kg" for i in range(40)]
+    asns = {64601 + i: f"ISP {i} (synthetic)" for i in range(10)}
+    runs = max(10, size // ((len(domains) + 1) * len(asns)))
+    start = datetime(2022, 1, 1, tzinfo=UTC)
+    every = timedelta(hours=6)
+    end = start + every * runs
+    blocks = [
+        BlockTruth(d, asn, start + (end - start) * ((i * 7 + j) % 10) / 20, start + (end - start) * 0.7, "dns")
+        for i, d in enumerate(domains)
+        for j, asn in enumerate(asns)
+        if (i + j) % 4 == 0
+    ]
+    return HistorySpec(start=start, end=end, asns=asns, domains=domains, blocks=blocks, every=every, seed=3)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def timed(client: httpx.Client, path: str, n: int = REQUESTS) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        response = client.get(path)
+        out.append(time.perf_counter() - t0)
+        if response.status_code != 200:
+            raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
+    return out
+
+
+def main(size: int, reuse: Path | None = None) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="kuzot-bench-web-"))
+    db = f"sqlite:///{reuse or directory / 'bench.db'}"
+    store = Store.open(db)
+    if reuse is None:
+        spec = spec_for(size)
+        t0 = time.perf_counter()
+        stored = store.save_measurements(generate_history(spec), sign=SigningKey.generate().sign, chunk=2000)
+        print(f"generated and stored {stored} measurements in {time.perf_counter() - t0:.1f} s")
+    else:
+        spec = spec_for(store.count_measurements())
+        spec.start = spec.end = datetime.now(UTC) - timedelta(days=1)
+        print(f"reusing {reuse}: {store.count_measurements()} measurements")
+    store.close()
+
+    env = {**os.environ, "KUZOT_DATA_DIR": str(directory), "KUZOT_CONFIG_DIR": str(directory / "config")}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probe", "web", "--db", db, "--listen", "127.0.0.1:0", "--json",
+         "--refresh", "1", "--mode", "public"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = json.loads(proc.stdout.readline())["url"].rstrip("/")
+        startup = time.perf_counter() - t0
+        print(f"start-up (judging every measurement once): {startup:.1f} s")
+        with httpx.Client(base_url=url, timeout=300) as client:
+            episodes = client.get("/api/v1/episodes", params={"limit": 5}).json()["episodes"]
+            episode = episodes[0]["episode_id"]
+            first = client.get(f"/api/v1/episodes/{episode}").json()["bounds"]["first_blocked"]
+            measurement = first["measurement_id"]
+            domain = episodes[0]["domain"]
+            pages = {
+                "reference (static file)": "/static/kuzot.css",
+                "overview": "/en/",
+                "overview, one network, a period": "/ru/?asn=64603&from=2022-03-01&to=2022-06-01",
+                "overview API": "/api/v1/overview",
+                "site": f"/en/sites/{domain}",
+                "site verdicts API (page)": f"/api/v1/sites/{domain}/verdicts?limit=100&offset=1000",
+                "episode": f"/ky/episodes/{episode}",
+                "episode API": f"/api/v1/episodes/{episode}",
+                "measurement": f"/en/measurements/{measurement}",
+                "episodes list": "/en/episodes/",
+                "Atom feed": "/en/feeds/episodes.atom",
+            }
+            for path in pages.values():
+                client.get(path)  # warm: templates compiled, caches filled
+            results = {name: timed(client, path) for name, path in pages.items()}
+            ref = percentile(results["reference (static file)"], 0.95)
+            print(f"\n{'page':36} {'p50 ms':>8} {'p95 ms':>8} {'p95/ref':>8}")
+            for name, values in results.items():
+                p50, p95 = percentile(values, 0.5) * 1000, percentile(values, 0.95) * 1000
+                print(f"{name:36} {p50:8.1f} {p95:8.1f} {p95 / 1000 / ref:8.1f}")
+
+            # Incremental refresh: one more run of every network, then wait until it shows.
+            before = client.get("/api/v1/overview").json()["measurements"]
+            more = HistorySpec(
+                start=spec.end, end=spec.end + spec.every, asns=spec.asns, domains=spec.domains, seed=11
+            )
+            store = Store.open(db)
+            added = store.save_measurements(generate_history(more), sign=SigningKey.generate().sign)
+            store.close()
+            t0 = time.perf_counter()
+            while client.get("/api/v1/overview").json()["measurements"] == before:
+                time.sleep(0.05)
+            refresh = time.perf_counter() - t0
+            print(f"\nincremental refresh: {added} new measurements visible after {refresh:.2f} s "
+                  f"(start-up judged all in {startup:.1f} s; ratio {startup / refresh:.0f}x)")  # fmt: skip
+            rss = Path(f"/proc/{proc.pid}/status").read_text()
+            peak = next(line.split()[1] for line in rss.splitlines() if line.startswith("VmHWM"))
+            print(f"server peak RSS: {int(peak) / 1024:.0f} MiB")
+            print(f"median of all pages' p95: {statistics.median(percentile(v, .95) for v in results.values()) * 1000:.1f} ms")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    print(f"\n{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores; {directory}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000, Path(sys.argv[2]) if len(sys.argv) > 2 else None)

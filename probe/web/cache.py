@@ -1,0 +1,299 @@
+"""Verdicts and episodes kept in memory per rules_version, refreshed incrementally.
+
+Why in memory: every page is a view of the same judged history, and judging a million
+measurements takes minutes while reading a prepared frame takes microseconds.  The
+expensive step (turning stored records into verdicts) sits behind one small interface,
+:class:`VerdictProvider`: today :class:`JudgingProvider` judges records itself; a stored
+verdict cache per rules_version can replace it without touching the pages.
+
+Incremental: a refresh asks the provider only for measurements stored since the last
+one (and re-judges the runs they belong to, because a run's canaries decide
+``probe_offline`` for all its targets), then recomputes episodes only for the
+(domain, network) series those verdicts touch.  Pages keep answering from the previous
+snapshot while a refresh runs; the new one replaces it in one assignment.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import text
+
+from analysis.episodes import EPISODE_COLUMNS, EXTRA_COLUMNS, bare_domain, find_episodes
+from analysis.fingerprints import load_fingerprints
+from analysis.orders import correlate
+from analysis.verdicts import RULES_VERSION, VERDICT_COLUMNS, judge_all
+from probe.records import Measurement
+from probe.web.source import Source
+
+#: Columns a snapshot's verdict frame carries beyond :data:`VERDICT_COLUMNS`.
+EXTRA_VERDICT_COLUMNS = ("site_domain", "category_code", "probe_network", "simulated", "stored_at")
+#: Annotations that mark a measurement as not real-world evidence.
+SIMULATED_MARKS = ("synthetic", "simulated_clock", "lab")
+_CHUNK = 5000
+REFRESH_MARGIN = timedelta(minutes=10)
+
+
+def lab_network(asn: object) -> bool:
+    """AS numbers for documentation (64496-64511) and private use (64512-65534,
+    4200000000-4294967294): no real ISP, so a lab or a simulation."""
+    if asn is None:
+        return False
+    try:
+        n = int(asn)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
+    return 64496 <= n <= 65534 or 4_200_000_000 <= n <= 4_294_967_294
+
+
+def is_simulated(m: Measurement) -> bool:
+    """Simulated or lab data, which every page must label as such."""
+    return any(m.annotations.get(mark) == "true" for mark in SIMULATED_MARKS) or lab_network(m.probe_asn)
+
+
+class VerdictProvider(Protocol):
+    """Where verdicts come from: one call, "everything stored since ``since``"."""
+
+    rules_version: str
+
+    def verdicts_since(self, since: datetime | None) -> tuple[pd.DataFrame, datetime | None]:
+        """Verdict rows (columns :data:`VERDICT_COLUMNS` + :data:`EXTRA_VERDICT_COLUMNS`)
+        of every target measurement stored at or after ``since`` and of the runs they
+        belong to, plus the new high-water mark."""
+        ...
+
+
+class JudgingProvider:
+    """Judges stored records with :mod:`analysis.verdicts` (no stored verdicts needed)."""
+
+    rules_version = RULES_VERSION
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.fingerprints = load_fingerprints()
+
+    def _records(self, where: str, params: dict[str, Any]) -> Iterator[tuple[Measurement, Any]]:
+        query = text(f"SELECT record, stored_at FROM measurements {where} ORDER BY run_id, started_at, id")
+        with self.source.engine.connect() as conn:
+            for record, stored_at in conn.execution_options(yield_per=2000).execute(query, params):
+                yield Measurement.from_dict(json.loads(record)), stored_at
+
+    def verdicts_since(self, since: datetime | None) -> tuple[pd.DataFrame, datetime | None]:
+        if since is None:
+            rows = self._judge(self._records("", {}))
+        else:
+            # Whole runs: a late canary changes its run's targets' verdicts.
+            where = (
+                "WHERE stored_at >= :since OR run_id IN "
+                "(SELECT run_id FROM measurements WHERE stored_at >= :since AND run_id IS NOT NULL)"
+            )
+            rows = self._judge(self._records(where, {"since": since}))
+        frame = _frame(rows)
+        mark = frame["stored_at"].max() if len(frame) else since
+        if since is not None and (mark is None or pd.isna(mark)):
+            mark = since
+        return frame, (None if mark is None or pd.isna(mark) else pd.Timestamp(mark).to_pydatetime())
+
+    def _judge(self, records: Iterable[tuple[Measurement, Any]]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        chunk: list[Measurement] = []
+        stored: dict[str, Any] = {}
+        run: object = object()
+
+        def flush() -> None:
+            extra = {m.id: m for m in chunk}
+            for v in judge_all(chunk, fingerprints=self.fingerprints):
+                m = extra[v.measurement_id]
+                row = {name: getattr(v, name) for name in VERDICT_COLUMNS}
+                row.update(
+                    site_domain=bare_domain(v.domain),
+                    category_code=m.category_code,
+                    probe_network=m.probe_network,
+                    simulated=is_simulated(m),
+                    stored_at=stored[m.id],
+                )
+                rows.append(row)
+            chunk.clear()
+            stored.clear()
+
+        for m, stored_at in records:
+            # Flush only between runs, so a run's canaries are judged with its targets.
+            if len(chunk) >= _CHUNK and (m.run_id is None or m.run_id != run):
+                flush()
+            run = m.run_id
+            chunk.append(m)
+            stored[m.id] = stored_at
+        flush()
+        return rows
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    columns = [*VERDICT_COLUMNS, *EXTRA_VERDICT_COLUMNS]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["measured_at"] = pd.to_datetime(frame["measured_at"], utc=True)
+    frame["stored_at"] = pd.to_datetime(frame["stored_at"], utc=True)
+    frame["probe_asn"] = frame["probe_asn"].astype("Int64")
+    frame["confirmed"] = frame["confirmed"].astype(bool)
+    frame["simulated"] = frame["simulated"].astype(bool)
+    return frame
+
+
+@dataclass
+class Snapshot:
+    """One consistent view of the judged history; never changed after it is built."""
+
+    version: int
+    rules_version: str
+    built_at: float
+    #: Verdicts sorted by (site_domain, probe_asn, measured_at, measurement_id).
+    verdicts: pd.DataFrame
+    episodes: pd.DataFrame
+    correlation: pd.DataFrame
+    orders: pd.DataFrame
+    #: (domain, asn) -> (start, stop) row range in ``verdicts``.
+    series: dict[tuple[str, int | None], tuple[int, int]] = field(default_factory=dict)
+    #: measurement id -> row in ``verdicts``.
+    rows: dict[str, int] = field(default_factory=dict)
+    #: episode id -> row in ``episodes``.
+    episode_rows: dict[str, int] = field(default_factory=dict)
+    categories: dict[str, str] = field(default_factory=dict)
+    network_names: dict[int, str] = field(default_factory=dict)
+    high_water: datetime | None = None
+    #: ``verdicts.measured_at`` as int64 nanoseconds, for searchsorted within a series.
+    times: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
+    simulated_any: bool = False
+    #: Values derived from this snapshot on first use (see :func:`probe.web.queries.memo`).
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def measurements(self) -> int:
+        return len(self.verdicts)
+
+
+def _asn_key(value: object) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)  # type: ignore[arg-type]
+
+
+def _index(
+    version: int, verdicts: pd.DataFrame, episodes: pd.DataFrame, orders: pd.DataFrame, mark: datetime | None
+) -> Snapshot:
+    verdicts = verdicts.sort_values(
+        ["site_domain", "probe_asn", "measured_at", "measurement_id"], kind="mergesort"
+    ).reset_index(drop=True)
+    series: dict[tuple[str, int | None], tuple[int, int]] = {}
+    if len(verdicts):
+        keys = list(zip(verdicts["site_domain"], verdicts["probe_asn"].astype(object), strict=True))
+        starts = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
+        bounds = [*starts[1:], len(keys)]
+        for start, stop in zip(starts, bounds, strict=True):
+            domain, asn = keys[start]
+            series[(domain, _asn_key(asn))] = (start, stop)
+    episodes = episodes.sort_values(["first_blocked", "episode_id"], ascending=[False, True]).reset_index(
+        drop=True
+    )
+    correlation = correlate(orders, episodes, verdicts) if len(orders) and len(verdicts) else pd.DataFrame()
+    categories: dict[str, str] = {}
+    for domain, category in zip(verdicts["site_domain"], verdicts["category_code"], strict=True):
+        if isinstance(category, str) and category:
+            categories[domain] = category
+    names: dict[int, str] = {}
+    for asn, name in zip(verdicts["probe_asn"], verdicts["probe_network"], strict=True):
+        if isinstance(name, str) and name and not pd.isna(asn):
+            names[int(asn)] = name
+    return Snapshot(
+        version=version,
+        rules_version=RULES_VERSION,
+        built_at=time.time(),
+        verdicts=verdicts,
+        episodes=episodes,
+        correlation=correlation,
+        orders=orders,
+        series=series,
+        rows=dict(zip(verdicts["measurement_id"], range(len(verdicts)), strict=True)),
+        episode_rows=dict(zip(episodes["episode_id"], range(len(episodes)), strict=True)),
+        categories=categories,
+        network_names=names,
+        high_water=mark,
+        times=verdicts["measured_at"].dt.as_unit("ns").astype("int64").to_numpy(),
+        simulated_any=bool(verdicts["simulated"].any()),
+    )
+
+
+class AnalysisCache:
+    """The current :class:`Snapshot`, and the incremental refresh that replaces it."""
+
+    def __init__(self, provider: VerdictProvider, source: Source, orders: pd.DataFrame) -> None:
+        self.provider = provider
+        self.source = source
+        self.orders = orders
+        self._lock = threading.Lock()
+        self._marker: tuple[Any, int] | None = None
+        self.snapshot: Snapshot | None = None
+
+    def build(self) -> Snapshot:
+        """The first snapshot: every stored measurement judged."""
+        with self._lock:
+            return self._build()
+
+    def _build(self) -> Snapshot:
+        marker = self.source.marker()
+        verdicts, mark = self.provider.verdicts_since(None)
+        self.snapshot = _index(1, verdicts, find_episodes(verdicts), self.orders, mark)
+        self._marker = marker
+        return self.snapshot
+
+    def refresh(self) -> bool:
+        """Take in measurements stored since the last snapshot; True when something changed.
+        A refresh already running makes this return at once (pages use the old snapshot)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self.snapshot is None:
+                self._build()
+                return True
+            marker = self.source.marker()
+            if marker == self._marker:
+                return False
+            old = self.snapshot
+            # A margin before the high-water mark: a collector's concurrent batches can
+            # commit out of stored_at order; re-judging a few minutes again is cheap.
+            since = old.high_water - REFRESH_MARGIN if old.high_water is not None else None
+            new, mark = self.provider.verdicts_since(since)
+            mark = max(mark, old.high_water) if mark is not None and old.high_water is not None else mark
+            self._marker = marker
+            if new.empty:
+                return False
+            kept = old.verdicts[~old.verdicts["measurement_id"].isin(set(new["measurement_id"]))]
+            verdicts = pd.concat([kept, new], ignore_index=True)
+            touched = set(zip(new["site_domain"], new["probe_asn"].astype(object), strict=True))
+            touched_keys = {(d, _asn_key(a)) for d, a in touched}
+            episode_keys = zip(old.episodes["domain"], old.episodes["probe_asn"].astype(object), strict=True)
+            stay = np.array([(d, _asn_key(a)) not in touched_keys for d, a in episode_keys], dtype=bool)
+            mask = np.array(
+                [
+                    (d, _asn_key(a)) in touched_keys
+                    for d, a in zip(
+                        verdicts["site_domain"], verdicts["probe_asn"].astype(object), strict=True
+                    )
+                ],
+                dtype=bool,
+            )
+            fresh = find_episodes(verdicts[mask])
+            parts = [p for p in (old.episodes[stay] if len(stay) else old.episodes, fresh) if len(p)]
+            episodes = (
+                pd.concat(parts, ignore_index=True)
+                if parts
+                else pd.DataFrame(columns=[*EPISODE_COLUMNS, *EXTRA_COLUMNS])
+            )
+            self.snapshot = _index(old.version + 1, verdicts, episodes, self.orders, mark)
+            return True
+        finally:
+            self._lock.release()

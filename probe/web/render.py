@@ -1,0 +1,84 @@
+"""Jinja2 environments (autoescape always on), one per language, templates from the package."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from analysis import report_text
+from probe.web import i18n
+
+#: The text beside every status colour: colour alone is never the only signal.
+STATUS_CLASS = {
+    "blocked": "st-blocked",
+    "accessible": "st-ok",
+    "down": "st-down",
+    "inconclusive": "st-unknown",
+    "probe_offline": "st-offline",
+    None: "st-none",
+}
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction; translated where it is shown."""
+    return message
+
+
+#: The same messages as the ``status_text`` macro, for hot loops (one call, not a macro).
+STATUS_WORDS = {
+    "blocked": N_("blocked"),
+    "accessible": N_("accessible"),
+    "down": N_("down for everyone"),
+    "inconclusive": N_("inconclusive"),
+    "probe_offline": N_("probe offline"),
+    None: N_("not measured"),
+}
+
+
+def _days(value: object) -> str:
+    if value is None:
+        return "—"
+    return f"{float(value):.1f}"  # type: ignore[arg-type]
+
+
+def _with_query(query: dict[str, str], **changes: object) -> str:
+    """The current query string with ``changes`` (paging links keep the filters)."""
+    merged = {**query, **{k: str(v) for k, v in changes.items()}}
+    return "?" + urlencode({k: v for k, v in merged.items() if v != ""})
+
+
+@functools.cache
+def environment(lang: str) -> Environment:
+    env = Environment(
+        loader=PackageLoader("probe.web", "templates"),
+        autoescape=select_autoescape(["html", "xml", "atom"], default_for_string=True, default=True),
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["when"] = lambda v: i18n.when(v, lang)
+    env.filters["day"] = lambda v: i18n.day(v, lang)
+    env.filters["age"] = lambda v: i18n.age(v, lang)
+    env.filters["days"] = _days
+    env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
+    env.filters["pct"] = lambda v: f"{100 * float(v):.3f}"
+    env.globals["duration"] = lambda low, high, ongoing=False: report_text.duration(
+        float(low), None if high is None else float(high), lang, ongoing=bool(ongoing)
+    )
+    words = {key: i18n.translations(lang).gettext(text) for key, text in STATUS_WORDS.items()}
+    env.globals["status_label"] = lambda s: words.get(s, words[None])
+    env.globals["with_query"] = _with_query
+    env.globals["status_class"] = lambda s: STATUS_CLASS.get(s, "st-none")
+    env.globals["languages"] = i18n.LANGUAGES
+    env.globals["language_names"] = i18n.LANGUAGE_NAMES
+    return env
+
+
+def render(lang: str, name: str, **context: Any) -> str:
+    return environment(lang).get_template(name).render(lang=lang, **context)
