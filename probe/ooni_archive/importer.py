@@ -241,7 +241,7 @@ class Importer:
     def _flush(self, pending: list[Any], outcome: FileOutcome) -> None:
         if not pending:
             return
-        stored = self.store.save_prepared(pending)
+        stored = self.store.save_imported(pending)
         outcome.stored += stored
         outcome.present += len(pending) - stored
         self.on_progress(len(pending), stored)

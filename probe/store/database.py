@@ -641,7 +641,7 @@ class Store:
             stored += flush()
         return stored
 
-    def save_prepared(self, items: Sequence[PreparedMeasurement], *, chunk: int = 500) -> int:
+    def save_imported(self, items: Sequence[PreparedMeasurement], *, chunk: int = 500) -> int:
         """Store prepared measurements, one transaction per chunk, skipping ids already
         stored (so a re-import after a kill stores each measurement once).  Returns how
         many were new."""
