@@ -84,8 +84,10 @@ def check_dns_blockpage(m: dict, rule: SiteRule) -> None:
 
 
 def check_dns_nxdomain(m: dict, rule: SiteRule) -> None:
-    assert {q["failure"] for q in m["dns"]} == {"dns_nxdomain_error"}
-    assert m["tcp"] == [] and m["http"] == []
+    assert {q["failure"] for q in m["dns"] if q["hostname"] == rule.domain} == {"dns_nxdomain_error"}
+    # As OONI's probe does, the probe then tries the addresses the control resolved.
+    control_addresses = {a["value"] for d in m["control"]["dns"] for a in d["answers"]}
+    assert {t["ip"] for t in m["tcp"]} <= control_addresses
 
 
 def check_ip_reset(m: dict, rule: SiteRule) -> None:
