@@ -85,7 +85,10 @@ def test_run_over_hostile_servers_ends_measures_everything_and_uploads(tmp_path:
             listing.write_text("\n".join(lines) + "\n")
             db = f"sqlite:///{tmp_path / 'probe.db'}"
             args = [sys.executable, "-m", "probe", "run", "--targets", str(listing), "--db", db, "--json"]
-            args += [*lab.probe_args(), "--deadline", str(DEADLINE), "--upload", collector.url]
+            # A generous --timeout: the lab's sites share one Python thread with the
+            # endless and bombing ones, on a loaded machine.
+            args += [*lab.probe_args(), "--timeout", "6", "--deadline", str(DEADLINE)]
+            args += ["--upload", collector.url]
             # The site that redirects into "the volunteer's LAN" plays a public one.
             args += ["--lab-public-network", f"{targets['to_router'].site.ip}/32"]
             env = {
@@ -114,7 +117,10 @@ def test_run_over_hostile_servers_ends_measures_everything_and_uploads(tmp_path:
         collector.stop()
 
     def http(name: str) -> list[dict]:
-        return by_url[targets[name].url]["http"]
+        m = by_url[targets[name].url]
+        steps = [(o["id"], o["failure"]) for o in m["dns"] + m["tcp"] + m["tls"]]
+        assert m["http"], f"{name}: no HTTP observation; {steps}"
+        return m["http"]
 
     for name in ("honest_https", "honest_http"):
         assert http(name)[-1]["status_code"] == 200 and http(name)[-1]["failure"] is None
