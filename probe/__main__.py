@@ -2,4 +2,7 @@
 
 from probe.cli import main
 
-raise SystemExit(main())
+# Guarded: the collector's validation workers (multiprocessing "spawn") import the main
+# module under another name, and must not run the command again.
+if __name__ == "__main__":
+    raise SystemExit(main())

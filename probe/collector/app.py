@@ -228,6 +228,20 @@ def _warm_worker() -> None:
     import probe.collector.validate  # noqa: F401
 
 
+def _start_worker(parent: int) -> None:
+    """In each worker: end when the collector ends, even if it was killed (-9), so no
+    orphaned workers outlive it."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="kuzot-parent-watch", daemon=True).start()
+    _warm_worker()
+
+
 class _Validator:
     """Runs :func:`validate_batch` in worker processes, or in a thread when there are none."""
 
@@ -237,9 +251,12 @@ class _Validator:
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
-            # forkserver: never fork this process, which has threads and an event loop.
-            context = multiprocessing.get_context("forkserver")
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_warm_worker)
+            # spawn: never fork this process, which has threads and an event loop; the
+            # workers are its own children, so they can tell when it is gone.
+            context = multiprocessing.get_context("spawn")
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+            )
         return self.pool
 
     async def __call__(

@@ -332,16 +332,20 @@ def prepare_item(
         "public_key": envelope.get("public_key"),
         "bytes_used": bytes_used,
     }
-    row = {key: _index_text(value) for key, value in row.items()}
+    # Canonical JSON writes U+0000 as an escape, so a record without the escape holds
+    # no NUL anywhere, and the (rare) clean-up can be skipped.
+    sanitise = "\\u0000" in record
+    if sanitise:
+        row = {key: _index_text(value) for key, value in row.items()}
     row["record"] = record
     observations: dict[str, list[dict[str, Any]]] = {}
     for cls, values in _observation_values(m):
         failure = values.get("failure")
         if failure is not None and failure not in _KNOWN_FAILURES:
             values["failure"] = Failure.UNKNOWN.value  # as Measurement.from_dict reads it back
-        observations.setdefault(cls.__tablename__, []).append(
-            {key: _index_text(value) for key, value in values.items()}
-        )
+        if sanitise:
+            values = {key: _index_text(value) for key, value in values.items()}
+        observations.setdefault(cls.__tablename__, []).append(values)
     return PreparedItem(
         id=m.id,
         content_hash=content_hash,
