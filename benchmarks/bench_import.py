@@ -103,7 +103,7 @@ def line(n: int) -> dict:
     }
 
 
-def write_files(folder: Path, n: int, per_file: int = 5000) -> list[Path]:
+def write_files(folder: Path, n: int, per_file: int = 2500) -> list[Path]:
     paths = []
     for start in range(0, n, per_file):
         path = folder / f"{2022010100 + start // per_file}_KG_webconnectivity.n1.0.jsonl.gz"
@@ -152,8 +152,10 @@ def main() -> None:
         db = root / "fast.db"
         store = Store.open(f"sqlite:///{db}")
         t, c = time.perf_counter(), cpu()
+        outcomes = []
         with Importer(store, keep_body=keep_body) as importer:
-            stored = sum(importer.import_file(p).stored for p in paths)
+            importer.import_files(((p, str(p)) for p in paths), outcomes.append)
+        stored = sum(o.stored for o in outcomes)
         wall = time.perf_counter() - t
         rate = stored / wall
         print(f"kuzot ooni import: {stored:,} in {wall:.1f} s = {rate:,.0f}/s "

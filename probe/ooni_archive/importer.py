@@ -22,6 +22,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,22 @@ def _jobs(
         yield _Job(label, batch, filters, keep_body, do_compact)
 
 
+def convert_file(
+    path: Path, label: str, filters: Filters, keep_body: Any, do_compact: bool
+) -> tuple[FileOutcome, list[Any]]:
+    """A whole file -> prepared rows (runs in a worker): the worker reads the file
+    itself, so only the compact rows cross the process boundary, not the raw lines."""
+    outcome = FileOutcome(path)
+    prepared: list[Any] = []
+    for job in _jobs(path, label, filters, keep_body, do_compact, outcome):
+        result = convert_chunk(job)
+        outcome.lines += result.lines
+        outcome.filtered += result.filtered
+        outcome.skipped.extend(result.skipped)
+        prepared.extend(result.prepared)
+    return outcome, prepared
+
+
 def _context() -> Any:
     method = "forkserver" if sys.platform.startswith("linux") else "spawn"
     return multiprocessing.get_context(method)
@@ -238,6 +255,40 @@ class Importer:
         self._flush(pending, outcome)
         return outcome
 
+    def import_files(
+        self, items: Iterable[tuple[Path, str]], on_done: Callable[[FileOutcome], None]
+    ) -> None:
+        """Import many files, one per worker at a time, storing each as it is ready, in
+        order; ``items`` is consumed lazily (a sync downloads the next file while the
+        workers parse the ones before).  ``on_done`` gets each file's outcome once its
+        measurements are stored."""
+        if self.workers <= 1:
+            for path, label in items:
+                on_done(self.import_file(path, label))
+            return
+        if self._pool is None:
+            self._pool = _context().Pool(self.workers)
+        pending: deque[Any] = deque()
+
+        def finish() -> None:
+            outcome, prepared = pending.popleft().get()
+            for start in range(0, len(prepared), 2000):
+                self._flush(prepared[start : start + 2000], outcome)
+            on_done(outcome)
+
+        for path, label in items:
+            if path.stat().st_size > 20_000_000:  # one large file: its lines go to all workers
+                while pending:
+                    finish()
+                on_done(self.import_file(path, label))
+                continue
+            args = (path, label, self.filters, self.keep_body, self.compact)
+            pending.append(self._pool.apply_async(convert_file, args))
+            while pending and (len(pending) > self.workers * 2 or pending[0].ready()):
+                finish()
+        while pending:
+            finish()
+
     def _flush(self, pending: list[Any], outcome: FileOutcome) -> None:
         if not pending:
             return
@@ -245,7 +296,8 @@ class Importer:
         outcome.stored += stored
         outcome.present += len(pending) - stored
         self.on_progress(len(pending), stored)
-        pending.clear()
+        if isinstance(pending, list):
+            pending.clear()
 
 
 def import_paths(store: Any, paths: Sequence[Path], **options: Any) -> list[FileOutcome]:

@@ -13,14 +13,13 @@ file already imported under the same ETag, and downloads nothing.
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from probe.ooni_archive.importer import Filters, Importer
+from probe.ooni_archive.importer import FileOutcome, Filters, Importer
 from probe.ooni_archive.layout import ArchiveFile, prefixes, wanted
 from probe.ooni_archive.s3 import ArchiveError, RateLimit, download, list_files, make_client
 
@@ -159,28 +158,28 @@ def sync(
         workers=workers,
         on_progress=lambda lines, stored: progress.measurements(lines),
     ) as importer:
-        for entry in todo:
-            target = cache_path(cache, entry)
-            if _cached(target, entry):
-                progress.bytes(entry.size)
-            else:
-                try:
-                    resumed = download(client, entry, target, limit=limit, progress=counted)
-                except ArchiveError as exc:
-                    report.errors.append(str(exc))
-                    continue
-                target.with_name(target.name + ".etag").write_text(entry.etag)
-                report.downloaded += 1
-                report.resumed += int(resumed)
-            outcome = importer.import_file(target, label=archive_url(entry))
-            report.imported_files += 1
-            report.measurements_read += outcome.lines
-            report.stored += outcome.stored
-            report.already_present += outcome.present
-            report.filtered += outcome.filtered
-            report.skipped.extend(outcome.skipped)
-            if outcome.error:
-                report.errors.append(outcome.error)
+        by_label = {archive_url(e): e for e in todo}
+
+        def fetched() -> Iterator[tuple[Path, str]]:
+            """Each file once it is in the cache (downloading it if needed)."""
+            for entry in todo:
+                target = cache_path(cache, entry)
+                if _cached(target, entry):
+                    progress.bytes(entry.size)
+                else:
+                    try:
+                        resumed = download(client, entry, target, limit=limit, progress=counted)
+                    except ArchiveError as exc:
+                        report.errors.append(str(exc))
+                        continue
+                    target.with_name(target.name + ".etag").write_text(entry.etag)
+                    report.downloaded += 1
+                    report.resumed += int(resumed)
+                yield target, archive_url(entry)
+
+        def done(outcome: FileOutcome) -> None:
+            entry = by_label[archive_url_of(outcome.path, cache)]
+            _tally(report, outcome)
             record_import(
                 store,
                 archive_url(entry),
@@ -192,7 +191,25 @@ def sync(
                 error=outcome.error,
             )
             progress.file_done(entry.name)
+
+        importer.import_files(fetched(), done)
     return report
+
+
+def archive_url_of(path: Path, cache: Path) -> str:
+    """``s3://bucket/key`` of a file in the cache (the inverse of :func:`cache_path`)."""
+    return "s3://" + path.relative_to(cache).as_posix()
+
+
+def _tally(report: SyncReport, outcome: FileOutcome) -> None:
+    report.imported_files += 1
+    report.measurements_read += outcome.lines
+    report.stored += outcome.stored
+    report.already_present += outcome.present
+    report.filtered += outcome.filtered
+    report.skipped.extend(outcome.skipped)
+    if outcome.error:
+        report.errors.append(outcome.error)
 
 
 def local_version(path: Path) -> str:
@@ -223,7 +240,6 @@ def import_directory(
     todo = [p for p in paths if done.get(str(p.resolve())) != local_version(p)]
     report.already_imported = len(paths) - len(todo)
     progress.planned(len(todo), sum(p.stat().st_size for p in todo))
-    started = time.monotonic()
     with Importer(
         store,
         filters=filters,
@@ -231,17 +247,10 @@ def import_directory(
         workers=workers,
         on_progress=lambda lines, stored: progress.measurements(lines),
     ) as importer:
-        for path in todo:
-            outcome = importer.import_file(path)
+        def done(outcome: FileOutcome) -> None:
+            path = outcome.path
             progress.bytes(path.stat().st_size)
-            report.imported_files += 1
-            report.measurements_read += outcome.lines
-            report.stored += outcome.stored
-            report.already_present += outcome.present
-            report.filtered += outcome.filtered
-            report.skipped.extend(outcome.skipped)
-            if outcome.error:
-                report.errors.append(outcome.error)
+            _tally(report, outcome)
             record_import(
                 store,
                 str(path.resolve()),
@@ -253,5 +262,6 @@ def import_directory(
                 error=outcome.error,
             )
             progress.file_done(path.name)
-    del started
+
+        importer.import_files(((p, str(p)) for p in todo), done)
     return report
