@@ -125,6 +125,7 @@ def handle(args: argparse.Namespace) -> int:
                     await stop.wait()
                     inner.cancel_scope.cancel()
 
+            app.context.background = True
             nursery.start_soon(background)
             if args.json:
                 print(json.dumps({"url": f"{url}/", "mode": mode, "api": f"{url}/api/v1/"}), flush=True)

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -60,19 +60,26 @@ def is_simulated(m: Measurement) -> bool:
 
 
 class VerdictProvider(Protocol):
-    """Where verdicts come from: one call, "everything stored since ``since``"."""
+    """Where verdicts come from: one call, "everything stored since ``position``".
+
+    ``position`` is the provider's own bookmark (opaque to the cache): ``None`` means
+    from the beginning, and each call returns the bookmark to pass next time."""
 
     rules_version: str
 
-    def verdicts_since(self, since: datetime | None) -> tuple[pd.DataFrame, datetime | None]:
+    def verdicts_since(self, position: Any) -> tuple[pd.DataFrame, Any]:
         """Verdict rows (columns :data:`VERDICT_COLUMNS` + :data:`EXTRA_VERDICT_COLUMNS`)
-        of every target measurement stored at or after ``since`` and of the runs they
-        belong to, plus the new high-water mark."""
+        of every target measurement stored after ``position`` and of the runs they
+        belong to (re-judged whole), plus the new position."""
         ...
 
 
 class JudgingProvider:
-    """Judges stored records with :mod:`analysis.verdicts` (no stored verdicts needed)."""
+    """Judges stored records with :mod:`analysis.verdicts` (no stored verdicts needed).
+
+    Its bookmark is SQLite's rowid (assigned in commit order by the one writer, and
+    indexed), or on PostgreSQL the latest ``stored_at`` read, re-reading
+    :data:`REFRESH_MARGIN` before it because concurrent batches commit out of order."""
 
     rules_version = RULES_VERSION
 
@@ -86,21 +93,27 @@ class JudgingProvider:
             for record, stored_at in conn.execution_options(yield_per=2000).execute(query, params):
                 yield Measurement.from_dict(json.loads(record)), stored_at
 
-    def verdicts_since(self, since: datetime | None) -> tuple[pd.DataFrame, datetime | None]:
-        if since is None:
-            rows = self._judge(self._records("", {}))
-        else:
-            # Whole runs: a late canary changes its run's targets' verdicts.
-            where = (
-                "WHERE stored_at >= :since OR run_id IN "
-                "(SELECT run_id FROM measurements WHERE stored_at >= :since AND run_id IS NOT NULL)"
-            )
-            rows = self._judge(self._records(where, {"since": since}))
-        frame = _frame(rows)
-        mark = frame["stored_at"].max() if len(frame) else since
-        if since is not None and (mark is None or pd.isna(mark)):
-            mark = since
-        return frame, (None if mark is None or pd.isna(mark) else pd.Timestamp(mark).to_pydatetime())
+    def _top(self) -> Any:
+        column = "rowid" if self.source.sqlite else "stored_at"
+        with self.source.engine.connect() as conn:
+            return conn.execute(text(f"SELECT MAX({column}) FROM measurements")).scalar()
+
+    def verdicts_since(self, position: Any) -> tuple[pd.DataFrame, Any]:
+        top = self._top()
+        if top is None:
+            return _frame([]), position
+        column = "rowid" if self.source.sqlite else "stored_at"
+        if position is None:
+            rows = self._judge(self._records(f"WHERE {column} <= :top", {"top": top}))
+            return _frame(rows), top
+        since = position if self.source.sqlite else position - REFRESH_MARGIN
+        new = f"{column} > :since AND {column} <= :top"
+        # Whole runs: a late canary changes its run's targets' verdicts.
+        where = (
+            f"WHERE ({new}) OR run_id IN (SELECT run_id FROM measurements WHERE {new} AND run_id IS NOT NULL)"
+        )
+        rows = self._judge(self._records(where, {"since": since, "top": top}))
+        return _frame(rows), top
 
     def _judge(self, records: Iterable[tuple[Measurement, Any]]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -166,7 +179,8 @@ class Snapshot:
     episode_rows: dict[str, int] = field(default_factory=dict)
     categories: dict[str, str] = field(default_factory=dict)
     network_names: dict[int, str] = field(default_factory=dict)
-    high_water: datetime | None = None
+    #: The provider's bookmark: where the next refresh starts reading.
+    high_water: Any = None
     #: ``verdicts.measured_at`` as int64 nanoseconds, for searchsorted within a series.
     times: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
     simulated_any: bool = False
@@ -183,7 +197,7 @@ def _asn_key(value: object) -> int | None:
 
 
 def _index(
-    version: int, verdicts: pd.DataFrame, episodes: pd.DataFrame, orders: pd.DataFrame, mark: datetime | None
+    version: int, verdicts: pd.DataFrame, episodes: pd.DataFrame, orders: pd.DataFrame, mark: Any
 ) -> Snapshot:
     verdicts = verdicts.sort_values(
         ["site_domain", "probe_asn", "measured_at", "measurement_id"], kind="mergesort"
@@ -235,7 +249,7 @@ class AnalysisCache:
         self.source = source
         self.orders = orders
         self._lock = threading.Lock()
-        self._marker: tuple[Any, int] | None = None
+        self._marker: Any = None
         self.snapshot: Snapshot | None = None
 
     def build(self) -> Snapshot:
@@ -263,11 +277,7 @@ class AnalysisCache:
             if marker == self._marker:
                 return False
             old = self.snapshot
-            # A margin before the high-water mark: a collector's concurrent batches can
-            # commit out of stored_at order; re-judging a few minutes again is cheap.
-            since = old.high_water - REFRESH_MARGIN if old.high_water is not None else None
-            new, mark = self.provider.verdicts_since(since)
-            mark = max(mark, old.high_water) if mark is not None and old.high_water is not None else mark
+            new, mark = self.provider.verdicts_since(old.high_water)
             self._marker = marker
             if new.empty:
                 return False

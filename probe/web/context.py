@@ -31,12 +31,16 @@ class WebContext:
         self.db_limiter = trio.CapacityLimiter(4)
         self.bundle_limiter = trio.CapacityLimiter(config.bundle_concurrency)
         self._checked = 0.0
+        #: True when a background task keeps the snapshot current (``kuzot web``);
+        #: mounted in the collector there is none, and requests look for news instead.
+        self.background = False
 
     async def snapshot(self) -> Snapshot:
         """The current snapshot; at most every ``refresh_seconds`` one request first takes
         in newly stored measurements (others keep the previous snapshot meanwhile)."""
         now = time.monotonic()
-        if self.cache.snapshot is None or now - self._checked >= self.config.refresh_seconds:
+        stale = not self.background and now - self._checked >= self.config.refresh_seconds
+        if self.cache.snapshot is None or stale:
             self._checked = now
             await trio.to_thread.run_sync(self.cache.refresh, limiter=self.db_limiter)
         assert self.cache.snapshot is not None

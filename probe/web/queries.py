@@ -274,13 +274,12 @@ def _timeline(snap: Snapshot, part: slice, t0: int, t1: int) -> list[dict[str, A
 
 
 def _orders_naming(snap: Snapshot, domain: str) -> list[dict[str, Any]]:
-    if not len(snap.orders):
-        return []
-    out = []
-    for _, order in snap.orders.iterrows():
-        if domain in list(order["domains"]):
-            out.append(order_meta(order))
-    return out
+    metas = memo(
+        snap,
+        "orders_meta",
+        lambda: [order_meta(o) for _, o in snap.orders.iterrows()] if len(snap.orders) else [],
+    )
+    return [dict(m) for m in metas if domain in m["domains"]]
 
 
 def order_meta(order: pd.Series) -> dict[str, Any]:
