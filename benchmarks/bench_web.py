@@ -46,7 +46,9 @@ def spec_for(size: int) -> HistorySpec:
     every = timedelta(hours=6)
     end = start + every * runs
     blocks = [
-        BlockTruth(d, asn, start + (end - start) * ((i * 7 + j) % 10) / 20, start + (end - start) * 0.7, "dns")
+        BlockTruth(
+            d, asn, start + (end - start) * ((i * 7 + j) % 10) / 20, start + (end - start) * 0.7, "dns"
+        )
         for i, d in enumerate(domains)
         for j, asn in enumerate(asns)
         if (i + j) % 4 == 0
@@ -142,11 +144,13 @@ def main(size: int, reuse: Path | None = None) -> None:
             rss = Path(f"/proc/{proc.pid}/status").read_text()
             peak = next(line.split()[1] for line in rss.splitlines() if line.startswith("VmHWM"))
             print(f"server peak RSS: {int(peak) / 1024:.0f} MiB")
-            print(f"median of all pages' p95: {statistics.median(percentile(v, .95) for v in results.values()) * 1000:.1f} ms")
+            p95s = [percentile(v, 0.95) for v in results.values()]
+            print(f"median of all pages' p95: {statistics.median(p95s) * 1000:.1f} ms")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    print(f"\n{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores; {directory}")
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    print(f"\n{python}, {os.cpu_count()} cores; {directory}")
 
 
 if __name__ == "__main__":
