@@ -107,7 +107,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--orders",
         type=Path,
         default=None,
-        help="with --with-web: the orders file the Explorer correlates with (default targets/orders.csv)",
+        help="with --with-web: the orders file the Explorer correlates with (default: the one shipped with Kuzot)",
     )
     add_control_options(p)
     p.set_defaults(handler=handle)
@@ -211,10 +211,10 @@ def _mount_web(app, args: argparse.Namespace):  # -> probe.web.source.Source
     read-only connection to the same database."""
     from starlette.routing import Mount
 
-    from probe.commands.orders import DEFAULT_ORDERS, load_orders_or_fail
+    from probe.commands.orders import load_orders_or_fail
     from probe.commands.web import open_or_fail, web_config
 
-    orders = load_orders_or_fail(args.orders or DEFAULT_ORDERS)
+    orders = load_orders_or_fail(args.orders)
     web_app, source = open_or_fail(args.db, orders, web_config("public", 15.0))
     app.router.routes.append(Mount("/", app=web_app))
     return source
