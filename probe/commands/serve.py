@@ -107,7 +107,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--orders",
         type=Path,
         default=None,
-        help="with --with-web: the orders file the Explorer correlates with (default: the one shipped with Kuzot)",
+        help="with --with-web: the orders file the Explorer correlates with "
+        "(default: the one shipped with Kuzot)",
     )
     add_control_options(p)
     p.set_defaults(handler=handle)
