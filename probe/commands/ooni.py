@@ -82,7 +82,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Import every OONI measurement file under DIR (.jsonl, .jsonl.gz, postcans); "
         "files already imported in the same version are skipped.",
     )
-    i.add_argument("dir", type=Path, metavar="DIR")
+    i.add_argument(
+        "dir",
+        type=Path,
+        metavar="DIR",
+        help="a folder of OONI files (.jsonl[.gz], .json, lz4 cans), as oonidata syncs it",
+    )
     i.add_argument(
         "--asn", action="append", type=parse_asn, default=[], help="only this network (repeatable)"
     )
