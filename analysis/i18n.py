@@ -4,38 +4,27 @@ translations) and Babel's locale data for dates and plurals.
 Why catalogs and not dicts: a translator works on a ``.po`` file with standard tools,
 plural forms follow each language's own rule (Russian has three, Kyrgyz one), and
 month names come from CLDR instead of a hand-made list.  The catalogs live in
-``analysis/locale/<lang>/LC_MESSAGES/report.po``; the compiled ``.mo`` files are
-committed beside them (a test checks they match), and are read through
-importlib.resources so an installed wheel finds them too.  The Russian and Kyrgyz
-sentences still need a native speaker's review (docs/report.md).
+``analysis/locale/<lang>/LC_MESSAGES/report.po`` and are read by :mod:`probe.catalogs`,
+the one loader of every domain (report, cli, web).  The Russian and Kyrgyz sentences
+still need a native speaker's review (docs/report.md).
 """
 
 from __future__ import annotations
 
-import functools
 import gettext
 from datetime import date, datetime
-from importlib import resources
 
 from babel.dates import format_date
 
-#: The report's languages, English first (the source language of every message).
-LANGUAGES: tuple[str, ...] = ("en", "ru", "ky")
-#: Each language's name in itself.
-LANGUAGE_NAMES: dict[str, str] = {"en": "English", "ru": "Русский", "ky": "Кыргызча"}
+from probe import catalogs
+from probe.catalogs import LANGUAGE_NAMES, LANGUAGES
+
 DOMAIN = "report"
 
 
-@functools.cache
 def translations(lang: str) -> gettext.NullTranslations:
-    """The compiled catalog of ``lang``; English is the source, so it has none."""
-    if lang == "en":
-        return gettext.NullTranslations()
-    if lang not in LANGUAGES:
-        raise ValueError(f"unknown language {lang!r}; one of {', '.join(LANGUAGES)}")
-    resource = resources.files("analysis").joinpath("locale", lang, "LC_MESSAGES", f"{DOMAIN}.mo")
-    with resource.open("rb") as fh:
-        return gettext.GNUTranslations(fh)
+    """The report's catalog in ``lang``; English is the source, so it has none."""
+    return catalogs.translations(DOMAIN, lang)
 
 
 def gettext_(lang: str, message: str) -> str:

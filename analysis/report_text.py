@@ -165,9 +165,11 @@ def too_few_sentence(*, lang: str, domain: str, network: str, conclusive: int) -
     ).format(network=network, n=conclusive, domain=domain)
 
 
+#: The notice on every report and Explorer page (and in citation.txt) built from lab or
+#: synthetic measurements: one sentence for both, so it reads the same wherever it is shown.
 SIMULATED_MESSAGE = N_(
-    "SIMULATED DATA: this report is built from lab or synthetic measurements ({count} of {total}), "
-    "not from real volunteers' connections. It says nothing about any real network or website."
+    "SIMULATED DATA: {count} of the {total} measurements shown here are from a lab or synthetic, "
+    "not from real volunteers' connections. They say nothing about any real network or website."
 )
 
 

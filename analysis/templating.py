@@ -3,8 +3,10 @@
 Why templates: every value a page shows comes from measurements, which come from the
 network, which is hostile; escaping by default means a forgotten call is not an
 injection.  The templates live in ``analysis/templates`` (``base.html`` and
-``partials/``), loaded through the package so a wheel works; the web Explorer can put
-its own folder in front of this one with a ``ChoiceLoader`` and extend ``base.html``.
+``partials/``), loaded through the package so a wheel works.  The web Explorer puts its
+own folder in front of this one (:func:`shared_loader`) and extends ``report/base.html``,
+so the banner, the language links, the citation block and the duration wording are
+written once for both.
 """
 
 from __future__ import annotations
@@ -14,7 +16,31 @@ import functools
 import jinja2
 import pandas as pd
 
+from analysis import report_text
 from analysis.i18n import format_day, translations
+from analysis.networks import network_label
+
+#: The prefix under which other environments see these templates ("report/base.html").
+PREFIX = "report"
+
+
+def report_loader() -> jinja2.BaseLoader:
+    return jinja2.PackageLoader("analysis", "templates")
+
+
+def shared_loader(first: jinja2.BaseLoader) -> jinja2.BaseLoader:
+    """``first``'s templates, then the report's: under ``report/`` (to extend the report's
+    ``base.html`` from a template of the same name) and unprefixed (its ``partials/``)."""
+    report = report_loader()
+    return jinja2.ChoiceLoader([first, jinja2.PrefixLoader({PREFIX: report}), report])
+
+
+def install_shared(env: jinja2.Environment, lang: str) -> None:
+    """What every Kuzot page may say in words: duration brackets and network names."""
+    env.globals["duration"] = lambda low, high, ongoing=False: report_text.duration(
+        float(low), None if high is None else float(high), lang, ongoing=bool(ongoing)
+    )
+    env.globals["network_label"] = network_label
 
 
 def _missing(value: object) -> bool:
@@ -41,7 +67,7 @@ def days(value: object) -> str:
 @functools.cache
 def environment(lang: str = "en") -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("analysis", "templates"),
+        loader=report_loader(),
         autoescape=True,
         extensions=["jinja2.ext.i18n"],
         undefined=jinja2.StrictUndefined,
@@ -53,6 +79,7 @@ def environment(lang: str = "en") -> jinja2.Environment:
     env.filters["days"] = days
     env.filters["day"] = lambda v: "—" if _missing(v) else format_day(pd.Timestamp(v).to_pydatetime(), lang)
     env.globals["lang"] = lang
+    install_shared(env, lang)
     return env
 
 
@@ -60,4 +87,13 @@ def render(template: str, lang: str = "en", **context: object) -> str:
     return environment(lang).get_template(template).render(**context)
 
 
-__all__ = ["days", "environment", "moment", "render"]
+__all__ = [
+    "PREFIX",
+    "days",
+    "environment",
+    "install_shared",
+    "moment",
+    "render",
+    "report_loader",
+    "shared_loader",
+]

@@ -5,18 +5,18 @@ Why a catalog here and another in ``analysis``: the layers stay apart (the probe
 imports the analysis package), and a volunteer's install needs only this one.  The
 language is ``KUZOT_LANG``, else the usual ``LANGUAGE``/``LC_ALL``/``LC_MESSAGES``/``LANG``
 when it names Russian or Kyrgyz, else English.  Catalogs are in
-``probe/locale/<lang>/LC_MESSAGES/cli.po`` with committed ``.mo`` files (see docs/report.md),
-read through importlib.resources so a wheel works.
+``probe/locale/<lang>/LC_MESSAGES/cli.po``, read by :mod:`probe.catalogs` like every other
+domain (see docs/report.md).
 """
 
 from __future__ import annotations
 
-import functools
 import gettext as _gettext
 import os
-from importlib import resources
 
-LANGUAGES: tuple[str, ...] = ("en", "ru", "ky")
+from probe import catalogs
+from probe.catalogs import LANGUAGES
+
 DOMAIN = "cli"
 
 
@@ -38,12 +38,9 @@ def language() -> str:
     return "en"
 
 
-@functools.cache
 def translations(lang: str) -> _gettext.NullTranslations:
-    if lang not in LANGUAGES or lang == "en":
-        return _gettext.NullTranslations()
-    with resources.files("probe").joinpath("locale", lang, "LC_MESSAGES", f"{DOMAIN}.mo").open("rb") as fh:
-        return _gettext.GNUTranslations(fh)
+    """The terminal's catalog; a language Kuzot does not speak falls back to English."""
+    return catalogs.translations(DOMAIN, lang if lang in LANGUAGES else catalogs.SOURCE_LANGUAGE)
 
 
 def gettext(message: str, lang: str | None = None) -> str:

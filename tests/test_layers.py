@@ -1,7 +1,8 @@
 """The layer rule: measuring and judging stay apart, so verdicts can be recomputed anywhere.
 
-- ``analysis`` imports from ``probe`` only the archival records and the failure
-  vocabulary (judging is pure and runs wherever the data is).
+- ``analysis`` imports from ``probe`` only the archival records, the failure
+  vocabulary (judging is pure and runs wherever the data is) and the gettext loader
+  ``probe.catalogs`` (one way to read every domain's catalog).
 - ``probe.records`` and ``probe.failures`` import nothing else of the project.
 - only the CLI layer (``probe.cli``, ``probe.commands``) and the Explorer (``probe.web``,
   a presentation layer like the CLI) import ``analysis``.
@@ -31,8 +32,8 @@ def _modules(package: str) -> list[Path]:
 
 
 def test_analysis_imports_only_records_and_failures_from_probe() -> None:
-    """If an analysis module imports the probe, then only probe.records or probe.failures."""
-    allowed = {"probe", "probe.records", "probe.failures"}
+    """If an analysis module imports the probe, then only probe.records, probe.failures or probe.catalogs."""
+    allowed = {"probe", "probe.records", "probe.failures", "probe.catalogs"}
     offenders = {
         f"{path.relative_to(ROOT)}: {name}"
         for path in _modules("analysis")
@@ -44,7 +45,7 @@ def test_analysis_imports_only_records_and_failures_from_probe() -> None:
 
 def test_archival_format_depends_on_nothing_else() -> None:
     """If the record or failure modules import project code, then only each other."""
-    for name in ("records.py", "failures.py"):
+    for name in ("records.py", "failures.py", "catalogs.py"):
         project = {i for i in _imports(ROOT / "probe" / name) if i.startswith(("probe", "analysis"))}
         assert project <= {"probe.failures", "probe.records"}, (name, project)
 

@@ -1,5 +1,5 @@
-"""The gettext catalogs (the report's, and the probe's for the consent screen and the CLI): every
-message translated, compiled catalogs current, plurals and dates from Babel."""
+"""The gettext catalogs (the report's, the probe's for the consent screen and the CLI, and the
+Explorer's): every message translated, compiled catalogs current, plurals and dates from Babel."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from analysis.i18n import LANGUAGES
 DOMAINS = [
     ("analysis", "report", ["-k", "N_", "-k", "gettext_:2", "-k", "ngettext_:2,3"]),
     ("probe", "cli", ["-k", "N_"]),
+    ("probe.web", "web", ["-k", "N_"]),
 ]
 CATALOGS = [(package, domain, lang) for package, domain, _ in DOMAINS for lang in LANGUAGES if lang != "en"]
 
@@ -74,12 +75,33 @@ def test_every_message_in_the_code_is_in_the_template(tmp_path, package, domain,
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "fresh.pot"
     CommandLineInterface().run(
-        ["pybabel", "-q", "extract", "-F", str(root / package / "locale" / "babel.cfg"), *keywords,
+        ["pybabel", "-q", "extract", "-F", str(root.joinpath(*package.split(".")) / "locale" / "babel.cfg"), *keywords,
          "--no-location", "-o", str(out), str(root)]
     )  # fmt: skip
     fresh = {m.id for m in read_po(out.open("rb")) if m.id}
     committed = {m.id for m in _pot(package, domain) if m.id}
     assert fresh - committed == set(), sorted(map(str, fresh - committed))
+
+
+@pytest.mark.parametrize(("package", "domain", "lang"), CATALOGS)
+def test_one_loader_reads_every_domain(package, domain, lang):
+    """If a domain's catalog is loaded through probe.catalogs, then it comes from its package and translates its messages."""
+    from probe import catalogs
+
+    assert catalogs.DOMAINS[domain] == package
+    loaded = catalogs.translations(domain, lang)
+    message = next(m for m in _po(package, domain, lang) if m.id and isinstance(m.id, str) and m.string)
+    assert loaded.gettext(message.id) == message.string
+    assert catalogs.translations(domain, "en").gettext(message.id) == message.id
+
+
+def test_the_explorer_falls_back_to_the_report_catalog():
+    """If an Explorer page says a sentence of the report's shared partials, then the report's catalog translates it."""
+    from probe.web import i18n
+
+    assert i18n.translations("ru").gettext("Copy") == "Копировать"
+    assert i18n.translations("ky").gettext(text.SIMULATED_MESSAGE).startswith("СИМУЛЯЦИЯЛАНГАН МААЛЫМАТ")
+    assert i18n.translations("ru").gettext("Which networks block which sites") != "Which networks block which sites"
 
 
 def test_durations_never_say_zero_and_agree_with_their_numbers():

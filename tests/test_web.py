@@ -126,6 +126,31 @@ def test_pages_answer_in_every_language(client):
             assert f'<html lang="{lang}">' in response.text
 
 
+SIMULATED_WORDS = {"en": "SIMULATED DATA", "ru": "СМОДЕЛИРОВАННЫЕ ДАННЫЕ", "ky": "СИМУЛЯЦИЯЛАНГАН МААЛЫМАТ"}
+
+
+def test_every_page_carries_the_reports_simulated_banner(client):
+    """If a page shows lab or synthetic measurements, then it opens with the report's own banner, in all three languages, its own first."""
+    ep = first_episode(client)
+    detail = client.get(f"/api/v1/episodes/{ep['episode_id']}").json()
+    measurement = detail["bounds"]["first_blocked"]["measurement_id"]
+    order = client.get("/api/v1/orders").json()["orders"][0]["order_id"]
+    paths = ("/", "/sites/azattyk.org", f"/episodes/{ep['episode_id']}", "/episodes/", "/orders/",
+             f"/orders/{order}", f"/measurements/{measurement}")  # fmt: skip
+    for lang in ("en", "ru", "ky"):
+        for path in paths:
+            html = client.get(f"/{lang}{path}").text
+            banner = html.index('<section class="simulated" id="simulated" role="alert">')
+            assert banner < html.index("<h1>"), (lang, path)
+            notice = html[banner : html.index("</section>", banner)]
+            assert all(words in notice for words in SIMULATED_WORDS.values()), (lang, path)
+            assert notice.index(SIMULATED_WORDS[lang]) == min(notice.index(w) for w in SIMULATED_WORDS.values())
+    # The same sentence as the report's (one message, one translation per language).
+    from analysis.report_text import simulated_sentence
+
+    assert simulated_sentence("ru", 1, 1) in client.get(f"/ru/measurements/{measurement}").text
+
+
 def test_translations_are_used(client):
     """If the overview is read in Russian or Kyrgyz, then its headings are not the English ones."""
     english = client.get("/en/").text
@@ -186,7 +211,7 @@ def test_measurement_shows_observations_control_and_signature(client):
     assert data["simulated"]  # a lab network is labelled as such
     page = client.get(f"/en/measurements/{verdicts[0]['measurement_id']}").text
     assert "Control" in page and "127.66.66.66" in page
-    assert "Simulated or lab data" in page
+    assert 'id="simulated"' in page and "SIMULATED DATA: 1 of the 1 measurements shown here" in page
 
 
 def test_imported_ooni_measurement_links_to_ooni_explorer(client):
@@ -404,6 +429,33 @@ def test_browser_overview_to_measurement_in_three_clicks(page, screenshots):
     page.wait_for_url("**/en/measurements/*")
     assert page.locator("h2", has_text="Signature").count() == 1
     page.screenshot(path=str(screenshots / "measurement.png"), full_page=True)
+    assert page.problems == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["en", "ru", "ky"])
+def test_browser_overview_to_a_citable_episode_in_three_clicks(page, screenshots, lang):
+    """If a reader starts on the English overview, then the language switch, a site and an episode (three clicks) show a citation in that language, the evidence download and the simulated banner."""
+    page.goto("/en/")
+    clicks = 0
+    if lang != "en":
+        page.click(f"a[data-lang='{lang}']")
+        page.wait_for_url(f"**/{lang}/")
+        clicks += 1
+    page.click("a.site-link:text-is('azattyk.org')")
+    page.wait_for_url(f"**/{lang}/sites/azattyk.org")
+    clicks += 1
+    page.locator("a.episode-link").first.click()
+    page.wait_for_url(f"**/{lang}/episodes/*")
+    clicks += 1
+    assert clicks <= 3
+    assert page.locator("html").get_attribute("lang") == lang
+    quote = page.locator(f"blockquote#citation-{lang}")
+    assert quote.is_visible() and "azattyk.org" in quote.inner_text()
+    assert page.locator("#evidence-download").is_visible()
+    banner = page.locator("#simulated")
+    assert banner.is_visible() and SIMULATED_WORDS[lang] in banner.inner_text()
+    page.screenshot(path=str(screenshots / f"episode-{lang}.png"), full_page=True)
     assert page.problems == []  # type: ignore[attr-defined]
 
 

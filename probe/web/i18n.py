@@ -1,42 +1,31 @@
-"""The Explorer's languages: the 'web' gettext domain (Babel catalogs), dates and ages.
+"""The Explorer's languages: the 'web' gettext domain, dates and ages.
 
-Why catalogs read from ``.po`` at start-up rather than compiled ``.mo`` files: the
-package ships text only (reviewable, diffable, no build step), and Babel compiles a
-catalog in memory in milliseconds.  English is the source language.
+The catalogs are read by :mod:`probe.catalogs`, like the report's and the CLI's.  The
+Explorer's pages include the report's partials (the simulated-data banner, the citation
+block), whose sentences are translated in the report's catalog, so a page looks a message
+up in the 'web' catalog first and then in the 'report' one: each sentence has one
+translation.  English is the source language.
 """
 
 from __future__ import annotations
 
 import functools
 import gettext
-import io
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 
 from babel.dates import format_date, format_datetime, format_timedelta
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
 
-LANGUAGES: tuple[str, ...] = ("en", "ru", "ky")
-LANGUAGE_NAMES = {"en": "English", "ru": "Русский", "ky": "Кыргызча"}
+from probe import catalogs
+from probe.catalogs import LANGUAGE_NAMES, LANGUAGES
+
 DOMAIN = "web"
+#: The report's domain, for the partials the Explorer shares with it.
+SHARED_DOMAIN = "report"
 
 
-def catalog_path(lang: str):  # -> importlib.resources.abc.Traversable
-    return resources.files("probe.web").joinpath("locale", lang, "LC_MESSAGES", f"{DOMAIN}.po")
-
-
-@functools.cache
 def translations(lang: str) -> gettext.NullTranslations:
-    if lang == "en":
-        return gettext.NullTranslations()
-    text = catalog_path(lang).read_text(encoding="utf-8")
-    catalog = read_po(io.StringIO(text), locale=lang, domain=DOMAIN)
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled, domain=DOMAIN)
+    """The Explorer's catalog in ``lang``, falling back to the report's."""
+    return catalogs.chained(lang, DOMAIN, SHARED_DOMAIN)
 
 
 def _parse(value: object) -> datetime | None:
@@ -87,3 +76,6 @@ def _age(minutes: int, lang: str) -> str:
     return format_timedelta(
         timedelta(minutes=-minutes), granularity="minute", add_direction=True, locale=lang
     )
+
+
+__all__ = ["DOMAIN", "LANGUAGES", "LANGUAGE_NAMES", "SHARED_DOMAIN", "age", "day", "translations", "when"]

@@ -12,8 +12,9 @@ from starlette.routing import Route
 
 from probe.web import i18n, params, queries
 from probe.web.api import compute, evidence_bundle, measurement_data
+from probe.web.cache import Snapshot
 from probe.web.context import WebContext
-from probe.web.render import render
+from probe.web.render import render, simulated_banner
 
 
 def language(request: Request) -> str:
@@ -30,12 +31,46 @@ def alternates(request: Request, lang: str) -> dict[str, str]:
     return {other: f"/{other}{rest}{query}" for other in i18n.LANGUAGES}
 
 
+def simulated_counts(snap: Snapshot | None, name: str, data: dict[str, Any]) -> tuple[int, int]:
+    """How many of the measurements behind a page are simulated or from a lab, of how many:
+    the page's own (a measurement, an episode, a site) or, for overviews and lists, the
+    whole database's.  A page whose data says it shows no simulated measurement has none."""
+    if snap is None or data.get("simulated") is False:
+        return 0, 0
+    if name == "measurement.html":
+        return 1, 1
+    flags = snap.verdicts["simulated"].to_numpy() if len(snap.verdicts) else None
+    if flags is None:
+        return 0, 0
+    if name == "episode.html" and data.get("episode_id") in snap.episode_rows:
+        ids = snap.episodes.iloc[snap.episode_rows[data["episode_id"]]]["measurement_ids"]
+        rows = [snap.rows[m] for m in ids if m in snap.rows]
+        return int(flags[rows].sum()), len(rows)
+    if name == "site.html":
+        ranges = [span for (domain, _asn), span in snap.series.items() if domain == data.get("domain")]
+        return sum(int(flags[a:b].sum()) for a, b in ranges), sum(b - a for a, b in ranges)
+    if "simulated_count" not in snap.memo:
+        snap.memo["simulated_count"] = int(flags.sum())
+    return snap.memo["simulated_count"], len(flags)
+
+
+def citations(lang: str, data: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """An episode's sentences to quote, the page's language first."""
+    texts = data.get("citation") or {}
+    order = [lang, *[code for code in i18n.LANGUAGES if code != lang]]
+    return [(code, i18n.LANGUAGE_NAMES[code], [texts[code]]) for code in order if code in texts]
+
+
 def page(request: Request, ctx: WebContext, name: str, **context: Any) -> HTMLResponse:
     lang = language(request)
+    data = context.get("data") or {}
+    count, total = simulated_counts(ctx.cache.snapshot, name, data)
     html = render(
         lang,
         name,
         alternates=alternates(request, lang),
+        simulated=simulated_banner(lang, count, total),
+        citations=citations(lang, data),
         local=ctx.config.mode == "local",
         query=dict(request.query_params),
         **context,

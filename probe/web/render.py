@@ -1,4 +1,5 @@
-"""Jinja2 environments (autoescape always on), one per language, templates from the package."""
+"""Jinja2 environments (autoescape always on), one per language: the Explorer's templates,
+then the report's (its base page and partials, see :func:`analysis.templating.shared_loader`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from analysis import report_text
+from analysis.templating import install_shared, shared_loader
 from probe.web import i18n
 
 #: The text beside every status colour: colour alone is never the only signal.
@@ -68,7 +70,7 @@ def _with_query(query: dict[str, str], **changes: object) -> str:
 @functools.cache
 def environment(lang: str) -> Environment:
     env = Environment(
-        loader=PackageLoader("probe.web", "templates"),
+        loader=shared_loader(PackageLoader("probe.web", "templates")),
         autoescape=select_autoescape(["html", "xml", "atom"], default_for_string=True, default=True),
         undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"],
@@ -82,9 +84,7 @@ def environment(lang: str) -> Environment:
     env.filters["days"] = _days
     env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
     env.filters["pct"] = lambda v: f"{100 * float(v):.3f}"
-    env.globals["duration"] = lambda low, high, ongoing=False: report_text.duration(
-        float(low), None if high is None else float(high), lang, ongoing=bool(ongoing)
-    )
+    install_shared(env, lang)
     words = {key: i18n.translations(lang).gettext(text) for key, text in STATUS_WORDS.items()}
     env.globals["status_label"] = lambda s: words.get(s, words[None])
     env.globals["with_query"] = _with_query
@@ -95,5 +95,29 @@ def environment(lang: str) -> Environment:
     return env
 
 
-def render(lang: str, name: str, **context: Any) -> str:
-    return environment(lang).get_template(name).render(lang=lang, **context)
+def simulated_banner(lang: str, count: int, total: int) -> list[tuple[str, str]]:
+    """The report's simulated/lab notice, in every language, the page's own first; empty
+    when nothing shown is simulated."""
+    if not count:
+        return []
+    order = [lang, *[code for code in i18n.LANGUAGES if code != lang]]
+    return [(code, report_text.simulated_sentence(code, count, total)) for code in order]
+
+
+def render(
+    lang: str,
+    name: str,
+    *,
+    alternates: dict[str, str] | None = None,
+    simulated: list[tuple[str, str]] | None = None,
+    **context: Any,
+) -> str:
+    """``name`` in ``lang``; ``alternates`` are the same page's addresses in the other languages."""
+    pages = [(code, i18n.LANGUAGE_NAMES[code], (alternates or {}).get(code)) for code in i18n.LANGUAGES]
+    return (
+        environment(lang)
+        .get_template(name)
+        .render(
+            lang=lang, alternates=alternates or {}, language_pages=pages, simulated=simulated or [], **context
+        )
+    )
