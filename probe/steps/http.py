@@ -9,6 +9,9 @@ IP:port, not by SNI or Host, so a pooled connection made for one name could carr
 another name's request.  The transport connects to the address it is given while
 sending the real Host and SNI: the IP goes in the URL, the name in ``Host`` and in the
 ``sni_hostname`` extension, and httpx validates the certificate against that name.
+The one exception is a connection the caller hands over (``connection``: the TLS
+step's, made for this very name and address, see :mod:`probe.steps.reuse`): the
+first request goes over it; every other request opens its own.
 Why httpx's transport and not its client: the client reads no proxy settings from
 the environment only when told, builds a "next request" from every ``Location``
 (raising for ``mailto:``, so one hostile redirect became an exception instead of an
