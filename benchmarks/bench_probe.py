@@ -11,13 +11,18 @@ and what it costs in CPU and memory on a small machine.
 The floor, per HTTPS measurement (see ``probe/measure.py``): DNS (the system resolver
 and UDP A/AAAA in parallel) is 1 RTT, after which the UDP query keeps listening for
 injected replies for ``--dns-window`` (0.3 s); then TCP (1 RTT) and TLS 1.3 (1 RTT) for
-the TLS observation; then the HTTP fetch opens its own connection: TCP 1 + TLS 1 + the
-request 1.  So ``L = 6 * RTT + dns_window`` and a run of N targets at concurrency c
-cannot finish before ``ceil(N / c) * L``.  The control helper is left out (its work
-happens on another machine); canaries too.
+the TLS observation, and the HTTP request (1 RTT) over that same connection.  So
+``L = 4 * RTT + dns_window`` and a run of N targets at concurrency c cannot finish
+before ``ceil(N / c) * L``.  The control helper is left out (its work happens on
+another machine), and so are the DoH control (``--doh-control off``: nothing in the
+namespace lab answers it, and every attempt would fail there) and the canaries.
 
-Concurrency 1 runs on ``--sample`` targets only and is extrapolated linearly to N.
-The section is appended to ``benchmarks/RESULTS.md`` unless ``--no-write``.
+References, in the same run and process tree: the floor, with the RTT as configured
+and as measured (the median TCP connect time the probe itself recorded), and
+concurrency 1 (``--sample`` targets, extrapolated linearly to N), against which each
+concurrency's speed-up is given beside its ideal, c.  CPU time and peak RSS are the
+probe process's own (``wait4`` on it), not the lab daemons'.  The section is appended
+to ``benchmarks/RESULTS.md`` unless ``--no-write``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import json
 import math
 import os
 import platform
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +48,8 @@ from probe.lab.netns import NetnsLab, environment_problem  # noqa: E402
 from probe.lab.scenarios import LabScenario, scenario_from_dict  # noqa: E402
 
 DNS_WINDOW = 0.3
+#: Round trips per https measurement on top of the DNS window (see the docstring).
+FLOOR_RTTS = 4
 
 
 @dataclass
@@ -53,9 +60,14 @@ class Figures:
     cpu: float
     max_rss_mib: float
     failed: int
+    connect_rtt: float  # median TCP connect time the probe recorded, seconds
 
     def floor(self, rtt: float) -> float:
-        return math.ceil(self.targets / self.concurrency) * (6 * rtt + DNS_WINDOW)
+        return math.ceil(self.targets / self.concurrency) * (FLOOR_RTTS * rtt + DNS_WINDOW)
+
+    @property
+    def rate(self) -> float:
+        return self.targets / self.wall
 
 
 def bench_scenario(n: int, rtt_ms: int) -> LabScenario:
@@ -74,16 +86,27 @@ def bench_scenario(n: int, rtt_ms: int) -> LabScenario:
 def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path) -> Figures:
     db = workdir / f"c{concurrency}-{len(urls)}.db"
     args = ["--db", f"sqlite:///{db}", "--quiet", "--no-canaries", "--concurrency", str(concurrency)]
-    args += ["--dns-window", str(DNS_WINDOW), "--timeout", "5"]
+    args += ["--dns-window", str(DNS_WINDOW), "--timeout", "5", "--doh-control", "off"]
     for url in urls:
         args += ["--url", url]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # ``ip netns exec`` execs the probe in place, so wait4 on this child gives the
+    # probe's own CPU time and peak RSS.
+    env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1"}
     started = time.perf_counter()
-    result = lab.exec_probe(args, control=False, timeout=3600)
+    with subprocess.Popen(
+        lab.probe_command(args, control=False),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=lab.state_dir,
+    ) as child:
+        assert child.stderr is not None
+        stderr = child.stderr.read()  # the probe is --quiet: little to read
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"probe failed: {result.stderr[-2000:]}")
+    if child.returncode != 0:
+        raise SystemExit(f"probe failed: {stderr[-2000:].decode(errors='replace')}")
     shown = subprocess.run(
         [sys.executable, "-m", "probe", "show", "--db", f"sqlite:///{db}", "--format", "json"],
         capture_output=True,
@@ -95,47 +118,71 @@ def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path) -> 
     failed = sum(1 for m in measurements if any(m["failures"].values()))
     if len(measurements) != len(urls):
         raise SystemExit(f"expected {len(urls)} measurements, found {len(measurements)}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Figures(concurrency, len(urls), wall, cpu, after.ru_maxrss / 1024, failed)
+    connects = [t["finished"] - t["started"] for m in measurements for t in m["tcp"] if t["failure"] is None]
+    cpu = usage.ru_utime + usage.ru_stime
+    rtt = statistics.median(connects) if connects else math.nan
+    return Figures(concurrency, len(urls), wall, cpu, usage.ru_maxrss / 1024, failed, rtt)
 
 
-def report(figures: list[Figures], n: int, rtt_ms: int, sample: int, up_seconds: float) -> str:
+def report(figures: list[Figures], n: int, rtt_ms: int, sample: int, up_seconds: float, commit: str) -> str:
     rtt = rtt_ms / 1000
+    reference = figures[0]  # concurrency 1
+    measured_rtt = statistics.median(f.connect_rtt for f in figures)
     rows = []
     for f in figures:
         scale = n / f.targets
         extrapolated = " (extrapolated)" if scale != 1 else ""
         rows.append(
-            f"| {f.concurrency} | {f.targets} | {f.wall:.1f} | {f.targets / f.wall:.1f} | "
-            f"{f.floor(rtt):.1f} | {f.wall / f.floor(rtt):.2f} | {f.wall * scale:.0f}{extrapolated} | "
+            f"| {f.concurrency} | {f.targets} | {f.wall:.1f} | {f.rate:.1f} | "
+            f"{f.floor(rtt):.1f} | {f.wall / f.floor(rtt):.2f} | {f.wall / f.floor(measured_rtt):.2f} | "
+            f"{f.rate / reference.rate:.1f} of {f.concurrency} | {f.wall * scale:.0f}{extrapolated} | "
             f"{1000 * f.cpu / f.targets:.1f} | {f.max_rss_mib:.0f} | {f.failed} |"
         )
+    per = FLOOR_RTTS * rtt + DNS_WINDOW
     return "\n".join(
         [
-            f"## Probe throughput through the namespace lab ({datetime.now(UTC):%Y-%m-%d})",
+            f"## Probe throughput through the namespace lab ({datetime.now(UTC):%Y-%m-%d}, commit {commit})",
             "",
             f"Machine: {os.cpu_count()} CPUs (nproc), Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}.  `benchmarks/bench_probe.py`: {n} distinct domains "
+            f"{platform.system()} {platform.release()}, load average {_load()} at the end.  "
+            f"`benchmarks/bench_probe.py`: {n} distinct domains "
             f"served by one nginx (8 addresses, a wildcard certificate) behind the lab ISP, "
             f"{rtt_ms} ms added RTT on the volunteer's uplink (the lab's TUN delay line; this kernel has no "
-            f"netem), no control helper, no canaries, `--dns-window {DNS_WINDOW}`.  Lab up in "
-            f"{up_seconds:.1f} s (including {n} server blocks).",
+            f"netem), no control helper, `--doh-control off`, no canaries, `--dns-window {DNS_WINDOW}`.  "
+            f"Lab up in {up_seconds:.1f} s (including {n} server blocks).",
             "",
-            f"Floor per measurement L = 6 RTT + dns_window = {6 * rtt + DNS_WINDOW:.2f} s "
-            "(DNS 1, TCP 1 + TLS 1 for the TLS observation, TCP 1 + TLS 1 + request 1 for the fetch, "
-            "which opens its own connection); a run cannot beat ceil(N / c) x L.",
+            f"Floor per measurement L = {FLOOR_RTTS} RTT + dns_window = {per:.2f} s (DNS 1, TCP 1, TLS 1, "
+            "the request 1 over the TLS observation's own connection); a run cannot beat ceil(N / c) x L.  "
+            f"Measured RTT (median TCP connect the probe recorded): {1000 * measured_rtt:.1f} ms.",
             "",
-            "| concurrency | targets | wall s | measurements/s | floor s | wall/floor | "
-            f"wall for {n} s | CPU ms/measurement | peak RSS MiB | with a failure |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| concurrency | targets | wall s | measurements/s | floor s | wall/floor "
+            "| wall/floor (measured RTT) | "
+            f"speed-up vs c=1 | wall for {n} s | CPU ms/measurement | peak RSS MiB | with a failure |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
-            f"Concurrency 1 was run on {sample} targets and extrapolated linearly to {n}.  CPU is the probe "
-            "process's user+system time (getrusage of children), not the daemons'; peak RSS is the largest "
-            "child so far (the probe).",
+            f"Concurrency 1 (the reference) was run on {sample} targets and extrapolated linearly to {n}.  "
+            "CPU and peak RSS are the probe process's own (wait4), start-up included.",
             "",
         ]
     )
+
+
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "unknown"
+
+
+def _commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    return (done.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def main() -> int:
@@ -162,7 +209,7 @@ def main() -> int:
             for concurrency in args.concurrency:
                 figures.append(measure(lab, urls, concurrency, Path(tmp)))
                 print(figures[-1], file=sys.stderr)
-    text = report(figures, args.targets, args.rtt_ms, args.sample, up_seconds)
+    text = report(figures, args.targets, args.rtt_ms, args.sample, up_seconds, _commit())
     print(text)
     if not args.no_write:
         with args.results.open("a", encoding="utf-8") as out:

@@ -18,21 +18,37 @@ from probe.commands import COMMANDS, CommandError
 from probe.extras import find_missing_extra
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _named_command(argv: Sequence[str] | None) -> str | None:
+    """The subcommand module ``argv`` names first, or ``None`` (help, version, a typo)."""
+    if not argv or argv[0].startswith("-"):
+        return None
+    name = argv[0].replace("-", "_")
+    return name if name in COMMANDS else None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv`` naming a subcommand, only that one is registered.
+
+    Why: registering a subcommand imports its module, and with it what its options'
+    defaults come from (the collector's, the analysis stack's); ``kuzot run`` should
+    pay for none of that at start-up.  Without a subcommand every one is registered,
+    for ``kuzot --help`` and for argparse's "invalid choice" message.
+    """
     parser = argparse.ArgumentParser(
         prog="kuzot",
         description="Measure website blocking from your network and turn it into citable evidence.",
     )
     parser.add_argument("--version", action="version", version=f"kuzot {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    named = _named_command(argv)
+    for name in COMMANDS if named is None else [named]:
         module = importlib.import_module(f"probe.commands.{name}")
         module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()

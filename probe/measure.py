@@ -4,7 +4,13 @@ The order and the fan-out follow OONI's Web Connectivity: every resolver is aske
 (so a lying one can be told from an honest one), every resolved address is tried (so
 IP blocking of one address is visible), and the HTTP fetch goes to the first address
 that completed its handshake, with the real Host and SNI, so a blockpage served by a
-middlebox on the path is recorded as the user would see it.
+middlebox on the path is recorded as the user would see it.  The fetch's first
+request goes over that handshake's own connection (the TLS observation's, for https;
+the TCP observation's, for http) rather than a new one: it is the connection a browser
+would use, and it saves the two round trips of a second handshake.  A connection that
+waited longer than :data:`HANDOVER_IDLE_LIMIT` for its siblings is not handed over
+(a server may have given up on an idle connection); the fetch then opens its own, as
+it does when the handshake's certificate did not validate.
 
 Nothing here judges: a failure at one step is recorded and the next steps still run
 where they can.  Nothing here raises for network trouble either; the steps turn every
@@ -28,9 +34,40 @@ from probe.records import DnsObservation, Measurement, TcpObservation, TlsObserv
 from probe.settings import ProbeSettings
 from probe.steps import dns, http, tcp, tls
 from probe.steps._ids import ObservationIds
+from probe.steps.reuse import OpenConnection
 from probe.targets import Target
 
 ControlFetcher = Callable[[str], Awaitable[object]]
+
+#: The longest a completed handshake's connection waits (for the other addresses'
+#: handshakes) and is still handed to the HTTP fetch; servers' idle timeouts for a
+#: connection that has sent no request go down to a few seconds.
+HANDOVER_IDLE_LIMIT = 2.0
+
+
+class _Ready:
+    """The connections whose handshakes completed, by address, until one is used."""
+
+    def __init__(self) -> None:
+        self.by_ip: dict[str, tuple[float, OpenConnection]] = {}
+
+    def keep(self, connection: OpenConnection) -> None:
+        self.by_ip[connection.ip] = (trio.current_time(), connection)
+
+    def take(self, ip: str) -> OpenConnection | None:
+        """The connection to ``ip`` if it has not idled too long; the others stay."""
+        kept = self.by_ip.pop(ip, None)
+        if kept is None:
+            return None
+        if trio.current_time() - kept[0] > HANDOVER_IDLE_LIMIT:
+            self.by_ip[ip] = kept  # closed with the others
+            return None
+        return kept[1]
+
+    async def close_all(self) -> None:
+        kept, self.by_ip = self.by_ip, {}
+        for _, connection in kept.values():
+            await _close(connection.stream)
 
 
 def _is_ip(host: str) -> bool:
@@ -124,6 +161,7 @@ async def _connect_and_handshake(
     t0: float,
     tcp_out: list[TcpObservation],
     tls_out: list[TlsObservation],
+    ready: _Ready,
 ) -> None:
     settings = ctx.settings
     tcp_obs, stream = await tcp.connect(
@@ -138,7 +176,7 @@ async def _connect_and_handshake(
     if stream is None:
         return
     if not https:
-        await stream.aclose()
+        ready.keep(OpenConnection(ip, port, stream, None))
         return
     tls_obs, tls_stream = await tls.handshake(
         stream,
@@ -152,7 +190,10 @@ async def _connect_and_handshake(
         source_address=settings.source_address,
     )
     tls_out.append(tls_obs)
-    await _close(tls_stream or stream)
+    if tls_stream is not None:
+        ready.keep(OpenConnection(ip, port, tls_stream, host))
+    else:
+        await _close(stream)
     interfered = tls_obs.failure is not None and tls_obs.certificates == []
     if interfered and settings.comparison_sni and settings.comparison_sni != host:
         # The same address with an innocuous name: if this completes, the address is
@@ -229,6 +270,29 @@ async def measure_url(
     if target.original_url:
         measurement.annotations["original_url"] = target.original_url
 
+    ready = _Ready()
+    try:
+        await _measure_steps(target, ctx, measurement, control, ids, t0, host, port, https, ready)
+    finally:
+        with trio.CancelScope(shield=True):
+            await ready.close_all()
+    measurement.runtime = round(trio.current_time() - t0, 6)
+    return measurement
+
+
+async def _measure_steps(
+    target: Target,
+    ctx: MeasurementContext,
+    measurement: Measurement,
+    control: ControlFetcher | None,
+    ids: ObservationIds,
+    t0: float,
+    host: str,
+    port: int,
+    https: bool,
+    ready: _Ready,
+) -> None:
+    settings = ctx.settings
     control_done = trio.Event()
     async with trio.open_nursery() as nursery:
         if control is not None:
@@ -254,7 +318,7 @@ async def measure_url(
         async with trio.open_nursery() as connects:
             for ip in addresses:
                 connects.start_soon(
-                    _connect_and_handshake, ip, port, host, https, ctx, ids, t0, tcp_obs, tls_obs
+                    _connect_and_handshake, ip, port, host, https, ctx, ids, t0, tcp_obs, tls_obs, ready
                 )
         measurement.tcp = sorted(tcp_obs, key=lambda o: int(o.id.split("/")[1]))
         measurement.tls = sorted(tls_obs, key=lambda o: int(o.id.split("/")[1]))
@@ -272,12 +336,24 @@ async def measure_url(
                 async with trio.open_nursery() as connects:
                     for ip in extra:
                         connects.start_soon(
-                            _connect_and_handshake, ip, port, host, https, ctx, ids, t0, more_tcp, more_tls
+                            _connect_and_handshake,
+                            ip,
+                            port,
+                            host,
+                            https,
+                            ctx,
+                            ids,
+                            t0,
+                            more_tcp,
+                            more_tls,
+                            ready,
                         )
                 measurement.tcp += sorted(more_tcp, key=lambda o: int(o.id.split("/")[1]))
                 measurement.tls += sorted(more_tls, key=lambda o: int(o.id.split("/")[1]))
                 reachable = _first_reachable(measurement, https)
         if reachable is not None:
+            connection = ready.take(reachable)
+            await ready.close_all()  # the other addresses' connections: their evidence is taken
 
             async def resolve(name: str) -> list[str]:
                 observations = await _resolve_all(name, ctx, ids, t0)
@@ -295,9 +371,8 @@ async def measure_url(
                 source_address=settings.source_address,
                 resolve=resolve,
                 public_networks=settings.public_networks,
+                connection=connection,
             )
-    measurement.runtime = round(trio.current_time() - t0, 6)
-    return measurement
 
 
 def _control_only_addresses(m: Measurement, host: str, tried: list[str], limit: int) -> list[str]:

@@ -203,6 +203,8 @@ class SitePolicy:
     ) -> None:
         self.behaviour = behaviour or Behaviour.honest()
         self.censored_sources = censored_sources  # type: ignore[assignment]
+        #: Connections the site has accepted (tests count the probe's connections).
+        self.accepted = 0
 
     @property
     def censored_sources(self) -> frozenset[str] | None:
@@ -342,6 +344,7 @@ async def serve_site(
             task_status.started((ip, listener.getsockname()[1]))
             while True:
                 sock, address = await listener.accept()
+                policy.accepted += 1
                 behaviour = policy.behaviour_for(address[0])
                 nursery.start_soon(_serve_connection, sock, tls, pages, behaviour)
 

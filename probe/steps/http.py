@@ -9,6 +9,9 @@ IP:port, not by SNI or Host, so a pooled connection made for one name could carr
 another name's request.  The transport connects to the address it is given while
 sending the real Host and SNI: the IP goes in the URL, the name in ``Host`` and in the
 ``sni_hostname`` extension, and httpx validates the certificate against that name.
+The one exception is a connection the caller hands over (``connection``: the TLS
+step's, made for this very name and address, see :mod:`probe.steps.reuse`): the
+first request goes over it; every other request opens its own.
 Why httpx's transport and not its client: the client reads no proxy settings from
 the environment only when told, builds a "next request" from every ``Location``
 (raising for ``mailto:``, so one hostile redirect became an exception instead of an
@@ -64,12 +67,14 @@ import ssl
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 
+import httpcore
 import httpx
 import trio
 
 from probe.failures import Failure, classify_failure
 from probe.records import HttpObservation
 from probe.steps._ids import ObservationIds
+from probe.steps.reuse import HandoverBackend, OpenConnection
 
 #: A current desktop browser: the probe should look like a reader, not like a tool.
 USER_AGENT = (
@@ -119,9 +124,15 @@ async def fetch(
     resolve: Resolve | None = None,
     max_redirects: int = 10,
     public_networks: Sequence[str] = (),
+    connection: OpenConnection | None = None,
 ) -> list[HttpObservation]:
     """GET ``url`` from ``ip`` (``None``: let the transport resolve the name) and follow
     redirects; one observation per hop, ids from ``ids.next("http")``.
+
+    ``connection``: one the TCP (and TLS) steps opened, for the first request to go
+    over instead of a new one when it is to ``ip`` at the URL's port under the URL's
+    host as SNI (see :mod:`probe.steps.reuse`).  The fetch owns it from then on and
+    closes it, used or not.
 
     ``public_networks`` (CIDRs) count as public for the redirect rule (see the module
     docstring); only labs set them.
@@ -129,53 +140,114 @@ async def fetch(
     Never raises for network trouble.  Raises ValueError for a ``url`` that is not an
     http(s) URL with a host: that is the caller's mistake, not an observation.
     """
-    _parse_url(url)
-    public = tuple(ipaddress.ip_network(network) for network in public_networks)
-    deadline = trio.current_time() + timeout
-    transport = httpx.AsyncHTTPTransport(
-        verify=context,
+    backend = HandoverBackend()
+    if connection is not None:
+        backend.hand_over(connection)  # taken back and closed below if not used
+    observations: list[HttpObservation] = []
+    try:
+        first = _parse_url(url)
+        port = first.port or (443 if first.scheme == "https" else 80)
+        if connection is not None and not connection.serves(
+            ip, port, first.raw_host.decode("ascii") if first.scheme == "https" else None
+        ):
+            await _close_quietly(backend.take_back())
+        public = tuple(ipaddress.ip_network(network) for network in public_networks)
+        deadline = trio.current_time() + timeout
+        cookies = httpx.Cookies()  # a browser keeps a hop's cookies for the next (cookie checks)
+        async with _transport(context, source_address, backend) as transport:
+            await _follow(
+                transport,
+                cookies,
+                observations,
+                url,
+                ip,
+                ids,
+                t0,
+                deadline,
+                max_bytes,
+                resolve,
+                max_redirects,
+                public,
+            )
+    finally:
+        await _close_quietly(backend.take_back())
+    return observations
+
+
+async def _close_quietly(stream: trio.abc.Stream | None) -> None:
+    if stream is not None:
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            await trio.aclose_forcefully(stream)
+
+
+def _transport(
+    context: ssl.SSLContext, source_address: str | None, backend: HandoverBackend
+) -> httpx.AsyncHTTPTransport:
+    """httpx's transport, without keep-alive, over ``backend``.
+
+    httpx has no parameter for httpcore's network backend, so its pool is built again
+    with the same arguments plus the backend; httpx's request/response mapping and
+    exception mapping (on which the failure strings depend) stay httpx's own.
+    ``tests/test_http_step.py`` checks that the handover happens.
+    """
+    transport = httpx.AsyncHTTPTransport(verify=context, local_address=source_address, retries=0)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=context,
+        max_keepalive_connections=0,
         local_address=source_address,
         retries=0,
-        limits=httpx.Limits(max_keepalive_connections=0),
+        network_backend=backend,
     )
-    observations: list[HttpObservation] = []
-    cookies = httpx.Cookies()  # a browser keeps a hop's cookies for the next (cookie checks)
-    async with transport:
-        current_url, current_ip = url, ip
-        for hop in range(max_redirects + 1):
-            obs = await _get(
-                transport, cookies, current_url, current_ip, ids.next("http"), t0, deadline, max_bytes
-            )
-            observations.append(obs)
-            location = obs.header("location") if obs.status_code in _REDIRECT_STATUSES else None
-            if obs.failure is not None or location is None:
+    return transport
+
+
+async def _follow(
+    transport: httpx.AsyncHTTPTransport,
+    cookies: httpx.Cookies,
+    observations: list[HttpObservation],
+    url: str,
+    ip: str | None,
+    ids: ObservationIds,
+    t0: float,
+    deadline: float,
+    max_bytes: int,
+    resolve: Resolve | None,
+    max_redirects: int,
+    public: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> None:
+    """The hops of one fetch, appended to ``observations`` as they are made."""
+    current_url, current_ip = url, ip
+    for hop in range(max_redirects + 1):
+        obs = await _get(
+            transport, cookies, current_url, current_ip, ids.next("http"), t0, deadline, max_bytes
+        )
+        observations.append(obs)
+        location = obs.header("location") if obs.status_code in _REDIRECT_STATUSES else None
+        if obs.failure is not None or location is None:
+            break
+        next_url = redirect_target(current_url, location)
+        if next_url is None:
+            obs.failure = Failure.HTTP_INVALID_REDIRECT
+            break
+        if hop == max_redirects:
+            obs.failure = Failure.HTTP_TOO_MANY_REDIRECTS
+            break
+        next_ip = current_ip
+        next_host = next_url.raw_host.decode("ascii")  # .host would decode IDNA, and may fail
+        if _is_ip(next_host):
+            next_ip = next_host  # nothing to resolve
+        elif next_url.raw_host != httpx.URL(current_url).raw_host:
+            if resolve is None:
+                break  # the Location header is the record; see the module docstring
+            addresses = await resolve(next_host)
+            if not addresses:
+                observations.append(_not_sent(ids, str(next_url), None, t0, Failure.DNS_NXDOMAIN))
                 break
-            next_url = redirect_target(current_url, location)
-            if next_url is None:
-                obs.failure = Failure.HTTP_INVALID_REDIRECT
-                break
-            if hop == max_redirects:
-                obs.failure = Failure.HTTP_TOO_MANY_REDIRECTS
-                break
-            next_ip = current_ip
-            next_host = next_url.raw_host.decode("ascii")  # .host would decode IDNA, and may fail
-            if _is_ip(next_host):
-                next_ip = next_host  # nothing to resolve
-            elif next_url.raw_host != httpx.URL(current_url).raw_host:
-                if resolve is None:
-                    break  # the Location header is the record; see the module docstring
-                addresses = await resolve(next_host)
-                if not addresses:
-                    observations.append(_not_sent(ids, str(next_url), None, t0, Failure.DNS_NXDOMAIN))
-                    break
-                next_ip = addresses[0]
-            if next_ip is not None and _leaves_public(obs.ip or current_ip, next_ip, public):
-                observations.append(
-                    _not_sent(ids, str(next_url), next_ip, t0, Failure.HTTP_REDIRECT_TO_PRIVATE)
-                )
-                break
-            current_url, current_ip = str(next_url), next_ip
-    return observations
+            next_ip = addresses[0]
+        if next_ip is not None and _leaves_public(obs.ip or current_ip, next_ip, public):
+            observations.append(_not_sent(ids, str(next_url), next_ip, t0, Failure.HTTP_REDIRECT_TO_PRIVATE))
+            break
+        current_url, current_ip = str(next_url), next_ip
 
 
 def redirect_target(current_url: str, location: str) -> httpx.URL | None:

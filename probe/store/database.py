@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import JSON, Connection, Engine, create_engine, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -109,7 +108,47 @@ def create_store_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+_REVISION_LINE = re.compile(
+    r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:None|["']([\w-]+)["'])\s*$""", re.MULTILINE
+)
+
+
+def _script_head() -> str | None:
+    """The one head revision of the bundled migrations, read from their files; ``None``
+    when that is not plain (Alembic then decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in Path(MIGRATIONS, "versions").glob("*.py"):
+        found = dict(_REVISION_LINE.findall(path.read_text("utf-8")))
+        if "revision" not in found or not found["revision"]:
+            return None
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _database_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except SQLAlchemyError:
+        return None  # no table yet: a new database
+    return rows[0][0] if len(rows) == 1 else None
+
+
 def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    head = _script_head() if revision == "head" else None
+    if head is not None and _database_revision(engine) == head:
+        # Current already: skip Alembic, whose import and script scan cost more than
+        # a short run's measuring work on a small machine.
+        return
+    # Imported here: Alembic costs a noticeable share of start-up and is needed only
+    # when the schema is behind.
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
