@@ -29,77 +29,21 @@ these verdicts.  Hence, in this order of precedence:
 ``blocking`` is set only when ``status == "blocked"``; for other statuses the suspected
 layer is in the reason.
 
-Rule ids (each verdict carries one, with :data:`RULES_VERSION`); see :data:`RULES` and
-``docs/verdicts.md`` for the full table::
+Each verdict carries the id of the rule that decided it, with :data:`RULES_VERSION`; the
+rules are data in :mod:`analysis.verdicts.rules`, and ``docs/verdicts.md``'s table is
+generated from them.
 
-    probe.offline                       probe_offline  -
-    probe.no_observations               inconclusive   -
-    dns.injected_blockpage_address      blocked        dns           confirmed
-    dns.injected_reply                  blocked        dns
-    dns.injected_reply_unverified       inconclusive   -
-    dns.blockpage_address               blocked        dns           confirmed
-    dns.blockpage_address_unconfirmed   blocked        dns
-    dns.vague_blockpage_address         blocked        dns
-    dns.bogon_answer                    blocked        dns           confirmed
-    dns.lie_bypassed                    inconclusive   -
-    http.blockpage_fingerprint          blocked        http-diff     confirmed
-    http.blockpage_fingerprint_unconfirmed  blocked    http-diff
-    dns.blockpage_served                blocked        dns           confirmed
-    dns.control_addresses_reachable     blocked        dns
-    dns.ghost_answer                    blocked        dns
-    http.authenticated_site_answer      accessible     -
-    http.authenticated_page_differs     inconclusive   -
-    http.consistent_with_control        accessible     -
-    http.reached_without_control_page   accessible     -
-    http.status_mismatch                blocked        http-diff
-    http.body_and_title_mismatch        blocked        http-diff
-    http.same_server_page_differs       inconclusive   -
-    http.vague_blockpage_words          blocked        http-diff
-    dns.inconsistent_then_http_diff     blocked        dns
-    http.known_false_positive_page      inconclusive   -
-    http.body_length_hint               inconclusive   -
-    http.server_error_everywhere        down           -
-    http.server_error_without_control   inconclusive   -
-    dns.nxdomain_vs_control             blocked        dns
-    dns.error_vs_control                blocked        dns
-    dns.timeout_vs_control              inconclusive   -
-    dns.failure_in_control_too          down           -
-    dns.failure_without_control         inconclusive   -
-    control.also_failed                 down           -
-    dns.inconsistent_bad_certificate    blocked        dns
-    dns.inconsistent_unverified         inconclusive   -
-    tcp.connect_vs_control              blocked        tcp_ip
-    tcp.connect_unverified              inconclusive   -
-    tcp.connect_failed_in_control_too   down           -
-    tcp.interference_any_name           blocked        tcp_ip
-    tls.sni_filtering                   blocked        tls
-    tls.handshake_vs_control            blocked        tls
-    tls.invalid_certificate_vs_control  blocked        tls           confirmed
-    tls.untrusted_same_certificate      inconclusive   -
-    tls.handshake_unverified            inconclusive   -
-    tls.failure_in_control_too          down           -
-    http.redirect_elsewhere             blocked        http-diff
-    http.failure_vs_control             blocked        http-failure
-    http.failure_in_control_too         down           -
-    dns.redirect_target_vs_control      blocked        dns
-    control.unavailable                 inconclusive   -
-    unexplained                         inconclusive   -
+The package, bottom-up: :mod:`~analysis.verdicts.rules` (the rule table),
+:mod:`~analysis.verdicts.judge` (the order of precedence and the entry points).
 """
 
 from analysis.verdicts.judge import (
-    BLOCKING_KINDS,
     BODY_PROPORTION_THRESHOLD,
     CERTIFICATE_FAILURES,
     DNS_REFUSALS,
-    RULES,
-    RULES_VERSION,
-    STATUSES,
     TITLE_WORD_MIN,
     VERDICT_COLUMNS,
-    Blocking,
     HttpDiff,
-    Rule,
-    Status,
     Verdict,
     body_proportion,
     canary_failed,
@@ -110,12 +54,17 @@ from analysis.verdicts.judge import (
     title_match,
     verdicts_frame,
 )
+from analysis.verdicts.rules import BLOCKING_KINDS, RULES, RULES_VERSION, STATUSES, Blocking, Rule, Status
 
 __all__ = [
     "BLOCKING_KINDS",
+    "BODY_PROPORTION_THRESHOLD",
+    "CERTIFICATE_FAILURES",
+    "DNS_REFUSALS",
     "RULES",
     "RULES_VERSION",
     "STATUSES",
+    "TITLE_WORD_MIN",
     "VERDICT_COLUMNS",
     "Blocking",
     "HttpDiff",

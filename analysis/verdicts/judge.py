@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -16,6 +16,7 @@ import pandas as pd
 from analysis.asn import AsnLookup, default_lookup
 from analysis.bogons import parse_address, special_kind
 from analysis.fingerprints import Fingerprint, FingerprintSet
+from analysis.verdicts.rules import RULES, RULES_VERSION, Blocking, Status
 from probe.failures import Failure
 from probe.records import (
     ControlObservations,
@@ -26,14 +27,6 @@ from probe.records import (
     TlsObservation,
     format_time,
 )
-
-#: Bumped whenever a rule changes what it decides; stored with every verdict.
-RULES_VERSION = "2026.12.1"
-
-Status = Literal["accessible", "blocked", "down", "probe_offline", "inconclusive"]
-Blocking = Literal["dns", "tcp_ip", "tls", "http-failure", "http-diff"]
-STATUSES: tuple[Status, ...] = ("accessible", "blocked", "down", "probe_offline", "inconclusive")
-BLOCKING_KINDS: tuple[Blocking, ...] = ("dns", "tcp_ip", "tls", "http-failure", "http-diff")
 
 #: OONI's threshold: bodies "match" when the smaller is over 0.7 of the larger.
 BODY_PROPORTION_THRESHOLD = 0.7
@@ -90,145 +83,6 @@ _COMMON_HEADERS = frozenset(
         "keep-alive",
     }
 )
-
-
-# --- rules -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One way a verdict can be reached; its id is stable across versions."""
-
-    id: str
-    status: Status
-    blocking: Blocking | None
-    confirmed: bool
-    summary: str
-
-
-#: One rule per entry: "id status blocking confirmed", then its summary, indented.
-_RULE_TABLE = """
-probe.offline probe_offline - no
-    Every canary of the run failed: the probe was offline.
-probe.no_observations inconclusive - no
-    The measurement recorded no observation.
-dns.injected_blockpage_address blocked dns yes
-    Two differing replies to one query, the first a known blockpage address.
-dns.injected_reply blocked dns no
-    Two differing replies to one DNS query; the control resolved the name.
-dns.injected_reply_unverified inconclusive - no
-    Two differing replies to one DNS query; no control to compare with.
-dns.blockpage_address blocked dns yes
-    A DNS answer is a known blockpage address.
-dns.blockpage_address_unconfirmed blocked dns no
-    A DNS answer matches a blockpage fingerprint whose scope or country does not fit the probe.
-dns.vague_blockpage_address blocked dns no
-    An answer is an address conventionally used to block; the control's differ.
-dns.bogon_answer blocked dns yes
-    An answer is a private/loopback/unspecified address; the control's are all public.
-dns.lie_bypassed inconclusive - no
-    A resolver gave a blocking answer, but the page loaded through other addresses.
-http.blockpage_fingerprint blocked http-diff yes
-    A response in the chain matches a blockpage fingerprint (body or header).
-http.blockpage_fingerprint_unconfirmed blocked http-diff no
-    A response matches a blockpage fingerprint whose scope or country does not fit the probe.
-dns.blockpage_served blocked dns yes
-    A blockpage came from an address only the probe's resolver gave.
-dns.control_addresses_reachable blocked dns no
-    The resolver's addresses failed; the site answered the probe at the control's addresses.
-dns.ghost_answer blocked dns no
-    The control found no address for the name; the probe's resolver invented one.
-http.authenticated_site_answer accessible - no
-    The page differs, but came over TLS validated with the certificate the control saw.
-http.authenticated_page_differs inconclusive - no
-    The page differs over validated TLS, with a certificate the control did not see.
-http.consistent_with_control accessible - no
-    The final page matches the control's (status, length or title).
-http.reached_without_control_page accessible - no
-    The probe loaded the page; no control page to compare; no fingerprint.
-http.status_mismatch blocked http-diff no
-    The probe got a non-2xx status the control did not get.
-http.body_and_title_mismatch blocked http-diff no
-    Body length (proportion <= 0.7) and title both differ from the control's.
-http.same_server_page_differs inconclusive - no
-    Body and title differ, but the status and an uncommon header match the control's.
-http.vague_blockpage_words blocked http-diff no
-    The page has vague blocking words and differs from the control's.
-dns.inconsistent_then_http_diff blocked dns no
-    Answers share nothing with the control's; the page from them differs.
-http.known_false_positive_page inconclusive - no
-    The page differs but matches a known non-blockpage fingerprint.
-http.body_length_hint inconclusive - no
-    Only the body length differs: a hint, not enough for a verdict.
-http.server_error_everywhere down - no
-    The server answered 5xx to both probe and control.
-http.server_error_without_control inconclusive - no
-    The server answered 5xx to the probe; no control page.
-dns.nxdomain_vs_control blocked dns no
-    The probe's resolvers said NXDOMAIN while the control resolved the name.
-dns.error_vs_control blocked dns no
-    No address (no answer, SERVFAIL, REFUSED) while the control resolved.
-dns.timeout_vs_control inconclusive - no
-    Resolvers timed out or failed while the control resolved: maybe the resolver.
-dns.failure_in_control_too down - no
-    Neither the probe nor the control could resolve the name.
-dns.failure_without_control inconclusive - no
-    The probe could not resolve the name; no DNS control.
-control.also_failed down - no
-    The probe failed and the control failed to load the page too.
-dns.inconsistent_bad_certificate blocked dns no
-    Answers share nothing with the control's and give an invalid certificate.
-dns.inconsistent_unverified inconclusive - no
-    Answers share nothing with the control's; no TLS check possible (a CDN?).
-tcp.connect_vs_control blocked tcp_ip no
-    Connects failed; the control's connects to the same addresses worked.
-tcp.connect_unverified inconclusive - no
-    Connects failed; the control did not try the same addresses, or no control.
-tcp.connect_failed_in_control_too down - no
-    Connects to the same addresses failed for the control too.
-tcp.interference_any_name blocked tcp_ip no
-    Connections cut after connect for any name, control fine (IP blocking).
-tls.sni_filtering blocked tls no
-    Handshake for the site's name failed; another name to the same address worked.
-tls.handshake_vs_control blocked tls no
-    Handshake reset/timeout/EOF; the control's to the same address completed.
-tls.invalid_certificate_vs_control blocked tls yes
-    Certificate does not validate and differs from the control's valid one.
-tls.untrusted_same_certificate inconclusive - no
-    The probe distrusts the certificate the control validated (trust store?).
-tls.handshake_unverified inconclusive - no
-    The TLS handshake failed; the control did not try the same address.
-tls.failure_in_control_too down - no
-    The TLS handshake failed for the control too.
-http.redirect_elsewhere blocked http-diff no
-    Redirected to a host the control never saw, then failed.
-http.failure_vs_control blocked http-failure no
-    The request failed (reset, timeout, EOF) while the control's succeeded.
-http.failure_in_control_too down - no
-    The HTTP request failed for the control too.
-dns.redirect_target_vs_control blocked dns no
-    A redirect's host did not resolve for the probe but did for the control.
-control.unavailable inconclusive - no
-    The probe failed and no control could tell blocking from an outage.
-unexplained inconclusive - no
-    No rule explains what was observed.
-"""
-
-
-def _parse_rules(table: str) -> tuple[Rule, ...]:
-    rules: list[Rule] = []
-    for head, summary in zip(*[iter(line for line in table.splitlines() if line.strip())] * 2, strict=True):
-        rule_id, status, blocking, confirmed = head.split()
-        rules.append(
-            Rule(rule_id, status, None if blocking == "-" else blocking, confirmed == "yes", summary.strip())
-        )  # type: ignore[arg-type]
-    return tuple(rules)
-
-
-_RULE_LIST = _parse_rules(_RULE_TABLE)
-
-#: Every rule by id; the table in ``docs/verdicts.md`` lists the same ids.
-RULES: dict[str, Rule] = {rule.id: rule for rule in _RULE_LIST}
 
 
 # --- the verdict -------------------------------------------------------------------------
