@@ -33,28 +33,29 @@ Each verdict carries the id of the rule that decided it, with :data:`RULES_VERSI
 rules are data in :mod:`analysis.verdicts.rules`, and ``docs/verdicts.md``'s table is
 generated from them.
 
-The package, bottom-up: :mod:`~analysis.verdicts.rules` (the rule table),
+The package, bottom-up: :mod:`~analysis.verdicts.rules` (the rule table, as data),
+:mod:`~analysis.verdicts.verdict` (the verdict record and a rule's decision),
+:mod:`~analysis.verdicts.facts` (what a measurement shows, computed once),
+:mod:`~analysis.verdicts.compare` (OONI's page comparisons),
+:mod:`~analysis.verdicts.reasons` (the words of a reason), one module of rules per layer
+(:mod:`~analysis.verdicts.dns`, :mod:`~analysis.verdicts.tcp`,
+:mod:`~analysis.verdicts.tls`, :mod:`~analysis.verdicts.http`), and
 :mod:`~analysis.verdicts.judge` (the order of precedence and the entry points).
 """
 
-from analysis.verdicts.judge import (
+from analysis.verdicts.compare import (
     BODY_PROPORTION_THRESHOLD,
-    CERTIFICATE_FAILURES,
-    DNS_REFUSALS,
     TITLE_WORD_MIN,
-    VERDICT_COLUMNS,
     HttpDiff,
-    Verdict,
     body_proportion,
-    canary_failed,
     compare_http,
     headers_match,
-    judge,
-    judge_all,
     title_match,
-    verdicts_frame,
 )
+from analysis.verdicts.facts import CERTIFICATE_FAILURES, DNS_REFUSALS
+from analysis.verdicts.judge import canary_failed, judge, judge_all
 from analysis.verdicts.rules import BLOCKING_KINDS, RULES, RULES_VERSION, STATUSES, Blocking, Rule, Status
+from analysis.verdicts.verdict import VERDICT_COLUMNS, Verdict, verdicts_frame
 
 __all__ = [
     "BLOCKING_KINDS",
