@@ -35,9 +35,17 @@ def dns_lie(f: Facts) -> Decision | None:
     """Injected replies, known blockpage addresses, bogons: answers that are not the site's."""
     if f.ip_literal:
         return None
+    for rule in (_injected_reply, _blockpage_address, _bogon_answer):
+        decision = rule(f)
+        if decision is not None:
+            return decision
+    return None
+
+
+def _injected_reply(f: Facts) -> Decision | None:
+    """Injection: one query, two replies that disagree."""
     control_set = set(f.control_addresses)
     ctrl_ids = f.control_dns_ids()
-    # Injection: one query, two replies that disagree.
     for obs in f.dns:
         first = set(obs.addresses())
         for extra in obs.extra_responses:
@@ -77,7 +85,13 @@ def dns_lie(f: Facts) -> Decision | None:
                 (obs.id,),
                 frozenset(first - later),
             )
-    # Known blockpage addresses.
+    return None
+
+
+def _blockpage_address(f: Facts) -> Decision | None:
+    """Known blockpage addresses."""
+    control_set = set(f.control_addresses)
+    ctrl_ids = f.control_dns_ids()
     for obs in f.dns:
         for address in [a.value for a in obs.answers]:
             fp = f.fingerprints.match_dns(address)
@@ -103,21 +117,25 @@ def dns_lie(f: Facts) -> Decision | None:
                     (obs.id, *ctrl_ids),
                     frozenset({address}),
                 )
-    # Bogons, only when the control's answers are all public (the lab lives on 127/8).
-    if f.control_addresses and not any(special_kind(a) for a in f.control_addresses):
-        for obs in f.dns:
-            for address in obs.addresses():
-                kind = special_kind(address)
-                if kind is not None:
-                    return Decision(
-                        "dns.bogon_answer",
-                        f"{resolver_words(obs)} answered the {kind} address {address} for {f.host} "
-                        f"({obs.id}), "
-                        f"while the control resolved it to public addresses "
-                        f"{listed(f.control_addresses)} ({ids_of(f.control_dns)}).",
-                        (obs.id, *ctrl_ids),
-                        frozenset({address}),
-                    )
+    return None
+
+
+def _bogon_answer(f: Facts) -> Decision | None:
+    """Bogons, only when the control's answers are all public (the lab lives on 127/8)."""
+    if not f.control_addresses or any(special_kind(a) for a in f.control_addresses):
+        return None
+    for obs in f.dns:
+        for address in obs.addresses():
+            kind = special_kind(address)
+            if kind is not None:
+                return Decision(
+                    "dns.bogon_answer",
+                    f"{resolver_words(obs)} answered the {kind} address {address} for {f.host} ({obs.id}), "
+                    f"while the control resolved it to public addresses "
+                    f"{listed(f.control_addresses)} ({ids_of(f.control_dns)}).",
+                    (obs.id, *f.control_dns_ids()),
+                    frozenset({address}),
+                )
     return None
 
 

@@ -7,7 +7,7 @@ each layer's rules are in :mod:`~analysis.verdicts.dns`, :mod:`~analysis.verdict
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from analysis.asn import AsnLookup, default_lookup
 from analysis.fingerprints import FingerprintSet
@@ -25,6 +25,19 @@ from analysis.verdicts.tcp import tcp_connects
 from analysis.verdicts.tls import sni_evidence, tls_handshakes
 from analysis.verdicts.verdict import Decision, Verdict, make_verdict
 from probe.records import Measurement
+
+#: When the probe's final request got no answer: the failing layer, in this order.
+_WHEN_NO_PAGE: tuple[Callable[[Facts], Decision | None], ...] = (
+    dns_failure,
+    ghost_dns,
+    control_also_failed,
+    sni_evidence,
+    control_address_handshake,
+    dns_inconsistent,
+    tcp_connects,
+    tls_handshakes,
+    http_failure,
+)
 
 
 def _fallback(f: Facts) -> Decision:
@@ -88,17 +101,7 @@ def judge(
     page = answered_page(f, lie)
     if page is not None:
         return make_verdict(m, page)
-    for rule in (
-        dns_failure,
-        ghost_dns,
-        control_also_failed,
-        sni_evidence,
-        control_address_handshake,
-        dns_inconsistent,
-        tcp_connects,
-        tls_handshakes,
-        http_failure,
-    ):
+    for rule in _WHEN_NO_PAGE:
         decision = rule(f)
         if decision is not None:
             return make_verdict(m, decision)
