@@ -39,9 +39,18 @@ observation ids of a chain that was not numbered in order.
 
 The probe's IP address is never written: ``probe_ip`` is ``127.0.0.1``, OONI's own
 value for a scrubbed address.
+
+The package: :mod:`~probe.formats.ooni.spec` (the format's constants and error),
+:mod:`~probe.formats.ooni.failure_map` (OONI's failure strings and ours),
+:mod:`~probe.formats.ooni.values` (lenient readers of OONI's values),
+:mod:`~probe.formats.ooni.read` (OONI -> ours), :mod:`~probe.formats.ooni.files`
+(reading files and lines) and :mod:`~probe.formats.ooni.write` (ours -> OONI).
 """
 
-from probe.formats.ooni.read import (
+from probe.formats.ooni.failure_map import failure_from_ooni, failure_to_ooni
+from probe.formats.ooni.files import ReadResult, loads, parse_line, read_ooni, read_ooni_path
+from probe.formats.ooni.read import measurement_from_ooni, measurement_id, scrubbed
+from probe.formats.ooni.spec import (
     DATA_FORMAT_VERSION,
     EXPORT_TEST_VERSION,
     OONI_ID_NAMESPACE,
@@ -51,20 +60,9 @@ from probe.formats.ooni.read import (
     UNKNOWN_RESOLVER_IP,
     X_KUZOT,
     OoniFormatError,
-    ReadResult,
-    dumps_line,
-    failure_from_ooni,
-    failure_to_ooni,
-    join_endpoint,
-    loads,
-    measurement_from_ooni,
-    measurement_id,
-    measurement_to_ooni,
-    parse_line,
-    read_ooni,
-    read_ooni_path,
-    scrubbed,
 )
+from probe.formats.ooni.values import join_endpoint
+from probe.formats.ooni.write import dumps_line, measurement_to_ooni
 
 __all__ = [
     "DATA_FORMAT_VERSION",
