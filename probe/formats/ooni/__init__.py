@@ -43,7 +43,8 @@ value for a scrubbed address.
 The package: :mod:`~probe.formats.ooni.spec` (the format's constants and error),
 :mod:`~probe.formats.ooni.failure_map` (OONI's failure strings and ours),
 :mod:`~probe.formats.ooni.values` (lenient readers of OONI's values),
-:mod:`~probe.formats.ooni.read` (OONI -> ours), :mod:`~probe.formats.ooni.files`
+:mod:`~probe.formats.ooni.read` (OONI -> ours, with :mod:`~probe.formats.ooni.control`
+for the test helper's answer), :mod:`~probe.formats.ooni.files`
 (reading files and lines) and :mod:`~probe.formats.ooni.write` (ours -> OONI).
 """
 

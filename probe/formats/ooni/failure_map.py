@@ -82,3 +82,11 @@ def failure_to_ooni(failure: Failure | None) -> str | None:
     if failure is None:
         return None
     return _FAILURE_EXPORT_NAMES.get(failure, failure.value)
+
+
+def tls_validated(failure: Failure | None, no_tls_verify: bool) -> bool | None:
+    """Whether the chain validated: as our TLS step records it (``None`` when the
+    handshake failed before a certificate could be judged)."""
+    if failure is None:
+        return None if no_tls_verify else True
+    return False if failure in CERTIFICATE_FAILURES else None

@@ -11,16 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from probe.failures import Failure
-from probe.formats.ooni.failure_map import CERTIFICATE_FAILURES, failure_from_ooni
+from probe.formats.ooni.control import control_from_ooni
+from probe.formats.ooni.failure_map import failure_from_ooni, tls_validated
 from probe.formats.ooni.spec import OONI_ID_NAMESPACE, OONI_TIME_FORMAT, TEST_NAME, X_KUZOT, OoniFormatError
 from probe.formats.ooni.values import (
-    address_rrtype,
     as_dict,
     as_float,
     as_int,
@@ -34,7 +34,6 @@ from probe.formats.ooni.values import (
     split_endpoint,
 )
 from probe.records import (
-    ControlObservations,
     DnsAnswer,
     DnsObservation,
     DnsResponse,
@@ -148,14 +147,6 @@ def _tcp(tk: Mapping[str, Any], originals: set[str]) -> list[TcpObservation]:
     return observations
 
 
-def _validated(failure: Failure | None, no_tls_verify: bool) -> bool | None:
-    """Whether the chain validated: as our TLS step records it (``None`` when the
-    handshake failed before a certificate could be judged)."""
-    if failure is None:
-        return None if no_tls_verify else True
-    return False if failure in CERTIFICATE_FAILURES else None
-
-
 def _tls(tk: Mapping[str, Any], domain: str, originals: set[str]) -> list[TlsObservation]:
     observations: list[TlsObservation] = []
     for entry in as_list(tk.get("tls_handshakes")):
@@ -180,7 +171,7 @@ def _tls(tk: Mapping[str, Any], domain: str, originals: set[str]) -> list[TlsObs
                 cipher=as_str(entry.get("cipher_suite")),
                 alpn=as_str(entry.get("negotiated_protocol")),
                 certificates=certificates_of(entry.get("peer_certificates")),
-                validated=_validated(failure, bool(entry.get("no_tls_verify"))),
+                validated=tls_validated(failure, bool(entry.get("no_tls_verify"))),
                 purpose=str(ext.get("purpose") or "target"),
             )
         )
@@ -237,94 +228,6 @@ def _http(tk: Mapping[str, Any], url: str, originals: set[str]) -> list[HttpObse
             obs.title = extract_title(obs.body_sample, charset_of(obs.headers))
         observations.append(obs)
     return observations
-
-
-def _control_endpoints(
-    part: Any, originals: set[str]
-) -> Iterator[tuple[tuple[str, int], dict[str, Any], Failure | None]]:
-    """The helper's per-endpoint results ("ip:port" -> {status, failure}).  A false status
-    without a failure string still failed: OONI's older helpers wrote only the flag."""
-    for key, value in as_dict(part).items():
-        endpoint = split_endpoint(key)
-        if endpoint is None:
-            continue
-        status = as_dict(value)
-        failure = failure_from_ooni(status.get("failure"), originals)
-        if failure is None and status.get("status") is False:
-            failure = Failure.UNKNOWN
-        yield endpoint, status, failure
-
-
-def _control(
-    data: Mapping[str, Any], tk: Mapping[str, Any], domain: str, url: str, originals: set[str]
-) -> ControlObservations | None:
-    """OONI's test-helper answer as our control observations (one of each at most for
-    DNS and HTTP: the helper reports one lookup and the final response only)."""
-    control = as_dict(tk.get("control"))
-    failure = failure_from_ooni(tk.get("control_failure"), originals)
-    if not control and failure is None:
-        return None
-    backend = as_dict(as_dict(data.get("test_helpers")).get("backend"))
-    source = as_str(as_dict(tk.get(X_KUZOT)).get("control_source")) or as_str(backend.get("address"))
-    result = ControlObservations(source=source or "ooni-test-helper", failure=failure)
-
-    dns_part = as_dict(control.get("dns"))
-    addrs = [str(a) for a in as_list(dns_part.get("addrs")) if a]
-    dns_failure = failure_from_ooni(dns_part.get("failure"), originals)
-    if addrs or dns_failure is not None:
-        # Old helpers list CNAME targets among the addresses.
-        answers = [DnsAnswer(address_rrtype(a) or "CNAME", a) for a in addrs]
-        result.dns.append(
-            DnsObservation(
-                id="control/dns/0",
-                hostname=domain,
-                query_type="ANY",
-                resolver="system",
-                transport="system",
-                started=0.0,
-                finished=0.0,
-                failure=dns_failure,
-                answers=answers,
-            )
-        )
-    for endpoint, _status, tcp_failure in _control_endpoints(control.get("tcp_connect"), originals):
-        result.tcp.append(
-            TcpObservation(f"control/tcp/{len(result.tcp)}", endpoint[0], endpoint[1], 0.0, 0.0, tcp_failure)
-        )
-    for endpoint, status, tls_failure in _control_endpoints(control.get("tls_handshake"), originals):
-        result.tls.append(
-            TlsObservation(
-                id=f"control/tls/{len(result.tls)}",
-                ip=endpoint[0],
-                port=endpoint[1],
-                server_name=str(status.get("server_name") or domain),
-                started=0.0,
-                finished=0.0,
-                failure=tls_failure,
-                certificates=certificates_of(status.get("peer_certificates")),
-                validated=_validated(tls_failure, False),
-            )
-        )
-    page = control.get("http_request")
-    if isinstance(page, dict):
-        code = as_int(page.get("status_code"))
-        status_code = code if code is not None and code > 0 else None
-        length = as_int(page.get("body_length"))
-        result.http.append(
-            HttpObservation(
-                id="control/http/0",
-                url=url,
-                ip=None,
-                started=0.0,
-                finished=0.0,
-                failure=failure_from_ooni(page.get("failure"), originals),
-                status_code=status_code,
-                headers=headers_of(page),
-                title=as_str(page.get("title")),
-                body_length=length if length is not None and length > 0 else 0,
-            )
-        )
-    return result
 
 
 def _start_time(value: Any) -> datetime:
@@ -392,15 +295,9 @@ def _json_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def measurement_from_ooni(data: Any, *, check_encoding: bool = True) -> Measurement:
-    """One OONI Web Connectivity measurement (a parsed JSON object) as our record.
-
-    Raises :class:`OoniFormatError` for anything that is not one: another test, or a
-    measurement without the fields a verdict needs (input URL, start time, probe
-    network, test keys, a stable id).  ``check_encoding=False`` skips making the
-    canonical JSON to find strings UTF-8 cannot hold; a caller that makes it anyway
-    (the bulk importer) catches ``UnicodeEncodeError`` and calls :func:`scrubbed`.
-    """
+def _required_fields(data: Any) -> tuple[str, str, datetime, int | None, dict[str, Any]]:
+    """The input URL, its host, the start time, the AS number and the test keys, or the
+    :class:`OoniFormatError` saying which one is missing (checked in this order)."""
     if not isinstance(data, dict):
         raise OoniFormatError(f"a JSON {type(data).__name__}, not a measurement object")
     test_name = data.get("test_name")
@@ -423,6 +320,41 @@ def measurement_from_ooni(data: Any, *, check_encoding: bool = True) -> Measurem
     tk = data.get("test_keys")
     if not isinstance(tk, dict):
         raise OoniFormatError("test_keys is missing or null: the measurement did not run")
+    return url, hostname, started_at, probe_asn, tk
+
+
+def _annotations(
+    data: Mapping[str, Any], tk: Mapping[str, Any], ext: Mapping[str, Any], url: str, originals: set[str]
+) -> dict[str, str]:
+    """Our annotations back from ``x_kuzot``; for OONI's own measurement, what names it in
+    OONI's data and what OONI concluded; and the failure strings OONI really wrote."""
+    annotations = as_dict(ext.get("annotations"))
+    out = {str(k): str(v) for k, v in annotations.items() if v is not None}
+    if not ext:  # OONI's own measurement: keep what names it in OONI's data and what OONI concluded
+        for key in ("report_id", "measurement_uid", "test_version"):
+            if as_str(data.get(key)):
+                out[f"ooni.{key}"] = str(data[key])
+        if "ooni.measurement_uid" not in out:
+            # Without OONI's uid, Explorer finds a measurement by report id and input.
+            out["ooni.input"] = url
+        for key in ("blocking", "accessible"):
+            if key in tk:
+                out[f"ooni.{key}"] = _json_text(tk[key])
+    if originals:
+        out["ooni.original_failures"] = ",".join(sorted(originals))
+    return out
+
+
+def measurement_from_ooni(data: Any, *, check_encoding: bool = True) -> Measurement:
+    """One OONI Web Connectivity measurement (a parsed JSON object) as our record.
+
+    Raises :class:`OoniFormatError` for anything that is not one: another test, or a
+    measurement without the fields a verdict needs (input URL, start time, probe
+    network, test keys, a stable id).  ``check_encoding=False`` skips making the
+    canonical JSON to find strings UTF-8 cannot hold; a caller that makes it anyway
+    (the bulk importer) catches ``UnicodeEncodeError`` and calls :func:`scrubbed`.
+    """
+    url, hostname, started_at, probe_asn, tk = _required_fields(data)
     mid = measurement_id(data)
     domain = hostname.lower()
     ext = as_dict(tk.get(X_KUZOT))
@@ -444,22 +376,9 @@ def measurement_from_ooni(data: Any, *, check_encoding: bool = True) -> Measurem
         tcp=_tcp(tk, originals),
         tls=_tls(tk, domain, originals),
         http=_http(tk, url, originals),
-        control=_control(data, tk, domain, url, originals),
+        control=control_from_ooni(data, tk, domain, url, originals),
     )
-    annotations = as_dict(ext.get("annotations"))
-    m.annotations = {str(k): str(v) for k, v in annotations.items() if v is not None}
-    if not ext:  # OONI's own measurement: keep what names it in OONI's data and what OONI concluded
-        for key in ("report_id", "measurement_uid", "test_version"):
-            if as_str(data.get(key)):
-                m.annotations[f"ooni.{key}"] = str(data[key])
-        if "ooni.measurement_uid" not in m.annotations:
-            # Without OONI's uid, Explorer finds a measurement by report id and input.
-            m.annotations["ooni.input"] = url
-        for key in ("blocking", "accessible"):
-            if key in tk:
-                m.annotations[f"ooni.{key}"] = _json_text(tk[key])
-    if originals:
-        m.annotations["ooni.original_failures"] = ",".join(sorted(originals))
+    m.annotations = _annotations(data, tk, ext, url, originals)
     if not check_encoding:
         return m
     try:

@@ -275,20 +275,11 @@ def _experiment_failures(m: Measurement) -> tuple[str | None, str | None]:
     return dns_failure, http_failure
 
 
-def measurement_to_ooni(
-    m: Measurement,
-    *,
-    summary: Mapping[str, Any] | None = None,
-    verdict: Mapping[str, Any] | None = None,
+def _test_keys(
+    m: Measurement, summary: Mapping[str, Any] | None, verdict: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """Our measurement as one OONI Web Connectivity measurement (a JSON-ready dict).
-
-    ``summary`` holds OONI's summary test keys (``blocking``, ``accessible`` and the
-    comparisons), which are judgements and so come from the caller; without it they
-    are ``null``, OONI's "not determined".  ``verdict`` is our own verdict, kept in
-    ``test_keys.x_kuzot``.
-    """
-    start = _ooni_time(m.started_at)
+    """Web Connectivity's ``test_keys``: the observations, the summary keys (``null``
+    without ``summary``) and our own facts under ``x_kuzot``."""
     dns_failure, http_failure = _experiment_failures(m)
     control = m.control
     duplicates = [_duplicate_to_ooni(o, r) for o in m.dns for r in o.extra_responses]
@@ -327,6 +318,25 @@ def measurement_to_ooni(
     if verdict:
         ext["verdict"] = dict(verdict)
     test_keys[X_KUZOT] = ext
+    return test_keys
+
+
+def measurement_to_ooni(
+    m: Measurement,
+    *,
+    summary: Mapping[str, Any] | None = None,
+    verdict: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Our measurement as one OONI Web Connectivity measurement (a JSON-ready dict).
+
+    ``summary`` holds OONI's summary test keys (``blocking``, ``accessible`` and the
+    comparisons), which are judgements and so come from the caller; without it they
+    are ``null``, OONI's "not determined".  ``verdict`` is our own verdict, kept in
+    ``test_keys.x_kuzot``.
+    """
+    start = _ooni_time(m.started_at)
+    control = m.control
+    test_keys = _test_keys(m, summary, verdict)
     helper = control.source if control is not None else ""
     out: dict[str, Any] = {
         "annotations": {"engine_name": m.software_name, "engine_version": m.software_version},
