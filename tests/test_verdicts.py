@@ -819,7 +819,7 @@ def test_every_rule_is_documented() -> None:
 def test_the_documented_rule_table_is_current() -> None:
     """If a rule in analysis/verdicts/rules.py changes, then docs/verdicts.md must be regenerated from it."""
     document = DOCS.read_text(encoding="utf-8")
-    assert with_current_table(document) == document, "run: python -m analysis.verdicts.rules docs/verdicts.md"
+    assert with_current_table(document) == document, "run: python -m analysis.verdicts docs/verdicts.md"
     assert RULES_VERSION in document
 
 

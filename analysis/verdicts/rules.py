@@ -3,15 +3,13 @@
 Why literal data rather than a table parsed at import: a reader (and a type checker)
 sees each rule as it is, a typo in a status is a type error, not a parse error at
 start-up; and ``docs/verdicts.md``'s rule table is generated from this list
-(:func:`markdown_table`, ``python -m analysis.verdicts.rules docs/verdicts.md``), so the
+(:func:`markdown_table`, ``python -m analysis.verdicts docs/verdicts.md``), so the
 two cannot drift apart (``tests/test_verdicts.py`` checks the document is current).
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 #: Bumped whenever a rule changes what it decides; stored with every verdict.
@@ -376,7 +374,7 @@ RULE_LIST: tuple[Rule, ...] = (
 RULES: dict[str, Rule] = {rule.id: rule for rule in RULE_LIST}
 
 #: The lines around the generated table in ``docs/verdicts.md``.
-TABLE_START = "<!-- generated from analysis/verdicts/rules.py: python -m analysis.verdicts.rules -->"
+TABLE_START = "<!-- generated from analysis/verdicts/rules.py: python -m analysis.verdicts -->"
 TABLE_END = "<!-- end of rule table -->"
 
 
@@ -402,15 +400,3 @@ def with_current_table(document: str) -> str:
     if not start or not end:
         raise ValueError(f"the document has no {TABLE_START!r} ... {TABLE_END!r} section")
     return f"{head}{start}{markdown_table()}{end}{tail}"
-
-
-def main(argv: list[str]) -> int:
-    """Rewrite the rule table in the Markdown files named (``docs/verdicts.md``)."""
-    for name in argv or ["docs/verdicts.md"]:
-        path = Path(name)
-        path.write_text(with_current_table(path.read_text(encoding="utf-8")), encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
