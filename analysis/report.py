@@ -43,6 +43,7 @@ from analysis.orders import CORRELATION_COLUMNS, correlate, unexplained_episodes
 from analysis.report_sources import Provenance
 from analysis.templating import render
 from analysis.verdicts import RULES_VERSION, judge_all, verdicts_frame
+from probe.errors import ReportError
 
 #: Fewer conclusive measurements than this on a network, and the report says so
 #: instead of drawing a conclusion.
@@ -51,11 +52,6 @@ MIN_CONCLUSIVE = 10
 GAP_HOURS = 48
 #: Pages written besides index.html (English): one per other language.
 PAGE_NAMES = {"en": "index.html", "ru": "index.ru.html", "ky": "index.ky.html"}
-
-
-class ReportError(Exception):
-    """Nothing to report (no measurements match), mixed real and simulated data, or the
-    output folder is unusable."""
 
 
 @dataclass

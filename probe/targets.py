@@ -24,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import idna
 
+from probe.errors import InputError
+
 HEADER = ["url", "category_code", "category_description", "date_added", "source", "notes"]
 
 #: Citizen Lab's category codes (lists/00-LEGEND-new_category_codes.csv).
@@ -68,7 +70,7 @@ _HOST_RE = re.compile(
 )
 
 
-class TargetsError(ValueError):
+class TargetsError(InputError, ValueError):
     """A targets file that cannot be used; the message names the file and line."""
 
 

@@ -199,7 +199,6 @@ def _text(report: Any) -> str:
 
 
 def handle_sync(args: argparse.Namespace) -> int:
-    from probe.ooni_archive.s3 import ArchiveError
     from probe.ooni_archive.sync import SyncRequest, sync
 
     until = args.until or (datetime.now(UTC).date() + timedelta(days=1))
@@ -228,8 +227,6 @@ def handle_sync(args: argparse.Namespace) -> int:
                 progress=progress,
                 workers=args.workers,
             )
-    except ArchiveError as exc:
-        raise CommandError(str(exc)) from exc
     finally:
         store.close()
     for line in report.skipped:

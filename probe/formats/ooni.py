@@ -69,6 +69,7 @@ try:
 except ImportError:  # pragma: no cover - orjson is a dependency; stay readable without it
     _orjson = None
 
+from probe.errors import InputError
 from probe.failures import Failure
 from probe.records import (
     CertificateInfo,
@@ -105,7 +106,7 @@ OONI_ID_NAMESPACE = uuid.UUID("15766698-5d67-4bca-849c-e9137525bc9b")
 X_KUZOT = "x_kuzot"
 
 
-class OoniFormatError(ValueError):
+class OoniFormatError(InputError, ValueError):
     """One line that is not an importable Web Connectivity measurement; says why."""
 
 

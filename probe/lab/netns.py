@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from probe.errors import SetupError
 from probe.lab import daemons as d
 from probe.lab.scenarios import ADDRESS_METHODS, LabScenario, load_scenario
 
@@ -66,7 +67,7 @@ ROLES = ("vol", "isp", "net", "ctl")
 T = TypeVar("T")
 
 
-class LabError(RuntimeError):
+class LabError(SetupError, RuntimeError):
     """The lab cannot be built or run here; the message says why."""
 
 
