@@ -291,7 +291,8 @@ def _write_all(
 ) -> None:
     domain = report.domain
     relevant_orders = orders[[domain in list(d) for d in orders["domains"]]]
-    notice = [report.simulated_notice(lang) for lang in LANGUAGES] if report.simulated else None
+    notices = (report.simulated_notice(lang) for lang in LANGUAGES)
+    notice = [n for n in notices if n] if report.simulated else None
     timeline = charts.save(
         charts.timeline(
             domain, report.episodes, report.verdicts, relevant_orders, labels=labels, simulated=notice
@@ -351,7 +352,7 @@ def _write_csv(path: Path, frame: pd.DataFrame, columns: list[str]) -> None:
 def _csv_cell(value: object) -> str:
     if isinstance(value, list):
         return " ".join(str(v) for v in value)
-    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -366,13 +367,13 @@ def _data_uri(path: Path) -> str:
 
 
 def _span(low: object, high: object, ongoing: bool, lang: str) -> str:
-    if low is None or pd.isna(low):  # type: ignore[arg-type]
+    if low is None or pd.isna(low):
         return "—"
     return text.duration(float(low), None if pd.isna(high) else float(high), lang, ongoing=ongoing)  # type: ignore[arg-type]
 
 
 def _label_of(labels: dict[int | None, str], asn: object) -> str:
-    key = None if asn is None or pd.isna(asn) else int(asn)  # type: ignore[arg-type,call-overload]
+    key = None if asn is None or pd.isna(asn) else int(asn)  # type: ignore[call-overload]  # asn: a pandas scalar, int or float
     return labels.get(key) or network_label(key)
 
 

@@ -21,7 +21,7 @@ def _missing(value: object) -> bool:
     if value is None:
         return True
     try:
-        return bool(pd.isna(value))  # type: ignore[arg-type]
+        return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
 
@@ -30,7 +30,7 @@ def moment(value: object) -> str:
     """A UTC time for tables, or a dash when there is none."""
     if _missing(value):
         return "—"
-    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    stamp = pd.Timestamp(value)
     return stamp.strftime("%Y-%m-%d %H:%M UTC")
 
 

@@ -151,7 +151,7 @@ def make_target(url: str, *args: str | None) -> Target:
     problem = check_url(converted)
     if problem:
         raise ValueError(problem)
-    return Target(converted, *args, original_url=url if converted != url else "")  # type: ignore[arg-type]
+    return Target(converted, *args, original_url=url if converted != url else "")  # type: ignore[arg-type,misc]  # args: the optional fields after url, as strings
 
 
 def check_url(url: str) -> str | None:

@@ -174,7 +174,7 @@ class BatchUpload(msgspec.Struct):
 
 BATCH_DECODER = msgspec.json.Decoder(BatchUpload)
 ITEM_DECODER = msgspec.json.Decoder(ItemUpload)
-RECORD_DECODER = msgspec.json.Decoder(RecordUpload)
+RECORD_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(RecordUpload)  # a type built at run time
 PLAIN_DECODER = msgspec.json.Decoder()
 SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
 

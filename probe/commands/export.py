@@ -116,6 +116,7 @@ def ooni_summary(m: Measurement, verdict: Any) -> dict[str, Any]:
     ``false``/``false``; anything we cannot tell -> ``null``/``null``.
     """
     status = verdict.status
+    blocking: bool | str | None
     if status == "accessible":
         blocking, accessible = False, True
     elif status == "blocked":

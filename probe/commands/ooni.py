@@ -224,7 +224,7 @@ def handle_sync(args: argparse.Namespace) -> int:
                 store,
                 args.cache or default_cache(),
                 keep_body=keep_body,
-                progress=progress,
+                progress=progress,  # type: ignore[arg-type]  # duck-types sync.Progress
                 workers=args.workers,
             )
     finally:
@@ -248,7 +248,7 @@ def handle_import(args: argparse.Namespace) -> int:
     try:
         with _RichProgress(not args.no_progress and not args.json) as progress:
             report = import_directory(
-                args.dir, store, keep_body=keep_body, filters=filters, progress=progress, workers=args.workers
+                args.dir, store, keep_body=keep_body, filters=filters, progress=progress, workers=args.workers  # type: ignore[arg-type]  # duck-types sync.Progress
             )
     finally:
         store.close()

@@ -551,11 +551,11 @@ def handle(args: argparse.Namespace) -> int:
             f"{len(rows)} of {len(targets)} targets measured{note}; about {result.bytes_used:,} bytes used.",
             file=sys.stderr,
         )
-        refused = control_refusals(result.measurements)
-        if refused["count"]:
-            reasons = "; ".join(f"{r['failure']}: {r['reason']}" for r in refused["reasons"])
+        refusals = control_refusals(result.measurements)
+        if refusals["count"]:
+            reasons = "; ".join(f"{r['failure']}: {r['reason']}" for r in refusals["reasons"])
             print(
-                f"The control helper refused {refused['count']} of {len(rows)} targets ({reasons}); "
+                f"The control helper refused {refusals['count']} of {len(rows)} targets ({reasons}); "
                 "their verdicts cannot rule out an outage.",
                 file=sys.stderr,
             )

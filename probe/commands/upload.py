@@ -67,7 +67,7 @@ def run_upload(
     store = open_store(db, must_exist=True)
     try:
         log = (lambda message: print(f"upload: {message}", file=sys.stderr)) if log_progress else None
-        return upload(store, collector, log=log, **options)  # type: ignore[arg-type]
+        return upload(store, collector, log=log, **options)
     finally:
         store.close()
 
