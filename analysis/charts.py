@@ -60,6 +60,7 @@ def network_label(asn: object, names: dict[int, str] | None = None) -> str:
     """``Name (ASn)``: the name given in ``names``, else the packaged table's."""
     if asn is None or pd.isna(asn):
         return "unknown network"
+    # mypy: asn is a pandas scalar (int or float), typed object
     number = int(asn)  # type: ignore[call-overload]
     return _network_label(number, (names or {}).get(number))
 

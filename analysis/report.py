@@ -97,6 +97,7 @@ class Report:
     def citation(self) -> str:
         lines = []
         if self.simulated:
+            # mypy: simulated_notice is a str whenever the report is simulated (this branch)
             lines += ["*** " + self.simulated_notice(lang) + " ***" for lang in LANGUAGES]  # type: ignore[operator]
             lines.append("")
         lines += [
@@ -176,6 +177,7 @@ def _network_summaries(
                         network=label,
                         accessible=summary.accessible,
                         conclusive=conclusive,
+                        # mypy: first and last are set for every network with measurements (all listed here)
                         first=summary.first,  # type: ignore[arg-type]
                         last=summary.last,  # type: ignore[arg-type]
                     )
@@ -369,6 +371,7 @@ def _data_uri(path: Path) -> str:
 def _span(low: object, high: object, ongoing: bool, lang: str) -> str:
     if low is None or pd.isna(low):
         return "—"
+    # mypy: low and high are pandas scalars (numbers), typed object
     return text.duration(float(low), None if pd.isna(high) else float(high), lang, ongoing=ongoing)  # type: ignore[arg-type]
 
 

@@ -35,6 +35,7 @@ def moment(value: object) -> str:
 
 
 def days(value: object) -> str:
+    # mypy: value is a number or a numeric string once missing values are ruled out
     return "—" if _missing(value) else f"{float(value):.1f}"  # type: ignore[arg-type]
 
 
@@ -48,6 +49,7 @@ def environment(lang: str = "en") -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # mypy: jinja2's i18n extension adds this method to the environment at run time
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["moment"] = moment
     env.filters["days"] = days

@@ -220,6 +220,7 @@ class LoopbackLab:
             "dns_window": 0.2,
         }
         values.update(changes)
+        # mypy: values maps ProbeSettings' own field names to values of their types
         return ProbeSettings(**values)  # type: ignore[arg-type]
 
 

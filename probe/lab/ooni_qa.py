@@ -492,6 +492,7 @@ def _site(
         https=https,
         cert_names=cert_names or [domain],
         censored_sources=None if everyone else (PROBE_SOURCE,),
+        # mypy: pages built as a plain dict of host to bytes, the Pages mapping's shape
         pages=pages,  # type: ignore[arg-type]
     )
     if in_zone:

@@ -101,6 +101,7 @@ def _num(value: object) -> float | int | None:
         return int(value)
     if isinstance(value, np.floating | float):
         return float(value)
+    # mypy: what is left is already a plain JSON value (str, int, list)
     return value  # type: ignore[return-value]
 
 
