@@ -17,13 +17,15 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from probe.errors import SetupError
+
 #: ``ip -> AS number`` (``None`` when the database does not know the address).
 AsnLookup = Callable[[str], int | None]
 
 ENV_VAR = "KUZOT_ASN_DB"
 
 
-class AsnDatabaseError(RuntimeError):
+class AsnDatabaseError(SetupError, RuntimeError):
     """The ASN database cannot be used; the message says why and what to install."""
 
 

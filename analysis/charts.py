@@ -58,15 +58,16 @@ SHARE_COLOURS = LinearSegmentedColormap.from_list("kuzot_share", ["#56B4E9", "#F
 
 def network_label(asn: object, names: dict[int, str] | None = None) -> str:
     """``Name (ASn)``: the name given in ``names``, else the packaged table's."""
-    if asn is None or pd.isna(asn):  # type: ignore[arg-type]
+    if asn is None or pd.isna(asn):
         return "unknown network"
+    # mypy: asn is a pandas scalar (int or float), typed object
     number = int(asn)  # type: ignore[call-overload]
     return _network_label(number, (names or {}).get(number))
 
 
 def _labeller(labels: dict[int | None, str] | None, names: dict[int, str] | None):
     def label(asn: object) -> str:
-        key = None if asn is None or pd.isna(asn) else int(asn)  # type: ignore[arg-type,call-overload]
+        key = None if asn is None or pd.isna(asn) else int(asn)  # type: ignore[call-overload]  # asn: a pandas scalar, int or float
         if labels and key in labels:
             return labels[key]
         return network_label(key, names)

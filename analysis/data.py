@@ -62,6 +62,7 @@ def iter_measurements(
 
 
 def load_measurements(db_url: str, **filters: object) -> list[Measurement]:
+    # mypy: filters are iter_measurements' own keyword arguments, passed through
     return list(iter_measurements(db_url, **filters))  # type: ignore[arg-type]
 
 
@@ -71,6 +72,7 @@ def load_verdicts(db_url: str, **filters: object):  # -> pandas.DataFrame
     from analysis.fingerprints import load_fingerprints
     from analysis.verdicts import judge_all, verdicts_frame
 
+    # mypy: as above, iter_measurements' keyword arguments passed through
     measurements = iter_measurements(db_url, **filters)  # type: ignore[arg-type]
     return verdicts_frame(judge_all(measurements, fingerprints=load_fingerprints()))
 

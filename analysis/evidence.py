@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, column, create_engine, select, table
 
+from probe.errors import ReportError
 from probe.records import canonical_json
 
 #: Where evidence lives inside a report directory.  ``probe.verify`` repeats these
@@ -56,7 +57,7 @@ _measurements = table(
 _ENVELOPE = ("id", "source", "content_hash", "signature", "key_id", "public_key")
 
 
-class EvidenceError(Exception):
+class EvidenceError(ReportError):
     """The evidence cannot be written as asked (unknown measurement ids, odd file names)."""
 
 

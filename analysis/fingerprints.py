@@ -40,6 +40,7 @@ import platformdirs
 
 from analysis.bogons import parse_address
 from analysis.bundled import fingerprint_dir
+from probe.errors import InputError
 from probe.records import HttpObservation
 
 #: The header line every fingerprint file must start with, in this order.
@@ -75,7 +76,7 @@ MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024
 
 
 
-class FingerprintError(ValueError):
+class FingerprintError(InputError, ValueError):
     """A fingerprint file is missing or malformed; the message names the file and line."""
 
 

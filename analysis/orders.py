@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.episodes import bare_domain
+from probe.errors import InputError
 
 ORDER_COLUMNS: tuple[str, ...] = (
     "order_id",
@@ -73,7 +74,7 @@ GRACE = timedelta(days=7)
 _EARLY = timedelta(days=1)
 
 
-class OrdersFileError(ValueError):
+class OrdersFileError(InputError, ValueError):
     """A malformed orders file; the message names the line."""
 
 

@@ -43,6 +43,7 @@ from analysis.orders import CORRELATION_COLUMNS, correlate, unexplained_episodes
 from analysis.report_sources import Provenance
 from analysis.templating import render
 from analysis.verdicts import RULES_VERSION, judge_all, verdicts_frame
+from probe.errors import ReportError
 
 #: Fewer conclusive measurements than this on a network, and the report says so
 #: instead of drawing a conclusion.
@@ -51,11 +52,6 @@ MIN_CONCLUSIVE = 10
 GAP_HOURS = 48
 #: Pages written besides index.html (English): one per other language.
 PAGE_NAMES = {"en": "index.html", "ru": "index.ru.html", "ky": "index.ky.html"}
-
-
-class ReportError(Exception):
-    """Nothing to report (no measurements match), mixed real and simulated data, or the
-    output folder is unusable."""
 
 
 @dataclass
@@ -101,6 +97,7 @@ class Report:
     def citation(self) -> str:
         lines = []
         if self.simulated:
+            # mypy: simulated_notice is a str whenever the report is simulated (this branch)
             lines += ["*** " + self.simulated_notice(lang) + " ***" for lang in LANGUAGES]  # type: ignore[operator]
             lines.append("")
         lines += [
@@ -180,6 +177,7 @@ def _network_summaries(
                         network=label,
                         accessible=summary.accessible,
                         conclusive=conclusive,
+                        # mypy: first and last are set for every network with measurements (all listed here)
                         first=summary.first,  # type: ignore[arg-type]
                         last=summary.last,  # type: ignore[arg-type]
                     )
@@ -295,7 +293,8 @@ def _write_all(
 ) -> None:
     domain = report.domain
     relevant_orders = orders[[domain in list(d) for d in orders["domains"]]]
-    notice = [report.simulated_notice(lang) for lang in LANGUAGES] if report.simulated else None
+    notices = (report.simulated_notice(lang) for lang in LANGUAGES)
+    notice = [n for n in notices if n] if report.simulated else None
     timeline = charts.save(
         charts.timeline(
             domain, report.episodes, report.verdicts, relevant_orders, labels=labels, simulated=notice
@@ -355,7 +354,7 @@ def _write_csv(path: Path, frame: pd.DataFrame, columns: list[str]) -> None:
 def _csv_cell(value: object) -> str:
     if isinstance(value, list):
         return " ".join(str(v) for v in value)
-    if value is None or (not isinstance(value, str) and pd.isna(value)):  # type: ignore[arg-type]
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -370,13 +369,14 @@ def _data_uri(path: Path) -> str:
 
 
 def _span(low: object, high: object, ongoing: bool, lang: str) -> str:
-    if low is None or pd.isna(low):  # type: ignore[arg-type]
+    if low is None or pd.isna(low):
         return "—"
+    # mypy: low and high are pandas scalars (numbers), typed object
     return text.duration(float(low), None if pd.isna(high) else float(high), lang, ongoing=ongoing)  # type: ignore[arg-type]
 
 
 def _label_of(labels: dict[int | None, str], asn: object) -> str:
-    key = None if asn is None or pd.isna(asn) else int(asn)  # type: ignore[arg-type,call-overload]
+    key = None if asn is None or pd.isna(asn) else int(asn)  # type: ignore[call-overload]  # asn: a pandas scalar, int or float
     return labels.get(key) or network_label(key)
 
 

@@ -54,6 +54,7 @@ def duration(low: float, high: float | None, lang: str, *, ongoing: bool = False
     Each form is its own message: in Russian "at least" and "up to" govern the case of
     the noun, so "{n} hours" cannot simply be put inside them."""
     open_ended = high is None or ongoing
+    # mypy: high is not None when the bracket is not open-ended
     in_hours = (low if open_ended else high) < 2  # type: ignore[operator]
     scale = 24.0 if in_hours else 1.0
     lo = math.floor(low * scale + 1e-9)
@@ -63,6 +64,7 @@ def duration(low: float, high: float | None, lang: str, *, ongoing: bool = False
         if in_hours:
             return ngettext_(lang, "at least {n} hour", "at least {n} hours", lo).format(n=lo)
         return ngettext_(lang, "at least {n} day", "at least {n} days", lo).format(n=lo)
+    # mypy: as above, high is set on this path
     hi = max(1, math.ceil(high * scale - 1e-9))  # type: ignore[operator]
     if lo == hi:
         return _hours(lo, lang) if in_hours else _days(lo, lang)

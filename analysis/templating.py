@@ -47,7 +47,7 @@ def _missing(value: object) -> bool:
     if value is None:
         return True
     try:
-        return bool(pd.isna(value))  # type: ignore[arg-type]
+        return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
 
@@ -56,11 +56,12 @@ def moment(value: object) -> str:
     """A UTC time for tables, or a dash when there is none."""
     if _missing(value):
         return "—"
-    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    stamp = pd.Timestamp(value)
     return stamp.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def days(value: object) -> str:
+    # mypy: value is a number or a numeric string once missing values are ruled out
     return "—" if _missing(value) else f"{float(value):.1f}"  # type: ignore[arg-type]
 
 
@@ -74,6 +75,7 @@ def environment(lang: str = "en") -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # mypy: jinja2's i18n extension adds this method to the environment at run time
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["moment"] = moment
     env.filters["days"] = days

@@ -3,7 +3,8 @@
 The CLI is the only layer that joins ``probe`` and ``analysis``; every subcommand
 module under :mod:`probe.commands` parses its own options and calls library code.
 Exit status: 0 success, 1 runtime failure, 2 bad input (usage, malformed files),
-130 interrupted.
+3 consent required, 130 interrupted.  Every error meant for a person is a
+:class:`probe.errors.KuzotError`, caught here once; its class gives the status.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from probe import __version__
-from probe.commands import COMMANDS, CommandError
+from probe.commands import COMMANDS
+from probe.errors import KuzotError
 from probe.extras import find_missing_extra
 
 
@@ -55,22 +57,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except CommandError as exc:
+    except KuzotError as exc:
         print(f"kuzot {args.command}: {exc}", file=sys.stderr)
-        return exc.status
+        return exc.exit_status
     except KeyboardInterrupt:
         return _interrupted()
     except BaseExceptionGroup as group:
         # trio reports Ctrl-C from inside a nursery as a group holding KeyboardInterrupt.
         if group.subgroup(KeyboardInterrupt) is not None:
             return _interrupted()
-        command_errors = group.subgroup(CommandError)
-        if command_errors is not None and command_errors.exceptions:
-            first = command_errors.exceptions[0]
+        errors = group.subgroup(KuzotError)
+        if errors is not None and errors.exceptions:
+            first = errors.exceptions[0]
             while isinstance(first, BaseExceptionGroup):
                 first = first.exceptions[0]
             print(f"kuzot {args.command}: {first}", file=sys.stderr)
-            return getattr(first, "status", 1)
+            return first.exit_status if isinstance(first, KuzotError) else 1
         message = find_missing_extra(group)
         if message is not None:
             print(f"kuzot {args.command}: {message}", file=sys.stderr)

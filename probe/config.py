@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from probe.consent import config_dir
+from probe.errors import InputError
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A bad key or value; the message names the key and what is allowed."""
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from probe.errors import ConsentRequired
 from probe.i18n import LANGUAGES, N_, gettext, language
 
 #: Bumped when the text changes in substance: everyone is asked again.
@@ -69,10 +70,6 @@ CONSENT_TEXT: Mapping[str, str] = _ConsentTexts()
 
 _PROMPT = N_("Type yes / да / ооба to accept, anything else to stop: ")
 _YES = {"yes", "y", "да", "ооба"}
-
-
-class ConsentRequired(Exception):
-    """No consent on record and no way to ask; the message says what to do."""
 
 
 def config_dir() -> Path:

@@ -19,11 +19,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from probe.errors import SetupError
+
 BEGIN = "# BEGIN kuzot (managed by `kuzot schedule`)"
 END = "# END kuzot"
 
 
-class ScheduleError(RuntimeError):
+class ScheduleError(SetupError, RuntimeError):
     """Scheduling failed; the message says what to check."""
 
 

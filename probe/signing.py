@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from probe.errors import SetupError
 from probe.records import Measurement, canonical_json
 
 #: Signed bytes are this prefix plus the hex content hash: a signature made for a
@@ -36,7 +37,7 @@ KEY_FILE = "signing-key.pem"
 KEY_PROOF_CONTEXT = b"kuzot-key-holder-v1:"
 
 
-class SigningKeyError(Exception):
+class SigningKeyError(SetupError):
     """The key file exists but cannot be used (wrong permissions, corrupt)."""
 
 

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import idna
 
+from probe.errors import InputError
+
 HEADER = ["url", "category_code", "category_description", "date_added", "source", "notes"]
 
 #: Citizen Lab's category codes (lists/00-LEGEND-new_category_codes.csv).
@@ -68,7 +70,7 @@ _HOST_RE = re.compile(
 )
 
 
-class TargetsError(ValueError):
+class TargetsError(InputError, ValueError):
     """A targets file that cannot be used; the message names the file and line."""
 
 
@@ -149,7 +151,7 @@ def make_target(url: str, *args: str | None) -> Target:
     problem = check_url(converted)
     if problem:
         raise ValueError(problem)
-    return Target(converted, *args, original_url=url if converted != url else "")  # type: ignore[arg-type]
+    return Target(converted, *args, original_url=url if converted != url else "")  # type: ignore[arg-type,misc]  # args: the optional fields after url, as strings
 
 
 def check_url(url: str) -> str | None:

@@ -36,6 +36,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from probe import __version__
+from probe.errors import UploadError
 from probe.records import utc_now
 from probe.store import Store
 from probe.store.models import MeasurementRow
@@ -45,10 +46,6 @@ DEFAULT_BATCH_ITEMS = 100
 DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
 #: Bytes kept free under the collector's body limit for the batch's own framing.
 _FRAMING = 64
-
-
-class UploadError(Exception):
-    """Uploading cannot start or go on; says why and what to do."""
 
 
 @dataclass

@@ -379,7 +379,8 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
         if isinstance(checked, Refusal):
             return _error(checked.status, checked.message, **checked.extra)
         if checked and isinstance(checked[0], Problem):
-            return _problems(422, checked, "nothing of this batch was stored")  # type: ignore[arg-type]
+            return _problems(422, checked, "nothing of this batch was stored")
+        # A batch is all problems or all prepared items; the problems returned above.
         items: list[PreparedItem] = checked  # type: ignore[assignment]
         if asn_lookup is not None and any(item.row["probe_asn"] is None for item in items):
             asn = asn_lookup(request)

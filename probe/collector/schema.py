@@ -103,8 +103,10 @@ def _convert(tp: Any, structs: dict[type, type], owner: type, name: str) -> Any:
         return typing.Union[tuple(args)]  # noqa: UP007 - built from a runtime tuple
     if origin is list:
         (inner,) = typing.get_args(tp)
+        # mypy: a generic alias over a type built at run time, which a static checker cannot follow
         return list[_convert(inner, structs, owner, name)]  # type: ignore[misc]
     if origin is tuple:
+        # mypy: as above, a run-time generic alias
         return tuple[tuple(_convert(a, structs, owner, name) for a in typing.get_args(tp))]  # type: ignore[misc]
     if origin is dict:
         return tp
@@ -174,7 +176,7 @@ class BatchUpload(msgspec.Struct):
 
 BATCH_DECODER = msgspec.json.Decoder(BatchUpload)
 ITEM_DECODER = msgspec.json.Decoder(ItemUpload)
-RECORD_DECODER = msgspec.json.Decoder(RecordUpload)
+RECORD_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(RecordUpload)  # a type built at run time
 PLAIN_DECODER = msgspec.json.Decoder()
 SORTED_ENCODER = msgspec.json.Encoder(order="sorted")
 

@@ -292,6 +292,7 @@ def check_item(index: int, raw: bytes, *, probe_id: str | None = None) -> Prepar
         if problems:
             return problems
         signature = {
+            # mypy: checked present above (verify_envelope); the struct has them optional
             "signature": item.signature,  # type: ignore[dict-item]
             "public_key": item.public_key,  # type: ignore[dict-item]
             "key_id": item.key_id or key_id_of(item.public_key),  # type: ignore[arg-type]

@@ -7,6 +7,8 @@ imports the modules.
 
 from __future__ import annotations
 
+from probe.errors import KuzotError
+
 #: Subcommands in the order ``kuzot --help`` lists them.
 COMMANDS: list[str] = [
     "run",
@@ -36,9 +38,14 @@ COMMANDS: list[str] = [
 ]
 
 
-class CommandError(Exception):
-    """A failure the user can act on; printed without a traceback."""
+class CommandError(KuzotError):
+    """A command line the user must change; the exit status is given where it is raised."""
 
     def __init__(self, message: str, status: int = 1) -> None:
         super().__init__(message)
-        self.status = status
+        self.exit_status = status
+
+    @property
+    def status(self) -> int:
+        """The old name of :attr:`exit_status`."""
+        return self.exit_status

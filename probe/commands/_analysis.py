@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from probe.commands import CommandError
 from probe.commands._common import parse_asn
 
 
@@ -35,13 +34,10 @@ def load_verdicts(args: argparse.Namespace):  # -> pandas.DataFrame
     read too: they decide ``probe_offline``).  Verdicts already judged under the same
     rules version and fingerprints come from the database's verdict cache; only the
     rest are judged (and cached)."""
-    from analysis.fingerprints import FingerprintError, load_fingerprints
+    from analysis.fingerprints import load_fingerprints
     from analysis.verdict_cache import cached_verdicts
 
-    try:
-        fingerprints = load_fingerprints()
-    except FingerprintError as exc:
-        raise CommandError(str(exc), status=2) from exc
+    fingerprints = load_fingerprints()
     from probe.commands._common import open_store
 
     open_store(database_url(args), must_exist=True).close()  # a clear error for a bad URL

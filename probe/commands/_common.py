@@ -6,8 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from probe.commands import CommandError
-from probe.store import Store, StoreError
+from probe.store import Store
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +44,7 @@ def emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
 def open_store(url: str | None, *, migrate: bool = True, must_exist: bool = False) -> Store:
     """The store for a command; reading commands pass ``must_exist`` so that a wrong
     ``--db`` is an error, not a new empty database."""
-    try:
-        return Store.open(url, migrate=migrate, must_exist=must_exist)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from exc
+    return Store.open(url, migrate=migrate, must_exist=must_exist)
 
 
 def parse_asn(text: str) -> int:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from probe.commands import CommandError
 from probe.commands._output import write_rows
-from probe.config import SETTINGS, ConfigError, load_config, parse_value, save_config
+from probe.config import SETTINGS, load_config, parse_value, save_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,19 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    try:
-        config = load_config()
-        if args.config_command == "path":
-            print(json.dumps({"path": str(config.path)}) if args.json else config.path)
-            return 0
-        if args.config_command == "set":
-            config.values[args.key] = parse_value(args.key, args.value)
-            save_config(config)
-        elif args.config_command == "unset":
-            config.values.pop(args.key, None)
-            save_config(config)
-    except ConfigError as exc:
-        raise CommandError(str(exc), status=2) from exc
+    config = load_config()
+    if args.config_command == "path":
+        print(json.dumps({"path": str(config.path)}) if args.json else config.path)
+        return 0
+    if args.config_command == "set":
+        config.values[args.key] = parse_value(args.key, args.value)
+        save_config(config)
+    elif args.config_command == "unset":
+        config.values.pop(args.key, None)
+        save_config(config)
     rows = [
         {"key": key, "value": config.get(key), "source": config.source(key), "meaning": SETTINGS[key][2]}
         for key in SETTINGS

@@ -112,5 +112,5 @@ def handle_serve(args: argparse.Namespace) -> int:
     config.accesslog = None  # never log client addresses
     config.errorlog = "-"
     print(f"control helper listening on http://{args.listen}/api/v1/control")
-    trio.run(partial(serve, app, config))
+    trio.run(partial(serve, app, config))  # type: ignore[arg-type]  # Starlette is an ASGI 3 app; hypercorn's type names only its own protocols
     return 0

@@ -51,10 +51,10 @@ def handle(args: argparse.Namespace) -> int:
     print()
     print(outcome["citation"], end="")
     print()
-    for key, status in outcome["enforcement"].items():  # type: ignore[union-attr]
+    for key, status in outcome["enforcement"].items():  # type: ignore[attr-defined]  # run_demo: a JSON-like dict
         print(f"Order kg-2022-10-26-azattyk, {key}: {status}")
     print(f"\nThe report is at {outcome['report']}")
     print(f"Check it with: kuzot verify {Path(str(outcome['report'])).parent}")
-    for failure in outcome["failures"]:  # type: ignore[union-attr]
+    for failure in outcome["failures"]:  # type: ignore[attr-defined]  # run_demo: a JSON-like dict
         print(f"warning: a run failed: {failure}", file=sys.stderr)
     return 0 if not outcome["failures"] else 1

@@ -93,14 +93,11 @@ def _record_lines(measurements: Iterable[Measurement]) -> Iterator[str]:
 def _ooni_lines(measurements: list[Measurement]) -> Iterator[str]:
     """Targets only: a canary is our probe's self-check, not a measurement of a site;
     canaries are still judged with their run, since they decide ``probe_offline``."""
-    from analysis.fingerprints import FingerprintError, load_fingerprints
+    from analysis.fingerprints import load_fingerprints
     from analysis.verdicts import judge_all
     from probe.formats.ooni import dumps_line, measurement_to_ooni
 
-    try:
-        fingerprints = load_fingerprints()
-    except FingerprintError as exc:
-        raise CommandError(str(exc), status=2) from exc
+    fingerprints = load_fingerprints()
     verdicts = {v.measurement_id: v for v in judge_all(measurements, fingerprints=fingerprints)}
     for m in measurements:
         verdict = verdicts.get(m.id)
@@ -119,6 +116,7 @@ def ooni_summary(m: Measurement, verdict: Any) -> dict[str, Any]:
     ``false``/``false``; anything we cannot tell -> ``null``/``null``.
     """
     status = verdict.status
+    blocking: bool | str | None
     if status == "accessible":
         blocking, accessible = False, True
     elif status == "blocked":

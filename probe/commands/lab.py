@@ -50,17 +50,10 @@ def _require_environment() -> None:
 
 def handle_up(args: argparse.Namespace) -> int:
     _require_environment()
-    from probe.lab.netns import LabError, NetnsLab
-    from probe.lab.scenarios import ScenarioError
+    from probe.lab.netns import NetnsLab
 
-    try:
-        lab = NetnsLab(args.scenario, state_dir=args.state_dir)
-    except ScenarioError as exc:
-        raise CommandError(str(exc), status=2) from exc
-    try:
-        lab.up()
-    except LabError as exc:
-        raise CommandError(str(exc)) from exc
+    lab = NetnsLab(args.scenario, state_dir=args.state_dir)
+    lab.up()
     try:
         probe = [*lab.probe_command(["--db", "sqlite:///lab.db"]), *lab.url_args()]
         lines = [

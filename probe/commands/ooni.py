@@ -204,7 +204,6 @@ def _text(report: Any) -> str:
 
 
 def handle_sync(args: argparse.Namespace) -> int:
-    from probe.ooni_archive.s3 import ArchiveError
     from probe.ooni_archive.sync import SyncRequest, sync
 
     until = args.until or (datetime.now(UTC).date() + timedelta(days=1))
@@ -230,11 +229,9 @@ def handle_sync(args: argparse.Namespace) -> int:
                 store,
                 args.cache or default_cache(),
                 keep_body=keep_body,
-                progress=progress,
+                progress=progress,  # type: ignore[arg-type]  # duck-types sync.Progress
                 workers=args.workers,
             )
-    except ArchiveError as exc:
-        raise CommandError(str(exc)) from exc
     finally:
         store.close()
     for line in report.skipped:
@@ -256,7 +253,7 @@ def handle_import(args: argparse.Namespace) -> int:
     try:
         with _RichProgress(not args.no_progress and not args.json) as progress:
             report = import_directory(
-                args.dir, store, keep_body=keep_body, filters=filters, progress=progress, workers=args.workers
+                args.dir, store, keep_body=keep_body, filters=filters, progress=progress, workers=args.workers  # type: ignore[arg-type]  # duck-types sync.Progress
             )
     finally:
         store.close()

@@ -48,13 +48,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def load_orders_or_fail(path: Path | None):  # -> DataFrame
     from analysis.bundled import orders_file
-    from analysis.orders import OrdersFileError, load_orders
+    from analysis.orders import load_orders
 
     path = orders_file() if path is None else path
     try:
         return load_orders(path)
-    except OrdersFileError as exc:
-        raise CommandError(str(exc), status=2) from exc
     except FileNotFoundError:
         raise CommandError(f"{path}: no such file", status=2) from None
 

@@ -47,8 +47,7 @@ def _prepare(out: Path, overwrite: bool) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from analysis.fingerprints import FingerprintError
-    from analysis.report import ReportError, build_report
+    from analysis.report import build_report
 
     if not args.domain:
         raise CommandError("a report is about one site: add --domain DOMAIN", status=2)
@@ -56,18 +55,15 @@ def handle(args: argparse.Namespace) -> int:
     url = database_url(args)
     open_store(url, must_exist=True).close()  # a clear error for a bad URL, and the schema in place
     _prepare(args.out, args.overwrite)
-    try:
-        report = build_report(
-            url,
-            args.domain,
-            args.out,
-            orders=orders,
-            since=args.since,
-            until=args.until,
-            replace_existing=args.overwrite,
-        )
-    except (ReportError, FingerprintError) as exc:
-        raise CommandError(str(exc), status=1) from exc
+    report = build_report(
+        url,
+        args.domain,
+        args.out,
+        orders=orders,
+        since=args.since,
+        until=args.until,
+        replace_existing=args.overwrite,
+    )
     if args.json:
         import json
 

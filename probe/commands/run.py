@@ -27,7 +27,6 @@ from probe.store import Store
 from probe.targets import (
     RefusedInput,
     Target,
-    TargetsError,
     default_targets_path,
     load_targets,
     targets_from_urls,
@@ -156,15 +155,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _targets(args: argparse.Namespace, refused: list[RefusedInput] | None = None) -> list[Target]:
     """The run's targets; a bad URL or row goes into ``refused`` (with its reason) and the
     rest are measured.  Only a list that cannot be read at all stops the run."""
-    try:
-        if args.url:
-            targets = targets_from_urls(args.url, refused=refused)
-            if args.targets:
-                targets = load_targets(args.targets, refused=refused) + targets
-            return targets
-        return load_targets(args.targets or default_targets_path(), refused=refused)
-    except TargetsError as exc:
-        raise CommandError(str(exc), status=2) from exc
+    if args.url:
+        targets = targets_from_urls(args.url, refused=refused)
+        if args.targets:
+            targets = load_targets(args.targets, refused=refused) + targets
+        return targets
+    return load_targets(args.targets or default_targets_path(), refused=refused)
 
 
 def build_settings(args: argparse.Namespace) -> ProbeSettings:
@@ -203,10 +199,7 @@ def _canaries(args: argparse.Namespace) -> list[Target]:
     if args.no_canaries:
         return []
     urls = args.canary if args.canary is not None else list(DEFAULT_CANARIES)
-    try:
-        return targets_from_urls(urls)
-    except TargetsError as exc:
-        raise CommandError(str(exc), status=2) from exc
+    return targets_from_urls(urls)
 
 
 def step_summary(m: Measurement) -> dict[str, str]:
@@ -237,12 +230,9 @@ def step_summary(m: Measurement) -> dict[str, str]:
 
 def _apply_config(args: argparse.Namespace) -> None:
     """Fill options not given on the command line from the settings file (``kuzot config``)."""
-    from probe.config import ConfigError, load_config
+    from probe.config import load_config
 
-    try:
-        config = load_config()
-    except ConfigError as exc:
-        raise CommandError(str(exc), status=2) from exc
+    config = load_config()
     merged = config.merged_with(
         {
             "targets": args.targets,
@@ -399,12 +389,13 @@ def _upload_after_run(args: argparse.Namespace, during: UploadResult | None = No
     retries here (a scheduled run should not hang on a dead collector); ``kuzot upload``
     tries harder."""
     from probe.commands.upload import describe, run_upload
+    from probe.errors import KuzotError
 
     try:
         outcome = run_upload(
             args.db, args.upload, log_progress=not args.quiet and not args.json, max_retries=2, backoff=1.0
         )
-    except CommandError as exc:
+    except KuzotError as exc:
         print(f"kuzot run: upload skipped: {exc}; the measurements stay queued", file=sys.stderr)
         return {"error": str(exc)}
     if during is not None:
@@ -417,12 +408,9 @@ def _upload_after_run(args: argparse.Namespace, during: UploadResult | None = No
 
 
 def handle(args: argparse.Namespace) -> int:
-    from probe.consent import ConsentRequired, require_consent
+    from probe.consent import require_consent
 
-    try:
-        require_consent(accept_flag=args.accept_risks)
-    except ConsentRequired as exc:
-        raise CommandError(str(exc), status=3) from exc
+    require_consent(accept_flag=args.accept_risks)
     _apply_config(args)
     _learn_vantage(args)
     settings = build_settings(args)
@@ -563,11 +551,11 @@ def handle(args: argparse.Namespace) -> int:
             f"{len(rows)} of {len(targets)} targets measured{note}; about {result.bytes_used:,} bytes used.",
             file=sys.stderr,
         )
-        refused = control_refusals(result.measurements)
-        if refused["count"]:
-            reasons = "; ".join(f"{r['failure']}: {r['reason']}" for r in refused["reasons"])
+        refusals = control_refusals(result.measurements)
+        if refusals["count"]:
+            reasons = "; ".join(f"{r['failure']}: {r['reason']}" for r in refusals["reasons"])
             print(
-                f"The control helper refused {refused['count']} of {len(rows)} targets ({reasons}); "
+                f"The control helper refused {refusals['count']} of {len(rows)} targets ({reasons}); "
                 "their verdicts cannot rule out an outage.",
                 file=sys.stderr,
             )

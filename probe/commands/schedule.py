@@ -11,7 +11,7 @@ from probe.commands import CommandError
 from probe.commands._common import add_json_option, emit
 from probe.config import load_config
 from probe.consent import consent_record
-from probe.schedule import ScheduleError, Scheduler, parse_every
+from probe.schedule import Scheduler, parse_every
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,41 +33,38 @@ def kuzot_command() -> list[str]:
 
 def handle(args: argparse.Namespace) -> int:
     scheduler = Scheduler.detect()
-    try:
-        if args.remove:
-            removed = scheduler.remove()
-            emit(
-                args, {"removed": removed}, "Scheduled runs removed." if removed else "Nothing was scheduled."
-            )
-            return 0
-        if args.show:
-            shown = scheduler.show()
-            emit(
-                args,
-                {"scheduled": bool(shown), "schedule": shown or None},
-                shown if shown else "Not scheduled.",
-            )
-            return 0
-        try:
-            seconds = parse_every(args.every)
-        except ValueError as exc:
-            raise CommandError(str(exc), status=2) from exc
-        if consent_record() is None:
-            raise CommandError(
-                "accept the informed consent first (`kuzot consent --show`, then `kuzot consent --accept`); "
-                "a schedule never accepts it for you",
-                status=3,
-            )
-        command = [*kuzot_command(), "run", "--quiet"]
-        config = load_config()
-        if config.get("upload") and config.get("collector_url"):
-            command += ["--upload", str(config.get("collector_url"))]
-        installed = scheduler.install(command, seconds)
+    if args.remove:
+        removed = scheduler.remove()
+        emit(
+            args, {"removed": removed}, "Scheduled runs removed." if removed else "Nothing was scheduled."
+        )
+        return 0
+    if args.show:
+        shown = scheduler.show()
         emit(
             args,
-            {"scheduled": True, "schedule": installed, "every_seconds": seconds, "command": command},
-            f"Scheduled: {installed}",
+            {"scheduled": bool(shown), "schedule": shown or None},
+            shown if shown else "Not scheduled.",
         )
-    except ScheduleError as exc:
-        raise CommandError(str(exc)) from exc
+        return 0
+    try:
+        seconds = parse_every(args.every)
+    except ValueError as exc:
+        raise CommandError(str(exc), status=2) from exc
+    if consent_record() is None:
+        raise CommandError(
+            "accept the informed consent first (`kuzot consent --show`, then `kuzot consent --accept`); "
+            "a schedule never accepts it for you",
+            status=3,
+        )
+    command = [*kuzot_command(), "run", "--quiet"]
+    config = load_config()
+    if config.get("upload") and config.get("collector_url"):
+        command += ["--upload", str(config.get("collector_url"))]
+    installed = scheduler.install(command, seconds)
+    emit(
+        args,
+        {"scheduled": True, "schedule": installed, "every_seconds": seconds, "command": command},
+        f"Scheduled: {installed}",
+    )
     return 0

@@ -190,7 +190,9 @@ def handle(args: argparse.Namespace) -> int:
                         return
 
             nursery.start_soon(on_signal)
-            binds = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
+            binds = await nursery.start(
+                partial(serve, app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]  # Starlette is an ASGI 3 app; hypercorn's type names only its own protocols
+            )
             print(f"collector listening on {binds[0]}/api/v1/", flush=True)
             if control is not None:
                 print(f"control helper on {binds[0]}/api/v1/control", flush=True)

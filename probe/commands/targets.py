@@ -76,10 +76,7 @@ def handle_update(args: argparse.Namespace) -> int:
 def handle_check(args: argparse.Namespace) -> int:
     """Every bad row is reported with its line (not only the first); exit 2 when any."""
     refused: list[RefusedInput] = []
-    try:
-        targets = load_targets(args.file, refused=refused)
-    except TargetsError as exc:
-        raise CommandError(str(exc), status=2) from exc
+    targets = load_targets(args.file, refused=refused)
     idn = [t for t in targets if t.original_url]
     state = ", valid" if not refused else f", {len(refused)} refused"
     lines = [f"{args.file}: {len(targets)} URLs{state}"]

@@ -8,7 +8,7 @@ import sys
 
 from probe.commands import CommandError
 from probe.commands._common import add_db_option, open_store
-from probe.upload import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, UploadError, UploadResult, upload
+from probe.upload import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, UploadResult, upload
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,12 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def collector_from_config(explicit: str | None) -> str | None:
     if explicit:
         return explicit
-    from probe.config import ConfigError, load_config
+    from probe.config import load_config
 
-    try:
-        return load_config().get("collector_url")
-    except ConfigError as exc:
-        raise CommandError(str(exc), status=2) from exc
+    return load_config().get("collector_url")
 
 
 def run_upload(
@@ -70,9 +67,7 @@ def run_upload(
     store = open_store(db, must_exist=True)
     try:
         log = (lambda message: print(f"upload: {message}", file=sys.stderr)) if log_progress else None
-        return upload(store, collector, log=log, **options)  # type: ignore[arg-type]
-    except UploadError as exc:
-        raise CommandError(str(exc), status=2) from exc
+        return upload(store, collector, log=log, **options)
     finally:
         store.close()
 

@@ -68,12 +68,8 @@ def web_config(mode: str, refresh: float):  # -> WebConfig
 
 def open_or_fail(db_url: str, orders, config):  # -> (app, Source)
     from probe.web.app import open_explorer
-    from probe.web.source import SourceError
 
-    try:
-        return open_explorer(db_url, orders, config)
-    except SourceError as exc:
-        raise CommandError(str(exc), status=2) from exc
+    return open_explorer(db_url, orders, config)
 
 
 def handle(args: argparse.Namespace) -> int:

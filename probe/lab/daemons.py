@@ -386,10 +386,13 @@ def _delay_for(packet: bytes, config: dict[str, object]) -> float | None:
         return 0.0
     source = str(ipaddress.IPv4Address(packet[12:16]))
     if source == config.get("volunteer"):
+        # mypy: config is parsed TOML (values typed object); the scenario loader checked the numbers
         loss = float(config.get("link_loss_percent", 0.0))  # type: ignore[arg-type]
         if loss and random.random() * 100 < loss:
             return None
+        # mypy: as above, a checked number from TOML
         return float(config.get("link_delay_ms", 0)) / 1000  # type: ignore[arg-type]
+    # mypy: as above, a checked table from TOML
     site_delays: dict[str, int] = config.get("site_delay_ms", {})  # type: ignore[assignment]
     return site_delays.get(source, 0) / 1000
 

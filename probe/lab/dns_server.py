@@ -418,12 +418,14 @@ def _parse_query(data: bytes) -> dns.message.Message | None:
     return message
 
 
-async def _send_udp(sock: trio.socket.SocketType, wire: bytes, peer: object) -> None:
+async def _send_udp(sock: trio.socket.SocketType, wire: bytes, peer: tuple[str, int]) -> None:
     with contextlib.suppress(OSError):  # the client is gone; a resolver does not care
         await sock.sendto(wire, peer)
 
 
-async def _send_udp_later(sock: trio.socket.SocketType, wire: bytes, peer: object, delay: float) -> None:
+async def _send_udp_later(
+    sock: trio.socket.SocketType, wire: bytes, peer: tuple[str, int], delay: float
+) -> None:
     await trio.sleep(delay)
     await _send_udp(sock, wire, peer)
 

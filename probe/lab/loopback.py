@@ -131,7 +131,7 @@ class LoopbackLab:
         config.bind = [f"{self.web.next_ip()}:0"]
         config.accesslog = None
         config.errorlog = None
-        binds = self.thread.start(functools.partial(serve, app, config))
+        binds = self.thread.start(functools.partial(serve, app, config))  # type: ignore[arg-type]  # Starlette is an ASGI 3 app; hypercorn's type names only its own protocols
         return binds[0]
 
     def _start_doh(self) -> tuple[str, str]:
@@ -148,7 +148,8 @@ class LoopbackLab:
         config.certfile, config.keyfile = str(cert), str(key)
         config.accesslog = None
         config.errorlog = None
-        binds = self.thread.start(functools.partial(serve, create_doh_app(self.honest_resolver), config))
+        doh_app = create_doh_app(self.honest_resolver)
+        binds = self.thread.start(functools.partial(serve, doh_app, config))  # type: ignore[arg-type]  # Starlette is an ASGI 3 app; hypercorn's type names only its own protocols
         port = binds[0].rsplit(":", 1)[1]
         return ip, f"https://{DOH_DOMAIN}:{port}/dns-query"
 
@@ -219,6 +220,7 @@ class LoopbackLab:
             "dns_window": 0.2,
         }
         values.update(changes)
+        # mypy: values maps ProbeSettings' own field names to values of their types
         return ProbeSettings(**values)  # type: ignore[arg-type]
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import json
 import os
@@ -51,6 +52,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from probe.errors import SetupError
 from probe.lab import daemons as d
 from probe.lab.scenarios import ADDRESS_METHODS, LabScenario, load_scenario
 
@@ -66,7 +68,7 @@ ROLES = ("vol", "isp", "net", "ctl")
 T = TypeVar("T")
 
 
-class LabError(RuntimeError):
+class LabError(SetupError, RuntimeError):
     """The lab cannot be built or run here; the message says why."""
 
 
@@ -597,7 +599,7 @@ class NetnsLab:
         ]
         deadline = time.monotonic() + timeout
         for role, ip, port in checks:
-            while not in_netns(self.namespaces[role], lambda ip=ip, port=port: _port_open(ip, port)):
+            while not in_netns(self.namespaces[role], functools.partial(_port_open, ip, port)):
                 dead = [name for name, child in self._children.items() if child.poll() is not None]
                 if dead:
                     raise LabError(f"lab daemon(s) exited: {', '.join(dead)} (logs in {self.state_dir})")

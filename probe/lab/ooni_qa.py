@@ -492,6 +492,7 @@ def _site(
         https=https,
         cert_names=cert_names or [domain],
         censored_sources=None if everyone else (PROBE_SOURCE,),
+        # mypy: pages built as a plain dict of host to bytes, the Pages mapping's shape
         pages=pages,  # type: ignore[arg-type]
     )
     if in_zone:
@@ -543,9 +544,9 @@ def setup(lab: LoopbackLab, qa: QaCase) -> str:
         return _url(https, domain, port)
     if name.startswith("cloudflareCAPTCHA"):
         https = name.endswith("HTTPS")
-        tls = lab.web.server_context([domain]) if https else None
+        captcha_tls = lab.web.server_context([domain]) if https else None
         ip, port = lab.thread.start(
-            functools.partial(serve_captcha, tls=tls), lab.web.next_ip(), lab.web.network.port
+            functools.partial(serve_captcha, tls=captcha_tls), lab.web.next_ip(), lab.web.network.port
         )
         lab.zone.set(domain, [ip])
         return _url(https, domain, port)

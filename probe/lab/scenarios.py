@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.bundled import bundled_path
+from probe.errors import InputError
 
 #: Where the scenario files ship (package data, see pyproject's ``lab/scenarios/*.toml``).
 SCENARIO_DIR = bundled_path("lab", "scenarios")
@@ -58,7 +59,7 @@ ADDRESS_METHODS = frozenset(
 )
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InputError, ValueError):
     """A scenario file that cannot be used; the message names the file and the field."""
 
 

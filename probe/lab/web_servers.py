@@ -202,7 +202,7 @@ class SitePolicy:
         censored_sources: Iterable[str] | None = (PROBE_SOURCE,),
     ) -> None:
         self.behaviour = behaviour or Behaviour.honest()
-        self.censored_sources = censored_sources  # type: ignore[assignment]
+        self.censored_sources = censored_sources
         #: Connections the site has accepted (tests count the probe's connections).
         self.accepted = 0
 
@@ -506,10 +506,11 @@ async def _respond(
     if action is Action.SLOW:
         await trio.sleep(behaviour.seconds)
 
-    page = _page_for(pages, host)
-    if page is None:
+    found = _page_for(pages, host)
+    if found is None:
         await stream.send_all(_response(404, b"<html><title>Not Found</title></html>", with_body=with_body))
         return
+    page = found
     if action is Action.DRIP:
         await stream.send_all(_head(200, len(page)))
         for index in range(len(page)):

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from probe.errors import SetupError
 from probe.ooni_archive.layout import ArchiveFile, Prefix, parse_key
 
 #: Environment variable naming a non-AWS S3-compatible server (``--endpoint-url``).
@@ -33,7 +34,7 @@ REGION = "eu-central-1"
 CHUNK = 256 * 1024
 
 
-class ArchiveError(RuntimeError):
+class ArchiveError(SetupError, RuntimeError):
     """The archive cannot be reached or read; says what to do."""
 
 

@@ -136,8 +136,8 @@ def sync(
     report.listed = len(entries)
     chosen = wanted(entries, ccs, request.tests)
     report.matched = len(chosen)
-    done = imported_versions(store)
-    todo = [e for e in chosen if done.get(archive_url(e)) != e.etag]
+    imported = imported_versions(store)
+    todo = [e for e in chosen if imported.get(archive_url(e)) != e.etag]
     report.already_imported = len(chosen) - len(todo)
     progress.planned(len(todo), sum(e.size for e in todo))
     limit = RateLimit(request.rate)
@@ -236,8 +236,8 @@ def import_directory(
     report = SyncReport(cache=str(root))
     paths = local_files(root)
     report.listed = report.matched = len(paths)
-    done = imported_versions(store)
-    todo = [p for p in paths if done.get(str(p.resolve())) != local_version(p)]
+    imported = imported_versions(store)
+    todo = [p for p in paths if imported.get(str(p.resolve())) != local_version(p)]
     report.already_imported = len(paths) - len(todo)
     progress.planned(len(todo), sum(p.stat().st_size for p in todo))
     with Importer(

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from probe.bundled import bundled_path
+from probe.errors import SetupError
 from probe.extras import missing_extra_message
 from probe.failures import Failure
 from probe.records import Measurement, Run, utc_now
@@ -40,7 +41,7 @@ from probe.store.models import (
 MIGRATIONS = bundled_path("store", "migrations")
 
 
-class StoreError(RuntimeError):
+class StoreError(SetupError, RuntimeError):
     """The database cannot be used (full disk, unreadable file, bad URL); says what to do."""
 
 

@@ -67,6 +67,7 @@ def age(seconds: object, lang: str) -> str:
     """How long ago, e.g. "3 hours ago"."""
     if seconds is None:
         return "—"
+    # mypy: seconds is a number (a pandas scalar or float), typed object by the caller
     return _age(int(seconds) // 60, lang)  # type: ignore[call-overload]
 
 

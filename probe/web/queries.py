@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -87,25 +87,26 @@ def iso_ns(value: int) -> str:
 
 
 def iso(value: object) -> str | None:
-    if value is None or (not isinstance(value, str | list) and pd.isna(value)):  # type: ignore[arg-type]
+    if value is None or (not isinstance(value, str | list) and pd.isna(value)):
         return None
-    stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    stamp = pd.Timestamp(value)
     stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _num(value: object) -> float | int | None:
-    if value is None or pd.isna(value):  # type: ignore[arg-type]
+    if value is None or pd.isna(value):
         return None
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating | float):
         return float(value)
+    # mypy: what is left is already a plain JSON value (str, int, list)
     return value  # type: ignore[return-value]
 
 
 def label(snap: Snapshot, asn: object) -> str:
-    number = None if asn is None or pd.isna(asn) else int(asn)  # type: ignore[arg-type]
+    number = None if asn is None or pd.isna(asn) else int(asn)  # type: ignore[call-overload]  # a pandas scalar
     return network_label(number, snap.network_names.get(number) if number is not None else None)
 
 
@@ -214,7 +215,7 @@ def overview(
                 "cells": cells,
             }
         )
-    rows.sort(key=lambda r: (-r["open_episodes"], r["domain"]))
+    rows.sort(key=lambda r: (-cast(int, r["open_episodes"]), r["domain"]))
     open_list = [
         e
         for e in ongoing

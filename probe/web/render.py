@@ -58,6 +58,7 @@ def _timeline_rects(points: list[dict[str, Any]]) -> Markup:
 def _days(value: object) -> str:
     if value is None:
         return "—"
+    # mypy: value is a number or a numeric string once missing values are ruled out
     return f"{float(value):.1f}"  # type: ignore[arg-type]
 
 
@@ -77,6 +78,7 @@ def environment(lang: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # mypy: jinja2's i18n extension adds this method to the environment at run time
     env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["when"] = lambda v: i18n.when(v, lang)
     env.filters["day"] = lambda v: i18n.day(v, lang)

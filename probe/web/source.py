@@ -19,8 +19,10 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from probe.errors import InputError
 
-class SourceError(Exception):
+
+class SourceError(InputError):
     """The database cannot be opened for reading; the message says why."""
 
 
