@@ -9,7 +9,6 @@ the archival format itself, so a plain SQL query suffices.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -56,7 +55,7 @@ def iter_measurements(
         with engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(query, params)
             for (record,) in result:
-                yield Measurement.from_dict(json.loads(record))
+                yield Measurement.from_json(record)
     finally:
         engine.dispose()
 

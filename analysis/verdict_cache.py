@@ -184,7 +184,7 @@ def _judge_chunk(records: list[str], fingerprints: FingerprintSet | None = None)
     """Parse and judge one chunk (a whole run's measurements, canaries included)."""
     fps = fingerprints or _WORKER_FINGERPRINTS
     assert fps is not None
-    measurements = [Measurement.from_dict(_loads(r)) for r in records]
+    measurements = [Measurement.from_json(r) for r in records]
     pending = {m.run_id for m in measurements if m.role != "canary"}
     # A run judged earlier is read again only for its canaries: skip it.
     todo = [m for m in measurements if m.role != "canary" or m.run_id in pending]

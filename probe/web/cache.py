@@ -15,7 +15,6 @@ snapshot while a refresh runs; the new one replaces it in one assignment.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -91,7 +90,7 @@ class JudgingProvider:
         query = text(f"SELECT record, stored_at FROM measurements {where} ORDER BY run_id, started_at, id")
         with self.source.engine.connect() as conn:
             for record, stored_at in conn.execution_options(yield_per=2000).execute(query, params):
-                yield Measurement.from_dict(json.loads(record)), stored_at
+                yield Measurement.from_json(record), stored_at
 
     def _top(self) -> Any:
         column = "rowid" if self.source.sqlite else "stored_at"
