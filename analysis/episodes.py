@@ -157,13 +157,14 @@ def _scan(
     keep = np.flatnonzero(states != _NEUTRAL)
     if not len(keep):
         return []
-    st = states[keep].astype(np.int64)
+    st = states[keep]
     kd = kinds[keep].astype(np.int64)
-    symbol = st * (int(kd.max()) + 2) + (kd + 1)
-    change = np.flatnonzero(symbol[1:] != symbol[:-1])
-    ends = np.append(change, len(symbol) - 1)
-    run_end = np.repeat(ends, np.diff(np.concatenate(([-1], ends)))).tolist()
-    s_l, k_l, c_l, idx = st.tolist(), kd.tolist(), confirmed[keep].tolist(), keep.tolist()
+    cf = confirmed[keep]
+    symbol = st.astype(np.int64) * (int(kd.max()) + 2) + (kd + 1)
+    ends = np.append(np.flatnonzero(symbol[1:] != symbol[:-1]), len(symbol) - 1)
+    run_end = np.repeat(ends, np.diff(ends, prepend=-1))
+    # Element access by .item(): only the verdicts the loop visits become Python ints.
+    s_at, k_at, c_at, idx_at, end_at = st.item, kd.item, cf.item, keep.item, run_end.item
     found: list[tuple[int, int, int, int, bool]] = []
     open_ = False
     pending_start = -1
@@ -176,15 +177,15 @@ def _scan(
     streak_first = -1
     other = 0
     other_start = -1
-    n = len(s_l)
+    n = len(keep)
     j = 0
     while j < n:
-        state, kind, i = s_l[j], k_l[j], idx[j]
+        state, kind, i = s_at(j), k_at(j), idx_at(j)
         if state == _BLOCKED:
             if open_:
                 if method < 0 or kind < 0 or kind == method:
-                    j = run_end[j]  # the same step for the whole run: take its last
-                    last_blocked = idx[j]
+                    j = end_at(j)  # the same step for the whole run: take its last
+                    last_blocked = idx_at(j)
                     streak = 0
                     other = 0
                     j += 1
@@ -192,7 +193,7 @@ def _scan(
                 if other == 0:
                     other_start = i
                 other += 1
-                if other >= rule.open_after or (rule.confirmed_opens and c_l[j]):
+                if other >= rule.open_after or (rule.confirmed_opens and c_at(j)):
                     found.append((start, last_blocked, before, -1, False))
                     start, last_blocked, before = other_start, i, -1
                     method = kind
@@ -203,7 +204,7 @@ def _scan(
             if pending == 0:
                 pending_start, before_pending = i, last_accessible
             pending += 1
-            if pending >= rule.open_after or (rule.confirmed_opens and c_l[j]):
+            if pending >= rule.open_after or (rule.confirmed_opens and c_at(j)):
                 open_ = True
                 start, last_blocked, before = pending_start, i, before_pending
                 method = kind
@@ -212,8 +213,8 @@ def _scan(
                 other = 0
         else:  # accessible
             if not open_:
-                j = run_end[j]
-                last_accessible = idx[j]
+                j = end_at(j)
+                last_accessible = idx_at(j)
                 other = 0
                 pending = 0
                 j += 1
@@ -276,6 +277,7 @@ def find_episodes(
     starts = np.concatenate(([0], bounds))
     stops = np.concatenate((bounds, [len(order)]))
     blocked_cum = np.concatenate(([0], np.cumsum(states == _BLOCKED)))
+    accessible_cum = np.concatenate(([0], np.cumsum(states == _ACCESSIBLE)))
     rows: list[dict[str, object]] = []
     for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
         if blocked_cum[hi] == blocked_cum[lo]:
@@ -286,7 +288,15 @@ def find_episodes(
             _episodes_of(
                 str(names[d_s[lo]]),
                 asn,
-                _Series(t_s[series], states[series], confirmed[series], kinds[series], order[series]),
+                _Series(
+                    t_s[series],
+                    states[series],
+                    confirmed[series],
+                    kinds[series],
+                    order[series],
+                    blocked_cum[lo : hi + 1] - blocked_cum[lo],
+                    accessible_cum[lo : hi + 1] - accessible_cum[lo],
+                ),
                 ids,
                 kind_names,
                 rule,
@@ -308,6 +318,9 @@ class _Series:
     confirmed: np.ndarray
     kinds: np.ndarray
     rows: np.ndarray  # positions in the input frame (for the measurement ids)
+    #: Blocked and accessible verdicts before each position (``[k]``: among the first k).
+    blocked_before: np.ndarray
+    accessible_before: np.ndarray
 
 
 def _episodes_of(
@@ -319,8 +332,7 @@ def _episodes_of(
     rule: EpisodeRule,
 ) -> list[dict[str, object]]:
     states, times, confirmed, kinds = series.states, series.times, series.confirmed, series.kinds
-    blocked_cum = np.cumsum(states == _BLOCKED)
-    accessible_cum = np.cumsum(states == _ACCESSIBLE)
+    blocked, accessible = series.blocked_before, series.accessible_before
     out = []
     for start, last, before, after, ongoing in _scan(states, confirmed, rule, kinds):
         window = slice(start, last + 1)
@@ -341,16 +353,14 @@ def _episodes_of(
                 "first_accessible_after": pd.Timestamp(int(times[after]), tz="UTC") if after >= 0 else None,
                 "duration_days_min": round(lower, 3),
                 "duration_days_max": round(upper, 3) if upper is not None else None,
-                "measurements_blocked": int(blocked_cum[last] - (blocked_cum[start - 1] if start else 0)),
+                "measurements_blocked": int(blocked[last + 1] - blocked[start]),
                 "measurements_total": last - start + 1,
                 "ongoing": ongoing,
                 "episode_id": _episode_id(domain, asn_value, t0),
                 "site": site_of(domain),
                 "confirmed": bool(confirmed[window][in_block].any()),
                 "methods": " ".join(f"{m}:{n}" for m, n in methods.most_common()),
-                "measurements_accessible": int(
-                    accessible_cum[last] - (accessible_cum[start - 1] if start else 0)
-                ),
+                "measurements_accessible": int(accessible[last + 1] - accessible[start]),
                 "longest_gap_days": round(float(gaps.max()) / _DAY_NS, 3) if len(gaps) else 0.0,
                 "measurement_ids": [str(x) for x in ids[series.rows[window]]],
             }
