@@ -9,7 +9,6 @@ the archival format itself, so a plain SQL query suffices.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -56,7 +55,7 @@ def iter_measurements(
         with engine.connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(query, params)
             for (record,) in result:
-                yield Measurement.from_dict(json.loads(record))
+                yield Measurement.from_json(record)
     finally:
         engine.dispose()
 
@@ -68,13 +67,26 @@ def load_measurements(db_url: str, **filters: object) -> list[Measurement]:
 
 def load_verdicts(db_url: str, **filters: object):  # -> pandas.DataFrame
     """Verdicts of every target measurement in a database, as a frame
-    (:func:`analysis.verdicts.verdicts_frame`): the starting point of every analysis."""
+    (:func:`analysis.verdicts.verdicts_frame`): the starting point of every analysis.
+
+    Streamed through the verdict cache (:func:`analysis.verdict_cache.cached_verdicts`:
+    bounded memory, judged once per rules version); a database without the cache table
+    (made before it existed) is judged in memory."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     from analysis.fingerprints import load_fingerprints
+    from analysis.verdict_cache import cached_verdicts
     from analysis.verdicts import judge_all, verdicts_frame
 
+    fingerprints = load_fingerprints()
+    if set(filters) <= {"domain", "probe_asn", "since", "until"}:
+        try:
+            return cached_verdicts(db_url, fingerprints=fingerprints, **filters)  # type: ignore[arg-type]
+        except (OperationalError, ProgrammingError):
+            pass
     # mypy: as above, iter_measurements' keyword arguments passed through
     measurements = iter_measurements(db_url, **filters)  # type: ignore[arg-type]
-    return verdicts_frame(judge_all(measurements, fingerprints=load_fingerprints()))
+    return verdicts_frame(judge_all(measurements, fingerprints=fingerprints))
 
 
 def canary_ids(db_url: str, measurement_ids: list[str], *, chunk: int = 500) -> list[str]:

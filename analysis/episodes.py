@@ -105,12 +105,23 @@ class EpisodeRule:
 DEFAULT_RULE = EpisodeRule()
 
 
+def _codes(values: pd.Series) -> tuple[np.ndarray, list[object]]:
+    """Integer codes of a column (``-1`` for missing) and the values they stand for.
+
+    Why: comparing ten million strings costs seconds; a categorical hashes each value
+    once, and the work after it is on integers and on the few distinct values."""
+    cat = pd.Categorical(values)
+    return np.asarray(cat.codes, dtype=np.int64), list(cat.categories)
+
+
 def _states(status: pd.Series) -> np.ndarray:
-    states = np.full(len(status), _NEUTRAL, dtype=np.int8)
-    values = status.to_numpy()
-    states[values == "blocked"] = _BLOCKED
-    states[values == "accessible"] = _ACCESSIBLE
-    return states
+    codes, names = _codes(status)
+    lookup = np.array(
+        [_BLOCKED if v == "blocked" else _ACCESSIBLE if v == "accessible" else _NEUTRAL for v in names]
+        + [_NEUTRAL],  # code -1 (missing) reads the last entry
+        dtype=np.int8,
+    )
+    return lookup[codes]
 
 
 def _episode_id(domain: str, asn: object, first_ns: int) -> str:
@@ -118,23 +129,42 @@ def _episode_id(domain: str, asn: object, first_ns: int) -> str:
 
 
 def _scan(
-    states: list[int],
-    confirmed: list[bool],
+    states: np.ndarray,
+    confirmed: np.ndarray,
     rule: EpisodeRule,
-    methods: list[str | None] | None = None,
+    kinds: np.ndarray | None = None,
 ) -> list[tuple[int, int, int, int, bool]]:
     """Episodes of one series as index tuples ``(start, last_blocked, accessible_before,
     accessible_after, ongoing)``; ``-1`` where there is no such measurement.
 
-    An open episode belongs to one method (``methods[i]``, the verdict's ``blocking``).
-    A blocked verdict of another method neither extends it (``last_blocked`` stays at the
-    episode's own last verdict) nor, alone, opens a new one: it counts only when the
-    episode's own method is seen again after it (then it was inside the episode), or when
-    the other method persists as an episode would open (``open_after`` in a row, or one
-    confirmed), in which case the episode ends at its own last verdict and a new one of
-    the new method starts, with ``accessible_before`` unknown (it follows a block).
+    An open episode belongs to one method (``kinds[i]``, the verdict's ``blocking`` as an
+    integer code, ``-1`` for none).  A blocked verdict of another method neither extends
+    it (``last_blocked`` stays at the episode's own last verdict) nor, alone, opens a new
+    one: it counts only when the episode's own method is seen again after it (then it
+    was inside the episode), or when the other method persists as an episode would open
+    (``open_after`` in a row, or one confirmed), in which case the episode ends at its
+    own last verdict and a new one of the new method starts, with ``accessible_before``
+    unknown (it follows a block).
+
+    Speed without a second rule: neutral verdicts change nothing, so they are dropped
+    first; and two steps repeat without changing the state (an accessible verdict while
+    no episode is open, a blocked verdict of the open episode's method), so a run of
+    them is taken in one step at its last index.  Everything else goes verdict by
+    verdict, exactly as the rule says.
     """
-    kinds = methods if methods is not None else [None] * len(states)
+    if kinds is None:
+        kinds = np.full(len(states), -1, dtype=np.int64)
+    keep = np.flatnonzero(states != _NEUTRAL)
+    if not len(keep):
+        return []
+    st = states[keep]
+    kd = kinds[keep].astype(np.int64)
+    cf = confirmed[keep]
+    symbol = st.astype(np.int64) * (int(kd.max()) + 2) + (kd + 1)
+    ends = np.append(np.flatnonzero(symbol[1:] != symbol[:-1]), len(symbol) - 1)
+    run_end = np.repeat(ends, np.diff(ends, prepend=-1))
+    # Element access by .item(): only the verdicts the loop visits become Python ints.
+    s_at, k_at, c_at, idx_at, end_at = st.item, kd.item, cf.item, keep.item, run_end.item
     found: list[tuple[int, int, int, int, bool]] = []
     open_ = False
     pending_start = -1
@@ -142,52 +172,63 @@ def _scan(
     before_pending = -1
     last_accessible = -1
     start = last_blocked = before = -1
-    method: str | None = None
+    method = -1
     streak = 0
     streak_first = -1
     other = 0
     other_start = -1
-    for i, state in enumerate(states):
+    n = len(keep)
+    j = 0
+    while j < n:
+        state, kind, i = s_at(j), k_at(j), idx_at(j)
         if state == _BLOCKED:
             if open_:
-                if method is None or kinds[i] is None or kinds[i] == method:
-                    last_blocked = i
+                if method < 0 or kind < 0 or kind == method:
+                    j = end_at(j)  # the same step for the whole run: take its last
+                    last_blocked = idx_at(j)
                     streak = 0
                     other = 0
+                    j += 1
                     continue
                 if other == 0:
                     other_start = i
                 other += 1
-                if other >= rule.open_after or (rule.confirmed_opens and confirmed[i]):
+                if other >= rule.open_after or (rule.confirmed_opens and c_at(j)):
                     found.append((start, last_blocked, before, -1, False))
                     start, last_blocked, before = other_start, i, -1
-                    method = kinds[i]
+                    method = kind
                     other = 0
                     streak = 0
+                j += 1
                 continue
             if pending == 0:
                 pending_start, before_pending = i, last_accessible
             pending += 1
-            if pending >= rule.open_after or (rule.confirmed_opens and confirmed[i]):
+            if pending >= rule.open_after or (rule.confirmed_opens and c_at(j)):
                 open_ = True
                 start, last_blocked, before = pending_start, i, before_pending
-                method = kinds[i]
+                method = kind
                 streak = 0
                 pending = 0
                 other = 0
-        elif state == _ACCESSIBLE:
+        else:  # accessible
+            if not open_:
+                j = end_at(j)
+                last_accessible = idx_at(j)
+                other = 0
+                pending = 0
+                j += 1
+                continue
             last_accessible = i
             other = 0
-            if open_:
-                streak += 1
-                if streak == 1:
-                    streak_first = i
-                if streak >= rule.close_after:
-                    found.append((start, last_blocked, before, streak_first, False))
-                    open_ = False
-                    streak = 0
-            else:
-                pending = 0
+            streak += 1
+            if streak == 1:
+                streak_first = i
+            if streak >= rule.close_after:
+                found.append((start, last_blocked, before, streak_first, False))
+                open_ = False
+                streak = 0
+        j += 1
     if open_:
         found.append((start, last_blocked, before, -1, True))
     return found
@@ -201,25 +242,66 @@ def find_episodes(
 
     Domains are compared without ``www.``.  With ``by_site`` a site and its mirrors form
     one series, which answers "could readers reach the publication at all".
+
+    Vectorised: domains, statuses and methods become integer codes (each distinct
+    domain normalised once), the series are ordered by one integer sort, and only ties
+    in time within a series are ordered by measurement id (as a sort on all four keys
+    would), so the long id strings are never sorted as a whole.
     """
     columns = [*EPISODE_COLUMNS, *EXTRA_COLUMNS]
     if verdicts.empty:
         return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame(
-        {
-            "measurement_id": verdicts["measurement_id"].to_numpy(),
-            "domain": verdicts["domain"].map(site_of if by_site else bare_domain),
-            "probe_asn": verdicts["probe_asn"].astype("Int64"),
-            "t": pd.to_datetime(verdicts["measured_at"], utc=True).dt.as_unit("ns").astype("int64"),
-            "status": verdicts["status"].to_numpy(),
-            "blocking": verdicts["blocking"].to_numpy(),
-            "confirmed": verdicts["confirmed"].fillna(False).astype(bool).to_numpy(),
-        }
-    )
-    frame = frame.sort_values(["domain", "probe_asn", "t", "measurement_id"], kind="mergesort")
+    raw_codes, raw_names = _codes(verdicts["domain"])
+    normalise = site_of if by_site else bare_domain
+    normalised = np.array([normalise(str(d)) for d in raw_names], dtype=object)
+    names, inverse = np.unique(normalised, return_inverse=True)
+    domain_codes = inverse.astype(np.int64)[raw_codes]
+    missing_asn = np.iinfo(np.int64).max  # sorts last, as pandas puts missing values
+    asns = verdicts["probe_asn"].astype("Int64").to_numpy(dtype=np.int64, na_value=missing_asn)
+    times = pd.to_datetime(verdicts["measured_at"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
+    order = np.lexsort((times, asns, domain_codes))
+    d_s, a_s, t_s = domain_codes[order], asns[order], times[order]
+    ids = verdicts["measurement_id"].to_numpy()
+    tie = (d_s[1:] == d_s[:-1]) & (a_s[1:] == a_s[:-1]) & (t_s[1:] == t_s[:-1])
+    if tie.any():
+        edges = np.diff(np.concatenate(([0], tie.astype(np.int8), [0])))
+        for lo, hi in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+            part = order[lo : hi + 1]
+            order[lo : hi + 1] = part[np.argsort(ids[part].astype(str), kind="stable")]
+    states = _states(verdicts["status"])[order]
+    kind_codes, kind_names = _codes(verdicts["blocking"])
+    kind_ok = np.array([isinstance(k, str) for k in kind_names] + [False], dtype=bool)
+    kinds = np.where(kind_ok[kind_codes], kind_codes, -1)[order]
+    confirmed = verdicts["confirmed"].fillna(False).astype(bool).to_numpy()[order]
+    bounds = np.flatnonzero((d_s[1:] != d_s[:-1]) | (a_s[1:] != a_s[:-1])) + 1
+    starts = np.concatenate(([0], bounds))
+    stops = np.concatenate((bounds, [len(order)]))
+    blocked_cum = np.concatenate(([0], np.cumsum(states == _BLOCKED)))
+    accessible_cum = np.concatenate(([0], np.cumsum(states == _ACCESSIBLE)))
     rows: list[dict[str, object]] = []
-    for (domain, asn), group in frame.groupby(["domain", "probe_asn"], sort=True, dropna=False):
-        rows.extend(_episodes_of(str(domain), asn, group, rule))
+    for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
+        if blocked_cum[hi] == blocked_cum[lo]:
+            continue
+        asn = None if a_s[lo] == missing_asn else int(a_s[lo])
+        series = slice(lo, hi)
+        rows.extend(
+            _episodes_of(
+                str(names[d_s[lo]]),
+                asn,
+                _Series(
+                    t_s[series],
+                    states[series],
+                    confirmed[series],
+                    kinds[series],
+                    order[series],
+                    blocked_cum[lo : hi + 1] - blocked_cum[lo],
+                    accessible_cum[lo : hi + 1] - accessible_cum[lo],
+                ),
+                ids,
+                kind_names,
+                rule,
+            )
+        )
     out = pd.DataFrame(rows, columns=columns)
     for name in ("first_blocked", "last_blocked", "last_accessible_before", "first_accessible_after"):
         out[name] = pd.to_datetime(out[name], utc=True)
@@ -227,23 +309,35 @@ def find_episodes(
     return out.sort_values(["domain", "probe_asn", "first_blocked"], kind="mergesort").reset_index(drop=True)
 
 
-def _episodes_of(domain: str, asn: object, group: pd.DataFrame, rule: EpisodeRule) -> list[dict[str, object]]:
-    states = _states(group["status"])
-    if not (states == _BLOCKED).any():
-        return []
-    times = group["t"].to_numpy()
-    confirmed = group["confirmed"].to_numpy()
-    blocking = group["blocking"].to_numpy()
-    ids = group["measurement_id"].to_numpy()
-    blocked_cum = np.cumsum(states == _BLOCKED)
-    accessible_cum = np.cumsum(states == _ACCESSIBLE)
-    asn_value = None if pd.isna(asn) else int(asn)
+@dataclass(frozen=True)
+class _Series:
+    """One (domain, network) series in time order: numpy views into the sorted columns."""
+
+    times: np.ndarray
+    states: np.ndarray
+    confirmed: np.ndarray
+    kinds: np.ndarray
+    rows: np.ndarray  # positions in the input frame (for the measurement ids)
+    #: Blocked and accessible verdicts before each position (``[k]``: among the first k).
+    blocked_before: np.ndarray
+    accessible_before: np.ndarray
+
+
+def _episodes_of(
+    domain: str,
+    asn_value: int | None,
+    series: _Series,
+    ids: np.ndarray,
+    kind_names: list[object],
+    rule: EpisodeRule,
+) -> list[dict[str, object]]:
+    states, times, confirmed, kinds = series.states, series.times, series.confirmed, series.kinds
+    blocked, accessible = series.blocked_before, series.accessible_before
     out = []
-    kinds = [m if isinstance(m, str) else None for m in blocking]
-    for start, last, before, after, ongoing in _scan(states.tolist(), confirmed.tolist(), rule, kinds):
+    for start, last, before, after, ongoing in _scan(states, confirmed, rule, kinds):
         window = slice(start, last + 1)
         in_block = states[window] == _BLOCKED
-        methods = Counter(m for m in blocking[window][in_block] if isinstance(m, str))
+        methods = Counter(str(kind_names[k]) for k in kinds[window][in_block].tolist() if k >= 0)
         gaps = np.diff(times[start : last + 1])
         t0, t1 = int(times[start]), int(times[last])
         lower = (t1 - t0) / _DAY_NS
@@ -259,18 +353,16 @@ def _episodes_of(domain: str, asn: object, group: pd.DataFrame, rule: EpisodeRul
                 "first_accessible_after": pd.Timestamp(int(times[after]), tz="UTC") if after >= 0 else None,
                 "duration_days_min": round(lower, 3),
                 "duration_days_max": round(upper, 3) if upper is not None else None,
-                "measurements_blocked": int(blocked_cum[last] - (blocked_cum[start - 1] if start else 0)),
+                "measurements_blocked": int(blocked[last + 1] - blocked[start]),
                 "measurements_total": last - start + 1,
                 "ongoing": ongoing,
                 "episode_id": _episode_id(domain, asn_value, t0),
                 "site": site_of(domain),
                 "confirmed": bool(confirmed[window][in_block].any()),
                 "methods": " ".join(f"{m}:{n}" for m, n in methods.most_common()),
-                "measurements_accessible": int(
-                    accessible_cum[last] - (accessible_cum[start - 1] if start else 0)
-                ),
+                "measurements_accessible": int(accessible[last + 1] - accessible[start]),
                 "longest_gap_days": round(float(gaps.max()) / _DAY_NS, 3) if len(gaps) else 0.0,
-                "measurement_ids": [str(x) for x in ids[window]],
+                "measurement_ids": [str(x) for x in ids[series.rows[window]]],
             }
         )
     return out

@@ -71,6 +71,8 @@ CORRELATION_COLUMNS: tuple[str, ...] = (
 )
 STATUSES = ("enforced", "not_enforced", "enforced_after_withdrawal", "no_data")
 GRACE = timedelta(days=7)
+#: AS numbers are 32-bit: (domain code, ASN) packs into one int64 key.
+_ASN_SPAN = 2**32
 _EARLY = timedelta(days=1)
 
 
@@ -298,24 +300,28 @@ def correlate(
     with an empty ``probe_asn``."""
     # Group once: per (domain, network) the sorted times of conclusive verdicts and the
     # episodes, so that each order costs a lookup, not a pass over millions of rows.
-    domains = verdicts["domain"].map(bare_domain)
-    asn_values = verdicts["probe_asn"].astype("Int64")
+    # Vectorised: each distinct domain is normalised once and the grouping is one
+    # integer sort on (domain code, network), never a pass over the strings.
+    raw_codes, raw_names = pd.factorize(verdicts["domain"].to_numpy())
+    normalised = np.array([bare_domain(str(d)) for d in raw_names], dtype=object)
+    names, inverse = np.unique(normalised, return_inverse=True) if len(normalised) else (normalised, [])
+    domain_codes = np.where(raw_codes >= 0, np.asarray(inverse, dtype=np.int64)[raw_codes], -1)
+    asn_values = verdicts["probe_asn"].astype("Int64").to_numpy(dtype=np.int64, na_value=-1)
+    valid = (domain_codes >= 0) & (asn_values >= 0)
+    keys = np.where(valid, domain_codes * _ASN_SPAN + asn_values, -1)
     asns_by_domain: dict[str, list[int]] = {}
-    for domain, asn in (
-        pd.DataFrame({"d": domains, "a": asn_values}).dropna().drop_duplicates().itertuples(index=False)
-    ):
-        asns_by_domain.setdefault(domain, []).append(int(asn))
-    conclusive_mask = verdicts["status"].isin(["blocked", "accessible"]).to_numpy()
+    for key in np.unique(keys[valid]).tolist():
+        asns_by_domain.setdefault(str(names[key // _ASN_SPAN]), []).append(key % _ASN_SPAN)
+    conclusive_mask = verdicts["status"].isin(["blocked", "accessible"]).to_numpy() & valid
     times = pd.to_datetime(verdicts["measured_at"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
-    conclusive = pd.DataFrame(
-        {
-            "d": domains[conclusive_mask].to_numpy(),
-            "a": asn_values[conclusive_mask].to_numpy(),
-            "t": times[conclusive_mask],
-        }
-    ).dropna()
+    c_keys, c_times = keys[conclusive_mask], times[conclusive_mask]
+    order = np.lexsort((c_times, c_keys))
+    c_keys, c_times = c_keys[order], c_times[order]
+    cuts = np.flatnonzero(c_keys[1:] != c_keys[:-1]) + 1
     seen_times = {
-        (d, int(a)): np.sort(g.to_numpy()) for (d, a), g in conclusive.groupby(["d", "a"], sort=False)["t"]
+        (str(names[int(part_keys[0]) // _ASN_SPAN]), int(part_keys[0]) % _ASN_SPAN): part_times
+        for part_keys, part_times in zip(np.split(c_keys, cuts), np.split(c_times, cuts), strict=True)
+        if len(part_keys)
     }
     episodes_by_key = {(d, int(a)): g for (d, a), g in episodes.groupby(["domain", "probe_asn"], sort=False)}
     windows = _windows(orders, grace)

@@ -31,7 +31,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from analysis.fingerprints import FingerprintSet
-from analysis.verdicts import RULES_VERSION, Verdict, judge_all, verdicts_frame
+from analysis.verdicts import RULES_VERSION, VERDICT_COLUMNS, Verdict, judge_all, verdicts_frame
 from probe.records import Measurement
 
 
@@ -45,27 +45,33 @@ def fingerprints_digest(fingerprints: FingerprintSet) -> str:
 
 
 def _where(
-    domain: str | None, probe_asn: int | None, since: datetime | None, until: datetime | None
+    domain: str | None,
+    probe_asn: int | None,
+    since: datetime | None,
+    until: datetime | None,
+    alias: str = "m",
 ) -> tuple[str, dict[str, Any]]:
     clauses: list[str] = []
     params: dict[str, Any] = {}
+    a = alias
     if domain is not None:
         bare = domain.strip().lower().rstrip(".").removeprefix("www.")
-        clauses.append("(m.domain IN (:domain, :www_domain) OR m.role = 'canary')")
+        clauses.append(f"({a}.domain IN (:domain, :www_domain) OR {a}.role = 'canary')")
         params["domain"], params["www_domain"] = bare, f"www.{bare}"
     if probe_asn is not None:
-        clauses.append("m.probe_asn = :asn")
+        clauses.append(f"{a}.probe_asn = :asn")
         params["asn"] = probe_asn
     if since is not None:
-        clauses.append("m.started_at >= :since")
+        clauses.append(f"{a}.started_at >= :since")
         params["since"] = since
     if until is not None:
-        clauses.append("m.started_at < :until")
+        clauses.append(f"{a}.started_at < :until")
         params["until"] = until
     return (f" AND {' AND '.join(clauses)}" if clauses else ""), params
 
 
-def _store(engine: Engine, verdicts: Iterable[Verdict], digest: str) -> None:
+def _store(engine: Engine, verdicts: Iterable[Verdict], digest: str) -> bool:
+    """Cache ``verdicts``; False when the database cannot take them (read-only)."""
     rows = [
         {
             "measurement_id": v.measurement_id,
@@ -81,7 +87,7 @@ def _store(engine: Engine, verdicts: Iterable[Verdict], digest: str) -> None:
         for v in verdicts
     ]
     if not rows:
-        return
+        return True
     insert = text(
         "INSERT INTO verdict_cache (measurement_id, rules_version, fingerprints, status, blocking, "
         "confirmed, reason, rule_id, observation_ids) VALUES (:measurement_id, :rules_version, "
@@ -93,7 +99,54 @@ def _store(engine: Engine, verdicts: Iterable[Verdict], digest: str) -> None:
             for start in range(0, len(rows), 5000):
                 conn.execute(insert, rows[start : start + 5000])
     except (OperationalError, ProgrammingError):
-        pass  # a read-only database (or one without the table): judged, just not cached
+        return False  # a read-only database (or one without the table): judged, just not cached
+    return True
+
+
+def judge_stored(
+    db_url: str,
+    *,
+    fingerprints: FingerprintSet,
+    domain: str | None = None,
+    probe_asn: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    batch: int = 5000,
+    workers: int | None = None,
+) -> tuple[int, list[Verdict]]:
+    """Judge and cache every target measurement matching the filters that has no cached
+    verdict for the current rules and fingerprints (with its run's canaries).
+
+    Streams: records are read ``batch`` at a time, judged a chunk at a time (in worker
+    processes when there are many) and written to the cache as they come, so memory is
+    bounded by a window of chunks whatever the database size.  Returns how many were
+    judged, and the verdicts the database would not take (a read-only database), which
+    the caller must keep itself."""
+    digest = fingerprints_digest(fingerprints)
+    where, params = _where(domain, probe_asn, since, until)
+    where_t, _ = _where(domain, probe_asn, since, until, alias="t")
+    params.update(rules=RULES_VERSION, fp=digest)
+
+    def uncached(alias: str) -> str:
+        return (
+            f"NOT EXISTS (SELECT 1 FROM verdict_cache v WHERE v.measurement_id = {alias}.id "
+            "AND v.rules_version = :rules AND v.fingerprints = :fp)"
+        )
+
+    # Canaries only of runs that have a target to judge: a warm cache reads nothing.
+    missing_query = text(
+        "SELECT m.run_id, m.role, m.record FROM measurements m "
+        f"WHERE ((m.role <> 'canary' AND {uncached('m')}) OR (m.role = 'canary' AND m.run_id IN "
+        "(SELECT t.run_id FROM measurements t WHERE t.role <> 'canary' AND t.run_id IS NOT NULL "
+        f"AND {uncached('t')}{where_t}))){where} ORDER BY m.run_id, m.started_at, m.id"
+    )
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execution_options(yield_per=batch).execute(missing_query, params)
+            return _judge_missing(engine, rows, fingerprints, digest, workers=workers)
+    finally:
+        engine.dispose()
 
 
 def cached_verdicts(
@@ -108,58 +161,74 @@ def cached_verdicts(
     workers: int | None = None,
 ) -> pd.DataFrame:
     """The verdicts frame (:func:`analysis.verdicts.verdicts_frame`) of every target
-    measurement matching the filters: cached rows as they are, the rest judged now
-    (with their runs' canaries) and cached for next time."""
+    measurement matching the filters: what is not cached is judged first
+    (:func:`judge_stored`), then the frame is read from the cache column by column
+    (repeated strings shared, no :class:`Verdict` objects), in time order."""
+    _judged, unstored = judge_stored(
+        db_url,
+        fingerprints=fingerprints,
+        domain=domain,
+        probe_asn=probe_asn,
+        since=since,
+        until=until,
+        batch=batch,
+        workers=workers,
+    )
     digest = fingerprints_digest(fingerprints)
     where, params = _where(domain, probe_asn, since, until)
     params.update(rules=RULES_VERSION, fp=digest)
+    query = text(
+        "SELECT m.id, m.url, m.domain, m.probe_asn, m.started_at, v.status, v.blocking, v.confirmed, "
+        "v.reason, v.rule_id, v.rules_version, v.observation_ids "
+        "FROM measurements m JOIN verdict_cache v ON v.measurement_id = m.id "
+        "AND v.rules_version = :rules AND v.fingerprints = :fp "
+        f"WHERE m.role <> 'canary'{where} ORDER BY m.started_at, m.id"
+    )
     engine = create_engine(db_url)
     try:
-        cached_query = text(
-            "SELECT m.id AS measurement_id, m.url, m.domain, m.probe_asn, m.started_at AS measured_at, "
-            "v.status, v.blocking, v.confirmed, v.reason, v.rule_id, v.rules_version, v.observation_ids "
-            "FROM measurements m JOIN verdict_cache v ON v.measurement_id = m.id "
-            "AND v.rules_version = :rules AND v.fingerprints = :fp "
-            f"WHERE m.role <> 'canary'{where} ORDER BY m.started_at, m.id"
-        )
-        missing_query = text(
-            "SELECT m.run_id, m.role, m.record FROM measurements m WHERE (m.role = 'canary' OR NOT EXISTS "
-            "(SELECT 1 FROM verdict_cache v WHERE v.measurement_id = m.id AND v.rules_version = :rules AND "
-            f"v.fingerprints = :fp)){where} ORDER BY m.run_id, m.started_at, m.id"
-        )
         with engine.connect() as conn:
-            cached = [
-                Verdict(
-                    measurement_id=row[0],
-                    url=row[1],
-                    domain=row[2],
-                    probe_asn=row[3],
-                    measured_at=_utc(row[4]),
-                    status=row[5],
-                    blocking=row[6],
-                    confirmed=bool(row[7]),
-                    reason=row[8],
-                    rule_id=row[9],
-                    rules_version=row[10],
-                    observation_ids=_loads(row[11]),
-                )
-                for row in conn.execute(cached_query, params)
-            ]
-            rows = conn.execution_options(yield_per=batch).execute(missing_query, params)
-            fresh = _judge_missing(engine, rows, fingerprints, digest, workers=workers)
+            frame = _read_frame(conn.execution_options(yield_per=batch).execute(query, params))
     finally:
         engine.dispose()
-    if not cached:
-        fresh.sort(key=_order)
-        return verdicts_frame(fresh)
-    if fresh:
-        cached.extend(fresh)
-        cached.sort(key=_order)
-    return verdicts_frame(cached)
+    if unstored:
+        frame = pd.concat([frame, verdicts_frame(unstored)], ignore_index=True)
+        frame = frame.sort_values(["measured_at", "measurement_id"], kind="mergesort").reset_index(drop=True)
+    return frame
 
 
-def _order(v: Verdict) -> tuple[datetime, str]:
-    return (v.measured_at, v.measurement_id)
+def _read_frame(rows: Iterable[Any]) -> pd.DataFrame:
+    """A verdicts frame from cache rows, built as columns: each distinct string (url,
+    status, reason, ...) and each distinct observation-id list is one object shared by
+    the rows that have it, which keeps ten million verdicts in memory."""
+    columns: list[list[Any]] = [[] for _ in VERDICT_COLUMNS]
+    shared: list[dict[Any, Any]] = [{} for _ in VERDICT_COLUMNS]
+    ids_seen: dict[str, list[str]] = {}
+    (mid, url, dom, asn, at, status, blocking, confirmed, reason, rule, rules, obs) = columns
+    s_url, s_dom, s_status, s_blocking = shared[1], shared[2], shared[5], shared[6]
+    s_reason, s_rule, s_rules = shared[8], shared[9], shared[10]
+    for row in rows:
+        mid.append(row[0])
+        url.append(s_url.setdefault(row[1], row[1]))
+        dom.append(s_dom.setdefault(row[2], row[2]))
+        asn.append(row[3])
+        at.append(row[4])
+        status.append(s_status.setdefault(row[5], row[5]))
+        blocking.append(s_blocking.setdefault(row[6], row[6]))
+        confirmed.append(bool(row[7]))
+        reason.append(s_reason.setdefault(row[8], row[8]))
+        rule.append(s_rule.setdefault(row[9], row[9]))
+        rules.append(s_rules.setdefault(row[10], row[10]))
+        parsed = ids_seen.get(row[11])
+        if parsed is None:
+            parsed = ids_seen[row[11]] = list(_loads(row[11]))
+        obs.append(parsed)
+    frame = pd.DataFrame(dict(zip(VERDICT_COLUMNS, columns, strict=True)), columns=list(VERDICT_COLUMNS))
+    frame["measured_at"] = pd.to_datetime(
+        [_utc(x) for x in at] if at and not isinstance(at[0], str) else at, utc=True, format="ISO8601"
+    )
+    frame["probe_asn"] = frame["probe_asn"].astype("Int64")
+    frame["confirmed"] = frame["confirmed"].astype(bool)
+    return frame
 
 
 try:
@@ -184,7 +253,7 @@ def _judge_chunk(records: list[str], fingerprints: FingerprintSet | None = None)
     """Parse and judge one chunk (a whole run's measurements, canaries included)."""
     fps = fingerprints or _WORKER_FINGERPRINTS
     assert fps is not None
-    measurements = [Measurement.from_dict(_loads(r)) for r in records]
+    measurements = [Measurement.from_json(r) for r in records]
     pending = {m.run_id for m in measurements if m.role != "canary"}
     # A run judged earlier is read again only for its canaries: skip it.
     todo = [m for m in measurements if m.role != "canary" or m.run_id in pending]
@@ -206,32 +275,38 @@ def _chunks(rows: Iterable[Any]) -> Iterable[list[str]]:
 
 def _judge_missing(
     engine: Engine, rows: Iterable[Any], fingerprints: FingerprintSet, digest: str, *, workers: int | None
-) -> list[Verdict]:
+) -> tuple[int, list[Verdict]]:
     """Judge every record not cached (in worker processes when there are many), caching
-    the verdicts a window at a time so memory stays bounded by the window."""
+    the verdicts a window at a time so memory stays bounded by the window.  Returns the
+    count judged and the verdicts the cache would not take."""
     import itertools
     import multiprocessing
     import os
 
-    fresh: list[Verdict] = []
+    judged = 0
+    unstored: list[Verdict] = []
+
+    def keep(verdicts: list[Verdict]) -> None:
+        nonlocal judged
+        judged += len(verdicts)
+        if not _store(engine, verdicts, digest):
+            unstored.extend(verdicts)
+
     chunks = iter(_chunks(rows))
     first = list(itertools.islice(chunks, PARALLEL_ABOVE // JUDGE_CHUNK))
     count = workers if workers is not None else (os.cpu_count() or 1)
     if len(first) < PARALLEL_ABOVE // JUDGE_CHUNK or count <= 1:
         for chunk in itertools.chain(first, chunks):
-            verdicts = _judge_chunk(chunk, fingerprints)
-            _store(engine, verdicts, digest)
-            fresh.extend(verdicts)
-        return fresh
+            keep(_judge_chunk(chunk, fingerprints))
+        return judged, unstored
     context = multiprocessing.get_context("forkserver")
     with context.Pool(count, initializer=_init_worker, initargs=(fingerprints,)) as pool:
         window = first
         while window:
             for verdicts in pool.imap(_judge_chunk, window):
-                fresh.extend(verdicts)
-                _store(engine, verdicts, digest)
-            window = list(itertools.islice(chunks, count * 4))
-    return fresh
+                keep(verdicts)
+            window = list(itertools.islice(chunks, count * 2))
+    return judged, unstored
 
 
 def _utc(value: Any) -> datetime:
@@ -257,4 +332,4 @@ def prune(db_url: str, *, keep_current: bool = True) -> int:
         engine.dispose()
 
 
-__all__ = ["cached_verdicts", "fingerprints_digest", "prune"]
+__all__ = ["cached_verdicts", "fingerprints_digest", "judge_stored", "prune"]

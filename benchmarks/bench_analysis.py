@@ -4,6 +4,15 @@ Run on demand (not part of the test suite):
 
     python benchmarks/bench_analysis.py            # 1 and 10 million verdicts
     python benchmarks/bench_analysis.py 1000000    # one size
+    python benchmarks/bench_analysis.py --judge 20000 1000000   # also judge 20,000 stored measurements
+
+``--judge N`` stores a synthetic history of about N measurements (canaries included) in
+a fresh SQLite database and, each in its own subprocess, times (a) the reference: a
+bare decode loop over the same stored records (``SELECT record`` + ``json.loads``),
+(b) the fast decoder alone (``Measurement.from_json``) and (c) judging them into the
+verdict cache (:func:`analysis.verdict_cache.judge_stored`, in one process so that all
+its CPU is counted), printing CPU per measurement (children included), peak RSS
+and the ratios to the reference, and extrapolating to 10 million on two cores.
 
 Each size runs in a fresh subprocess so its peak memory (max RSS) is its own.  The
 verdicts are generated directly as a frame (the shape :func:`analysis.verdicts.verdicts_frame`
@@ -95,17 +104,19 @@ def orders_for_benchmark() -> pd.DataFrame:
 def run_one(n: int) -> dict[str, float | int]:
     t0 = time.perf_counter()
     verdicts, planted = make_verdicts(n)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     episodes = find_episodes(verdicts)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     table = correlate(orders_for_benchmark(), episodes, verdicts)
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "verdicts": len(verdicts),
         "generate_s": round(t1 - t0, 2),
         "episodes_s": round(t2 - t1, 2),
         "correlate_s": round(t3 - t2, 2),
+        "episodes_cpu_s": round(c2 - c1, 2),
+        "correlate_cpu_s": round(c3 - c2, 2),
         "episodes": len(episodes),
         "planted_blocks": planted,
         "correlation_rows": len(table),
@@ -113,24 +124,128 @@ def run_one(n: int) -> dict[str, float | int]:
     }
 
 
+def make_store(path: Path, n: int) -> int:
+    """A SQLite database holding about ``n`` synthetic measurements; returns how many."""
+    from datetime import UTC, datetime
+
+    from analysis.synthetic import BlockTruth, HistorySpec, generate_history
+    from probe.store import Store
+
+    asns = {8449: "ElCat", 12997: "Kyrgyztelecom", 50223: "MegaCom", 41329: "Beeline"}
+    domains = [f"site{i}.kg" for i in range(20)]
+    runs = max(1, n // (len(asns) * (len(domains) + 1)))
+    start = datetime(2022, 1, 1, tzinfo=UTC)
+    spec = HistorySpec(
+        start=start,
+        end=start + runs * timedelta(hours=6),
+        asns=asns,
+        domains=domains,
+        blocks=[BlockTruth("site0.kg", 8449, start + timedelta(days=runs / 12), None)],
+    )
+    store = Store.open(f"sqlite:///{path}")
+    count = store.save_measurements(generate_history(spec), source="bench", chunk=2000)
+    store.close()
+    return count
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def judge_child(mode: str, db: str) -> dict[str, float | int]:
+    import sqlite3
+
+    from probe.records import Measurement
+
+    t, c = time.perf_counter(), _cpu()
+    if mode == "reference":
+        with sqlite3.connect(db) as conn:
+            n = sum(1 for (r,) in conn.execute("SELECT record FROM measurements") if json.loads(r))
+    elif mode == "from_json":
+        with sqlite3.connect(db) as conn:
+            n = sum(1 for (r,) in conn.execute("SELECT record FROM measurements") if Measurement.from_json(r))
+    else:
+        from analysis.fingerprints import load_fingerprints
+        from analysis.verdict_cache import judge_stored
+
+        # One process, so that its CPU is all counted (forkserver workers are not our
+        # children); the 2-core figure assumes the worker pool scales, as chunks share nothing.
+        n, _ = judge_stored(f"sqlite:///{db}", fingerprints=load_fingerprints(), workers=1)
+    wall, cpu = time.perf_counter() - t, _cpu() - c
+    usage = resource.getrusage
+    peak = max(usage(resource.RUSAGE_SELF).ru_maxrss, usage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return {
+        "n": n,
+        "wall_s": round(wall, 2),
+        "cpu_ms": 1000 * cpu / max(n, 1),
+        "peak_rss_mib": round(peak / 1024),
+    }
+
+
+def judge_benchmark(n: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.db"
+        t = time.perf_counter()
+        stored = make_store(db, n)
+        print(f"stored {stored:,} synthetic measurements in {time.perf_counter() - t:.1f} s")
+        results = {}
+        for mode in ("reference", "from_json", "judge"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--judge-child", mode, str(db)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            results[mode] = json.loads(out.stdout)
+        ref = results["reference"]["cpu_ms"]
+        print(f"{'stage':<30} | records | wall s | CPU ms/record | x reference | peak RSS MiB")
+        for mode, label in (
+            ("reference", "reference: SELECT + json.loads"),
+            ("from_json", "Measurement.from_json"),
+            ("judge", "judge_stored (decode+judge+cache)"),
+        ):
+            r = results[mode]
+            print(f"{label:<30} | {r['n']:>7,} | {r['wall_s']:>6} | {r['cpu_ms']:>13.3f} | "
+                  f"{r['cpu_ms'] / ref:>11.2f} | {r['peak_rss_mib']:>12}")  # fmt: skip
+        per = results["judge"]["cpu_ms"]
+        minutes = per * 1e7 / 2 / 1000 / 60
+        print(f"extrapolated: 10,000,000 stored measurements on 2 cores = {minutes:.1f} min "
+              f"(CPU-bound, {per:.3f} ms each); memory bounded by the judging window")  # fmt: skip
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[1] == "--child":
         print(json.dumps(run_one(int(sys.stdin.read()))))
         return 0
-    sizes = [int(a) for a in argv[1:]] or [1_000_000, 10_000_000]
+    if len(argv) == 4 and argv[1] == "--judge-child":
+        print(json.dumps(judge_child(argv[2], argv[3])))
+        return 0
+    args = argv[1:]
+    if args[:1] == ["--judge"]:
+        print(f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · "
+              f"Python {platform.python_version()}")  # fmt: skip
+        judge_benchmark(int(args[1]))
+        args = args[2:]
+        if not args:
+            return 0
+    sizes = [int(a) for a in args] or [1_000_000, 10_000_000]
     print(
         f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · "
         f"Python {platform.python_version()} · pandas {pd.__version__}"
     )
-    print("verdicts   | generate s | episodes s | correlate s | episodes (planted) | peak RSS MiB")
+    print("verdicts   | generate s | episodes s (CPU) | correlate s (CPU) | episodes (planted) | RSS MiB")
     for n in sizes:
         out = subprocess.run(
             [sys.executable, __file__, "--child"], input=str(n), capture_output=True, text=True, check=True
         )
         r = json.loads(out.stdout)
         print(
-            f"{r['verdicts']:>10,} | {r['generate_s']:>10} | {r['episodes_s']:>10} | "
-            f"{r['correlate_s']:>11} | "
+            f"{r['verdicts']:>10,} | {r['generate_s']:>10} | {r['episodes_s']:>7} ({r['episodes_cpu_s']}) | "
+            f"{r['correlate_s']:>8} ({r['correlate_cpu_s']}) | "
             f"{r['episodes']:>8} ({r['planted_blocks']}) | {r['peak_rss_mib']:>12}"
         )
         if r["episodes"] != r["planted_blocks"]:

@@ -206,6 +206,30 @@ class Measurement:
     def from_dict(cls, data: dict[str, Any]) -> Self:
         return _build(cls, data)
 
+    @classmethod
+    def from_json(cls, data: str | bytes) -> Self:
+        """A stored record's JSON read straight into the dataclasses.
+
+        Why: reading records back is what judging a large database costs; msgspec
+        decodes into these dataclasses in one C pass (about ten times faster than
+        ``json.loads`` + :meth:`from_dict`), skipping unknown fields as
+        :meth:`from_dict` does.  A record msgspec's typed decoding refuses (a failure
+        string from a newer probe, a value of an unexpected type) takes the tolerant
+        path, so both give the same object."""
+        import msgspec
+
+        decoder = _DECODERS.get(cls)
+        if decoder is None:
+            decoder = _DECODERS[cls] = msgspec.json.Decoder(cls)
+        try:
+            value = decoder.decode(data)
+        except msgspec.DecodeError:
+            return cls.from_dict(json.loads(data))
+        started = value.started_at
+        if started.tzinfo is not UTC:
+            value.started_at = parse_time(started.isoformat())
+        return value
+
     def canonical_json(self) -> bytes:
         """The exact bytes that are hashed and signed: sorted keys, no spaces, UTF-8."""
         return canonical_json(self.to_dict())
@@ -262,8 +286,14 @@ _NESTED: dict[str, type] = {
 }
 
 
+_DECODERS: dict[type, Any] = {}
+_KNOWN: dict[type, frozenset[str]] = {}
+
+
 def _build(cls: type, data: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(cls)}
+    known = _KNOWN.get(cls)
+    if known is None:
+        known = _KNOWN[cls] = frozenset(f.name for f in fields(cls))
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in known:

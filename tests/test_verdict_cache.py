@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import analysis.verdict_cache as cache
@@ -85,3 +86,44 @@ def test_parallel_judging_gives_the_same_verdicts(tmp_path: Path, monkeypatch: p
     assert sorted(zip(got["measurement_id"], got["rule_id"], strict=True)) == sorted(
         zip(expected["measurement_id"], expected["rule_id"], strict=True)
     )
+
+
+def _history() -> list:
+    from datetime import UTC, date, datetime, timedelta
+
+    from analysis.synthetic import BlockTruth, HistorySpec, generate_history
+
+    start = datetime(2022, 10, 1, tzinfo=UTC)
+    spec = HistorySpec(
+        start=start,
+        end=start + timedelta(days=6),
+        asns={8449: "ElCat", 12997: "Kyrgyztelecom"},
+        domains=["azattyk.org", "kloop.kg"],
+        blocks=[BlockTruth("azattyk.org", 8449, start + timedelta(days=2), None)],
+        offline_days={12997: [date(2022, 10, 4)]},
+        seed=5,
+    )
+    return list(generate_history(spec))
+
+
+def test_streamed_frame_equals_judging_everything_and_a_warm_read_judges_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If a history with canaries and offline days is read cold and then warm, then both frames equal judging everything in memory and the warm read judges nothing."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    fps = load_fingerprints()
+    measurements = _history()
+    store = Store.open(db)
+    store.save_measurements(measurements, source="lab")
+    store.close()
+    expected = verdicts_frame(judge_all(measurements, fingerprints=fps))
+    expected = expected.sort_values(["measured_at", "measurement_id"], kind="mergesort").reset_index(drop=True)
+    assert "probe_offline" in set(expected["status"])
+    monkeypatch.setattr(cache, "JUDGE_CHUNK", 7)  # many chunks, each a whole run
+    cold = cache.cached_verdicts(db, fingerprints=fps)
+    judged: list[int] = []
+    monkeypatch.setattr(cache, "judge_all", lambda items, **kw: judged.append(len(list(items))) or [])
+    warm = cache.cached_verdicts(db, fingerprints=fps)
+    assert judged == []
+    for got in (cold, warm):
+        pd.testing.assert_frame_equal(got, expected)

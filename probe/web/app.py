@@ -49,9 +49,9 @@ def create_web_app(cache: AnalysisCache, source: Source, config: WebConfig | Non
 def open_explorer(db_url: str, orders, config: WebConfig | None = None):  # -> (app, Source)
     """Open ``db_url`` read-only, judge what it holds, and return the app and its source.
     Raises :class:`~probe.web.source.SourceError` for a database that cannot be read."""
-    from probe.web.cache import JudgingProvider
+    from probe.web.cache import provider_for
 
     source = Source(db_url)
-    cache = AnalysisCache(JudgingProvider(source), source, orders)
+    cache = AnalysisCache(provider_for(source), source, orders)
     cache.build()
     return create_web_app(cache, source, config), source

@@ -3,8 +3,9 @@
 Why in memory: every page is a view of the same judged history, and judging a million
 measurements takes minutes while reading a prepared frame takes microseconds.  The
 expensive step (turning stored records into verdicts) sits behind one small interface,
-:class:`VerdictProvider`: today :class:`JudgingProvider` judges records itself; a stored
-verdict cache per rules_version can replace it without touching the pages.
+:class:`VerdictProvider`: :class:`JudgingProvider` judges records itself;
+:class:`StoredVerdictProvider` reads the stored verdict cache per rules_version (and
+judges only what it lacks), so start-up over a judged database does not judge again.
 
 Incremental: a refresh asks the provider only for measurements stored since the last
 one (and re-judges the runs they belong to, because a run's canaries decide
@@ -20,9 +21,10 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import msgspec
 import numpy as np
 import pandas as pd
 from sqlalchemy import text
@@ -91,28 +93,32 @@ class JudgingProvider:
         query = text(f"SELECT record, stored_at FROM measurements {where} ORDER BY run_id, started_at, id")
         with self.source.engine.connect() as conn:
             for record, stored_at in conn.execution_options(yield_per=2000).execute(query, params):
-                yield Measurement.from_dict(json.loads(record)), stored_at
+                yield Measurement.from_json(record), stored_at
 
     def _top(self) -> Any:
         column = "rowid" if self.source.sqlite else "stored_at"
         with self.source.engine.connect() as conn:
             return conn.execute(text(f"SELECT MAX({column}) FROM measurements")).scalar()
 
+    def _range(self, position: Any, top: Any) -> tuple[str, dict[str, Any]]:
+        """The SQL condition (on table ``measurements`` unaliased) for what a call reads."""
+        column = "rowid" if self.source.sqlite else "stored_at"
+        if position is None:
+            return f"{column} <= :top", {"top": top}
+        since = position if self.source.sqlite else position - REFRESH_MARGIN
+        new = f"{column} > :since AND {column} <= :top"
+        # Whole runs: a late canary changes its run's targets' verdicts.
+        return (
+            f"(({new}) OR run_id IN (SELECT run_id FROM measurements WHERE {new} AND run_id IS NOT NULL))",
+            {"since": since, "top": top},
+        )
+
     def verdicts_since(self, position: Any) -> tuple[pd.DataFrame, Any]:
         top = self._top()
         if top is None:
             return _frame([]), position
-        column = "rowid" if self.source.sqlite else "stored_at"
-        if position is None:
-            rows = self._judge(self._records(f"WHERE {column} <= :top", {"top": top}))
-            return _frame(rows), top
-        since = position if self.source.sqlite else position - REFRESH_MARGIN
-        new = f"{column} > :since AND {column} <= :top"
-        # Whole runs: a late canary changes its run's targets' verdicts.
-        where = (
-            f"WHERE ({new}) OR run_id IN (SELECT run_id FROM measurements WHERE {new} AND run_id IS NOT NULL)"
-        )
-        rows = self._judge(self._records(where, {"since": since, "top": top}))
+        where, params = self._range(position, top)
+        rows = self._judge(self._records(f"WHERE {where}", params))
         return _frame(rows), top
 
     def _judge(self, records: Iterable[tuple[Measurement, Any]]) -> list[dict[str, Any]]:
@@ -146,6 +152,103 @@ class JudgingProvider:
             stored[m.id] = stored_at
         flush()
         return rows
+
+
+class _Extras(msgspec.Struct):
+    """The few record fields a page needs beyond the cached verdict: msgspec skips the
+    rest of the record without building it."""
+
+    probe_network: str | None = None
+    annotations: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_EXTRAS = msgspec.json.Decoder(_Extras)
+
+
+class StoredVerdictProvider(JudgingProvider):
+    """Reads verdicts from the database's verdict cache (:mod:`analysis.verdict_cache`,
+    filled by ``kuzot episodes``/``kuzot verdicts`` or :func:`analysis.verdict_cache.judge_stored`)
+    for the current rules version and fingerprints, so start-up does not judge again.
+
+    Measurements without a cached verdict (stored since the cache was filled, or judged
+    under other rules) are judged here, with their runs' canaries, as
+    :class:`JudgingProvider` does; they are not written back, because the Explorer opens
+    the database read-only."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__(source)
+        from analysis.verdict_cache import fingerprints_digest
+
+        self.digest = fingerprints_digest(self.fingerprints)
+
+    def verdicts_since(self, position: Any) -> tuple[pd.DataFrame, Any]:
+        top = self._top()
+        if top is None:
+            return _frame([]), position
+        where, params = self._range(position, top)
+        params.update(rules=self.rules_version, fp=self.digest)
+        cached_query = text(
+            "SELECT m.id, m.url, m.domain, m.probe_asn, m.started_at, v.status, v.blocking, v.confirmed, "
+            "v.reason, v.rule_id, v.rules_version, v.observation_ids, m.category_code, m.stored_at, m.record "
+            "FROM measurements m JOIN verdict_cache v ON v.measurement_id = m.id "
+            "AND v.rules_version = :rules AND v.fingerprints = :fp "
+            f"WHERE m.role <> 'canary' AND m.id IN (SELECT id FROM measurements WHERE {where})"
+        )
+        rows: list[dict[str, Any]] = []
+        sites: dict[str, str] = {}
+        with self.source.engine.connect() as conn:
+            for r in conn.execution_options(yield_per=2000).execute(cached_query, params):
+                extras = _EXTRAS.decode(r[14])
+                site = sites.get(r[2])
+                if site is None:
+                    site = sites[r[2]] = bare_domain(r[2])
+                rows.append(
+                    {
+                        "measurement_id": r[0],
+                        "url": r[1],
+                        "domain": r[2],
+                        "probe_asn": r[3],
+                        "measured_at": _utc(r[4]),
+                        "status": r[5],
+                        "blocking": r[6],
+                        "confirmed": bool(r[7]),
+                        "reason": r[8],
+                        "rule_id": r[9],
+                        "rules_version": r[10],
+                        "observation_ids": list(json.loads(r[11])),
+                        "site_domain": site,
+                        "category_code": r[12],
+                        "probe_network": extras.probe_network,
+                        "simulated": any(extras.annotations.get(k) == "true" for k in SIMULATED_MARKS)
+                        or lab_network(r[3]),
+                        "stored_at": r[13],
+                    }
+                )
+        uncached = (
+            "NOT EXISTS (SELECT 1 FROM verdict_cache v WHERE v.measurement_id = {a}.id "
+            "AND v.rules_version = :rules AND v.fingerprints = :fp)"
+        )
+        missing = (
+            f"WHERE {where} AND ((role <> 'canary' AND {uncached.format(a='measurements')}) OR "
+            "(role = 'canary' AND run_id IN (SELECT t.run_id FROM measurements t WHERE t.role <> 'canary' "
+            f"AND t.run_id IS NOT NULL AND {uncached.format(a='t')})))"
+        )
+        rows.extend(self._judge(self._records(missing, params)))
+        return _frame(rows), top
+
+
+def _utc(value: Any) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite hands back text, PostgreSQL datetimes)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def provider_for(source: Source) -> VerdictProvider:
+    """The stored verdict cache when the database has one, else judging everything."""
+    if "verdict_cache" in getattr(source, "tables", ()):
+        return StoredVerdictProvider(source)
+    return JudgingProvider(source)
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

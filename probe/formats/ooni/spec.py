@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+from probe.errors import InputError
+
 #: OONI's base data format version, which every Web Connectivity measurement carries.
 DATA_FORMAT_VERSION = "0.2.0"
 
@@ -40,5 +42,5 @@ OONI_ID_NAMESPACE = uuid.UUID("15766698-5d67-4bca-849c-e9137525bc9b")
 X_KUZOT = "x_kuzot"
 
 
-class OoniFormatError(ValueError):
+class OoniFormatError(InputError, ValueError):
     """One line that is not an importable Web Connectivity measurement; says why."""
