@@ -15,7 +15,7 @@ store takes them, on SQLite with the probe's own settings (WAL, ``synchronous=FU
 signing each with a fresh ed25519 key.  Three modes, each in its own child process:
 
 - ``before``: the saving code of ``--reference`` (a git revision, by default
-  ``trial``; extracted to a temporary directory), driven as its ``probe.run`` drove
+  the merge-base with ``trial``; extracted to a temporary directory), driven as its ``probe.run`` drove
   it: a lock, ``sign`` then ``save_measurement`` in a worker thread, per measurement;
 - ``each``: the same loop over this tree's ``save_measurement`` (the one row builder
   and bulk writer, one item at a time);
@@ -157,7 +157,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--measurements", type=int, default=2000)
     parser.add_argument("--producers", type=int, default=64)
-    parser.add_argument("--reference", default="trial", help="git revision whose saving is 'before'")
+    parser.add_argument(
+        "--reference", default=None, help="git revision whose saving is 'before' (default: base of trial)"
+    )
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--child", nargs=4, metavar=("MODE", "N", "PRODUCERS", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -167,6 +169,10 @@ def main() -> None:
         sys.path[:0] = [str(root), str(REPO)]
         print(json.dumps(child(mode, int(n), int(producers), db)))
         return
+    if args.reference is None:
+        args.reference = subprocess.run(
+            ["git", "-C", str(REPO), "merge-base", "HEAD", "trial"], capture_output=True, text=True
+        ).stdout.strip() or "trial"
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -190,6 +196,7 @@ def main() -> None:
     ]
     for r in runs:
         assert r["stored"] == r["measurements"], r
+        print(f"{r['mode']}: code from {r['code']}", file=sys.stderr)
         code = reference if r["mode"] == "before" else commit
         rate = r["measurements"] / r["wall_s"]
         base_rate = base["measurements"] / base["wall_s"]
@@ -210,7 +217,7 @@ Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.sy
 `benchmarks/bench_store.py --measurements {args.measurements} --producers {args.producers}`: {args.producers}
 trio tasks hand over finished synthetic measurements (about {base['record_bytes']:.0f} bytes of record
 each) as fast as the store takes them; SQLite in WAL mode with `synchronous=FULL`, each measurement
-signed with ed25519.  `before` is the saving code of `{args.reference}` ({reference}) driven as its
+signed with ed25519.  `before` is the saving code of {reference} driven as its
 `probe.run` drove it (a lock, sign, `save_measurement` in a worker thread, per measurement); `each` is
 the same loop over this commit's `save_measurement`; `writer` is this commit's run path
 (`probe.store.writer.MeasurementWriter`, commit within 0.25 s or 200 items).  Each mode runs in its own
