@@ -104,7 +104,7 @@ def create_store_engine(url: str) -> Engine:
             cursor.execute("PRAGMA page_size=16384")
             # WAL: readers never block the writer, and a commit survives a kill.
             # synchronous=FULL: and a power cut too (NORMAL may lose the last commits
-            # when the machine dies); one fsync per measurement costs little next to
+            # when the machine dies); one fsync per batch of the run's writer costs little next to
             # the seconds a measurement takes (README's promise, docs/hostile-input.md).
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
