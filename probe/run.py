@@ -1,11 +1,15 @@
-"""One run: every target measured concurrently, each saved the moment it completes.
+"""One run: every target measured concurrently, each saved soon after it completes.
 
 Structure (trio's way): one nursery holds a task per target; a ``CapacityLimiter``
-bounds how many measure at once; the whole run sits in an optional deadline scope.
-Each finished measurement is written inside a *shielded* scope under a lock, so that
-neither the deadline nor Ctrl-C can drop a measurement that already completed: the
-write finishes, then the cancellation proceeds.  Targets still in flight are simply
-not recorded; ``kuzot run --resume`` measures them next time.
+bounds how many measure at once; the measuring sits in an optional deadline scope.
+Beside it, outside the deadline, runs the one writer task
+(:class:`probe.store.writer.MeasurementWriter`): each finished measurement is handed
+to it in a *shielded* scope, and it commits them in batches (within
+``RunPlan.commit_delay`` seconds), so that neither the deadline nor Ctrl-C can drop a
+measurement that already completed.  A measurement counts as done (progress, the
+result, live upload) only once committed, so a kill -9 loses nothing that was reported.
+Targets still in flight are simply not recorded; ``kuzot run --resume`` measures them
+next time.
 
 One target never ends a run: an exception that escapes :func:`measure_url` (a bug, or
 hostile input nobody foresaw) becomes that target's stored measurement, with
@@ -19,7 +23,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -32,7 +36,8 @@ from probe.failures import Failure
 from probe.measure import ControlFetcher, MeasurementContext, measure_url
 from probe.records import Measurement, Run, utc_now
 from probe.settings import ProbeSettings
-from probe.store import Store
+from probe.store import Store, StoreError
+from probe.store.writer import DEFAULT_MAX_DELAY, DEFAULT_MAX_ITEMS, Finished, MeasurementWriter
 from probe.targets import Target
 
 
@@ -48,6 +53,10 @@ class RunPlan:
     budget: ByteBudget | None = None
     #: Continue this interrupted run (its id) instead of starting a new one.
     resume_run_id: str | None = None
+    #: A finished measurement is committed at the latest this many seconds later ...
+    commit_delay: float = DEFAULT_MAX_DELAY
+    #: ... or as soon as this many are waiting.
+    commit_items: int = DEFAULT_MAX_ITEMS
 
 
 @dataclass
@@ -71,8 +80,13 @@ async def execute_run(
     sign: Callable[[Measurement], dict[str, str]] | None = None,
     after_save: AfterSave | None = None,
     run_id: str | None = None,
+    sign_hash: Callable[[str], dict[str, str]] | None = None,
 ) -> RunResult:
     """Measure every target (and canary) of ``plan``; store each as it completes.
+
+    ``sign_hash`` (preferred; :meth:`probe.signing.SigningKey.sign_hash`) signs a
+    record's content hash, computed once with its row; ``sign`` signs a measurement.
+    ``progress`` and ``after_save`` are called once the measurement is committed.
 
     Returns when every target is done or the deadline passed.  The run row is
     written first (status ``running``) and closed last; if the process dies in
@@ -100,25 +114,35 @@ async def execute_run(
     result = RunResult(run=run)
     ctx = MeasurementContext(settings, run_id=run.id)
     limiter = trio.CapacityLimiter(max(1, plan.concurrency))
-    write_lock = trio.Lock()
     status = "interrupted"
 
-    async def save(m: Measurement) -> None:
-        with trio.CancelScope(shield=True):
-            async with write_lock:
-                envelope = sign(m) if sign is not None else None
-                cost = estimate_bytes(m)
-                await trio.to_thread.run_sync(
-                    lambda: store.save_measurement(m, signature=envelope, bytes_used=cost)
-                )
-                result.measurements.append(m)
-                result.bytes_used += cost
-                if plan.budget is not None:
-                    plan.budget.spend(cost)
-                if progress is not None:
-                    progress(m)
+    async def committed(item: Finished) -> None:
+        result.measurements.append(item.measurement)
+        result.bytes_used += item.bytes_used
+        if progress is not None:
+            progress(item.measurement)
         if after_save is not None:
-            await after_save(m)
+            await after_save(item.measurement)
+
+    writer = MeasurementWriter(
+        store,
+        on_committed=committed,
+        sign=sign,
+        sign_hash=sign_hash,
+        max_delay=plan.commit_delay,
+        max_items=plan.commit_items,
+    )
+    send, receive = writer.open_channel()
+
+    async def save(m: Measurement) -> None:
+        cost = estimate_bytes(m)
+        if plan.budget is not None:
+            # Spent at once (the bytes have crossed the network), so the next target's
+            # budget check counts them although the commit comes a little later.
+            plan.budget.spend(cost)
+        # A broken channel means the writer failed: its error ends the run.
+        with trio.CancelScope(shield=True), suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await send.send(Finished(m, cost))
 
     async def one(target: Target, role: str) -> None:
         async with limiter:
@@ -139,23 +163,36 @@ async def execute_run(
                 if cancellation is None:  # pragma: no cover -- split() leaves something
                     raise
                 raise cancellation from None  # the run is being cancelled: not a failure
-            # Saved while still holding the slot, so the next target's budget check
-            # already counts this measurement's bytes.
+            # Handed over while still holding the slot, so the next target's budget
+            # check already counts this measurement's bytes.
             await save(m)
 
     try:
         scope = trio.move_on_after(plan.deadline) if plan.deadline and math.isfinite(plan.deadline) else None
-        with scope if scope is not None else nullcontext():
-            async with trio.open_nursery() as nursery:
-                for canary in plan.canaries:
-                    nursery.start_soon(one, canary, "canary")
-                for target in plan.targets:
-                    nursery.start_soon(one, target, "target")
-        # "Hit" also when the work merely ended after the deadline: a report that says
-        # the deadline held when it did not would be a lie.
-        result.deadline_hit = scope is not None and (
-            scope.cancelled_caught or trio.current_time() >= scope.deadline
-        )
+        try:
+            async with trio.open_nursery() as outer:
+                outer.start_soon(writer.run, receive)
+                async with send:  # closed when measuring ends: the writer commits the rest
+                    with scope if scope is not None else nullcontext():
+                        async with trio.open_nursery() as nursery:
+                            for canary in plan.canaries:
+                                nursery.start_soon(one, canary, "canary")
+                            for target in plan.targets:
+                                nursery.start_soon(one, target, "target")
+                    # "Hit" also when the work merely ended after the deadline: a report
+                    # that says the deadline held when it did not would be a lie.
+                    result.deadline_hit = scope is not None and (
+                        scope.cancelled_caught or trio.current_time() >= scope.deadline
+                    )
+        except BaseExceptionGroup as group:
+            # The database failing (full disk) is the run's one error, not a group.
+            failed = group.subgroup(StoreError)
+            if failed is not None and group.subgroup(KeyboardInterrupt) is None:
+                first: BaseException = failed
+                while isinstance(first, BaseExceptionGroup):
+                    first = first.exceptions[0]
+                raise first from None
+            raise
         status = "deadline" if result.deadline_hit else "finished"
     finally:
         with trio.CancelScope(shield=True):

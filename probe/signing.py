@@ -18,6 +18,7 @@ import base64
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -54,14 +55,15 @@ def key_id_of(public_key_b64: str) -> str:
 class SigningKey:
     private: Ed25519PrivateKey
 
-    @property
+    # Cached: a run signs every measurement, and the key never changes.
+    @cached_property
     def public_key(self) -> str:
         raw = self.private.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
         return base64.b64encode(raw).decode()
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return key_id_of(self.public_key)
 

@@ -108,3 +108,78 @@ def test_full_disk_is_a_clear_error_and_keeps_earlier_data(tmp_path: Path) -> No
         store.save_measurement(big)
     store.close()
     assert [m.id for m in Store.open(f"sqlite:///{path}").iter_measurements()] == [first.id]
+
+
+def test_writer_commits_in_batches_and_reports_only_what_is_committed(tmp_path: Path) -> None:
+    """If ten measurements reach the run's writer at once, then they are committed in batches of at most four and each is reported done only when already stored."""
+    import trio
+
+    from probe.signing import SigningKey
+    from probe.store.writer import Finished, MeasurementWriter
+
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    sent = [make_measurement() for _ in range(10)]
+    reported: list[str] = []
+
+    async def committed(item: Finished) -> None:
+        assert item.measurement.id in store.measurement_ids()
+        reported.append(item.measurement.id)
+
+    writer = MeasurementWriter(
+        store, on_committed=committed, sign_hash=SigningKey.generate().sign_hash, max_delay=60, max_items=4
+    )
+
+    async def main() -> None:
+        send, receive = writer.open_channel()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer.run, receive)
+            async with send:
+                for m in sent:
+                    await send.send(Finished(m, 100))
+
+    trio.run(main)
+    assert reported == [m.id for m in sent]
+    assert writer.commits == 3
+    stored = list(store.iter_measurements())
+    assert sorted(m.id for m in stored) == sorted(m.id for m in sent)
+    with sqlite3.connect(tmp_path / "k.db") as conn:
+        assert conn.execute("select count(*) from measurements where signature is null").fetchone()[0] == 0
+        assert conn.execute("select sum(bytes_used) from measurements").fetchone()[0] == 1000
+
+
+def test_writer_cancelled_still_commits_what_had_finished(tmp_path: Path) -> None:
+    """If the run is cancelled while finished measurements wait for their batch, then the writer commits them before it ends."""
+    import trio
+
+    from probe.store.writer import Finished, MeasurementWriter
+
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    sent = [make_measurement() for _ in range(3)]
+    writer = MeasurementWriter(store, max_delay=600, max_items=100)
+
+    async def main() -> None:
+        send, receive = writer.open_channel()
+        with trio.move_on_after(0.5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(writer.run, receive)
+                for m in sent:
+                    await send.send(Finished(m))
+                await trio.sleep_forever()
+
+    trio.run(main)
+    assert store.measurement_ids() == {m.id for m in sent}
+
+
+def test_one_writer_keeps_each_callers_rules(tmp_path: Path) -> None:
+    """If an id comes again with changed content, then an upload is refused (409's BatchConflict) while a run or an import keeps the stored one."""
+    from probe.store.database import BatchConflict, prepare_item
+
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    m = make_measurement()
+    assert store.save_prepared([prepare_item(m)], source="kuzot", changed="keep") == [True]
+    m.annotations["changed"] = "yes"
+    assert store.save_prepared([prepare_item(m)], source="ooni", changed="keep", chunk=1) == [False]
+    with pytest.raises(BatchConflict) as refused:
+        store.save_prepared([prepare_item(make_measurement()), prepare_item(m)], source="upload")
+    assert [p[:2] for p in refused.value.problems] == [(1, "record.id")]
+    assert store.count_measurements() == 1

@@ -493,10 +493,14 @@ def handle(args: argparse.Namespace) -> int:
     async def measure() -> RunResult:
         client = _control_fetcher(args)
         if client is None:
-            return await execute_run(plan, store, progress=on_progress, sign=signer.sign, after_save=announce)
+            return await execute_run(
+                plan, store, progress=on_progress, sign_hash=signer.sign_hash, after_save=announce
+            )
         plan.control = client
         try:
-            return await execute_run(plan, store, progress=on_progress, sign=signer.sign, after_save=announce)
+            return await execute_run(
+                plan, store, progress=on_progress, sign_hash=signer.sign_hash, after_save=announce
+            )
         finally:
             with trio.CancelScope(shield=True):
                 await client.aclose()

@@ -3,7 +3,7 @@
 Why this shape: converting one OONI measurement (JSON parse, our record, its
 canonical JSON and hash, the index rows) costs milliseconds of CPU; inserting it costs
 far less when done a few hundred rows at a time.  So workers (one per core) turn chunks
-of raw lines into :class:`~probe.store.database.PreparedMeasurement` values and the
+of raw lines into :class:`~probe.store.database.PreparedItem` values and the
 parent process, the only writer, stores them.  Small inputs are converted in-process:
 starting workers costs more than it saves.
 
@@ -105,7 +105,7 @@ class _Job:
 
 def _convert_one(raw: bytes, job: _Job, number: int, out: ChunkResult) -> None:
     from probe.formats.ooni import OoniFormatError, loads, measurement_from_ooni, scrubbed
-    from probe.store.database import prepare_measurement
+    from probe.store.database import prepare_item
 
     text = raw.strip()
     if not text:
@@ -139,7 +139,7 @@ def _convert_one(raw: bytes, job: _Job, number: int, out: ChunkResult) -> None:
     except (ValueError, RecursionError) as exc:
         out.skipped.append(f"{job.label}:{number}: cannot be stored ({exc.__class__.__name__})")
         return
-    out.prepared.append(prepare_measurement(m, source="ooni", record=record))
+    out.prepared.append(prepare_item(m, record=record))
 
 
 _HOSTILE = (RecursionError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
@@ -292,7 +292,9 @@ class Importer:
     def _flush(self, pending: list[Any], outcome: FileOutcome) -> None:
         if not pending:
             return
-        stored = self.store.save_imported(pending)
+        # Ids already stored are skipped whatever their content (a re-import after a
+        # kill, or with other options, stores each measurement once).
+        stored = sum(self.store.save_prepared(pending, source="ooni", changed="keep", chunk=500))
         outcome.stored += stored
         outcome.present += len(pending) - stored
         self.on_progress(len(pending), stored)

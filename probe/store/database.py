@@ -1,13 +1,19 @@
 """Open a database by URL, keep its schema current, and save/load measurements.
 
 Why a synchronous engine: SQLAlchemy's asyncio extension does not run under trio
-(field notes).  The probe therefore has exactly one writer task which hands each
-finished measurement to a worker thread (``trio.to_thread.run_sync``); SQLite in WAL
-mode commits it at once, so a kill or Ctrl-C loses nothing already measured.
+(field notes).  The probe therefore has exactly one writer task
+(:mod:`probe.store.writer`) which hands batches of finished measurements to a worker
+thread; SQLite in WAL mode commits each batch at once, so a kill loses nothing the
+run has reported done.
+
+Every way a measurement arrives (a run, an OONI import, an uploaded batch) goes
+through the same two steps: :func:`prepare_item` builds its rows and
+:meth:`Store.save_prepared` writes many of them at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -15,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import JSON, Connection, Engine, create_engine, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -98,7 +104,7 @@ def create_store_engine(url: str) -> Engine:
             cursor.execute("PRAGMA page_size=16384")
             # WAL: readers never block the writer, and a commit survives a kill.
             # synchronous=FULL: and a power cut too (NORMAL may lose the last commits
-            # when the machine dies); one fsync per measurement costs little next to
+            # when the machine dies); one fsync per batch of the run's writer costs little next to
             # the seconds a measurement takes (README's promise, docs/hostile-input.md).
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
@@ -246,10 +252,6 @@ def _observation_values(m: Measurement) -> list[tuple[type, dict[str, Any]]]:
     return rows
 
 
-def _observation_rows(m: Measurement) -> list[Any]:
-    return [cls(**values) for cls, values in _observation_values(m)]
-
-
 @dataclass(frozen=True)
 class BatchItem:
     """One measurement arriving from elsewhere (an upload), ready to store.
@@ -270,42 +272,6 @@ class BatchItem:
     bytes_used: int = 0
 
 
-def _measurement_row(
-    m: Measurement,
-    *,
-    record: str,
-    content_hash: str,
-    signature: dict[str, str] | None,
-    source: str,
-    bytes_used: int,
-    probe_asn: int | None = None,
-    stored_at: datetime | None = None,
-    uploaded_at: datetime | None = None,
-) -> MeasurementRow:
-    envelope = signature or {}
-    return MeasurementRow(
-        id=m.id,
-        run_id=m.run_id,
-        url=m.url,
-        domain=m.domain,
-        role=m.role,
-        category_code=m.category_code,
-        probe_asn=probe_asn if probe_asn is not None else m.probe_asn,
-        probe_cc=m.probe_cc,
-        started_at=m.started_at,
-        runtime=m.runtime,
-        source=source,
-        content_hash=content_hash,
-        record=record,
-        signature=envelope.get("signature"),
-        key_id=envelope.get("key_id"),
-        public_key=envelope.get("public_key"),
-        bytes_used=bytes_used,
-        stored_at=stored_at or utc_now(),
-        uploaded_at=uploaded_at,
-    )
-
-
 class BatchConflict(Exception):
     """A batch the store refused as a whole: (item index, field, why) for each item."""
 
@@ -314,10 +280,17 @@ class BatchConflict(Exception):
         self.problems = problems
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PreparedItem:
-    """One measurement's rows, built before its transaction (in a worker process on
-    the collector), so that the transaction itself only moves rows."""
+    """One measurement turned into the rows that store it: the one row shape for a
+    run's own measurements, OONI imports and uploaded batches.
+
+    Why rows are built apart from their transaction: the canonical record, its hash,
+    its signature and the index rows are most of the cost of storing, and can be made
+    where it suits (worker processes for imports and the collector, one batch in the
+    writer's thread for a run); the values are plain and picklable, so the writer only
+    moves rows.
+    """
 
     id: str
     content_hash: str
@@ -344,16 +317,28 @@ def _index_text(value: Any) -> Any:
 def prepare_item(
     m: Any,
     *,
-    record: str,
-    content_hash: str,
+    record: str | None = None,
+    content_hash: str | None = None,
     signature: dict[str, str] | None = None,
+    sign_hash: Callable[[str], dict[str, str]] | None = None,
     bytes_used: int = 0,
     probe_asn: int | None = None,
     probe_id: str | None = None,
     asn_source: str | None = None,
 ) -> PreparedItem:
     """The rows of one measurement (a :class:`Measurement` or anything with its
-    attributes, such as the collector's generated upload types)."""
+    attributes, such as the collector's generated upload types).
+
+    ``record``: its canonical JSON when the caller already has it (an upload is stored
+    as it was signed); otherwise made here, once, and ``content_hash`` with it.
+    ``sign_hash``: signs that hash (a run's own measurements), unless ``signature`` is
+    given."""
+    if record is None:
+        record = m.canonical_json().decode()
+    if content_hash is None:
+        content_hash = hashlib.sha256(record.encode()).hexdigest()
+    if signature is None and sign_hash is not None:
+        signature = sign_hash(content_hash)
     envelope = signature or {}
     row = {
         "id": m.id,
@@ -422,60 +407,6 @@ def _copy_rows(connection: Connection, table: Any, values: list[dict[str, Any]])
             copy.write_row(
                 [json.dumps(value[c]) if c in json_columns else value[c] for c in columns]
             )
-
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedMeasurement:
-    """A measurement turned into the rows that store it, ready for a bulk insert.
-
-    Why: building the canonical record, its hash and the index rows is most of the cost
-    of an import; a worker process can do it, and hand over plain (picklable) values,
-    so the one writer only inserts.
-    """
-
-    id: str
-    row: dict[str, Any]
-    observations: list[tuple[str, dict[str, Any]]]
-
-
-_OBSERVATION_TABLES = {
-    cls.__tablename__: cls
-    for cls in (DnsObservationRow, TcpObservationRow, TlsObservationRow, HttpObservationRow)
-}
-
-
-def prepare_measurement(m: Measurement, *, source: str, record: str | None = None) -> PreparedMeasurement:
-    """The rows of one measurement (``record``: its canonical JSON, when already made).
-
-    The measurement row is built as plain values, not an ORM object: same columns as
-    :func:`_measurement_row`, a fifth of the cost."""
-    import hashlib
-
-    text = record if record is not None else m.canonical_json().decode()
-    values = {
-        "id": m.id,
-        "run_id": m.run_id,
-        "url": m.url,
-        "domain": m.domain,
-        "role": m.role,
-        "category_code": m.category_code,
-        "probe_asn": m.probe_asn,
-        "probe_cc": m.probe_cc,
-        "started_at": m.started_at,
-        "runtime": m.runtime,
-        "source": source,
-        "content_hash": hashlib.sha256(text.encode()).hexdigest(),
-        "record": text,
-        "signature": None,
-        "key_id": None,
-        "public_key": None,
-        "bytes_used": 0,
-        "stored_at": utc_now(),
-        "uploaded_at": None,
-    }
-    observations = [(cls.__tablename__, v) for cls, v in _observation_values(m)]
-    return PreparedMeasurement(m.id, values, observations)
 
 
 def _write_error(exc: OperationalError) -> StoreError:
@@ -606,26 +537,8 @@ class Store:
         Returns False when a measurement with this id is already stored: saving is
         idempotent, which is what makes re-imports and re-uploads safe.
         """
-        row = _measurement_row(
-            m,
-            record=m.canonical_json().decode(),
-            content_hash=m.content_hash(),
-            signature=signature,
-            source=source,
-            bytes_used=bytes_used,
-        )
-        try:
-            with Session(self.engine) as session, session.begin():
-                if session.get(MeasurementRow, m.id) is not None:
-                    return False
-                session.add(row)
-                session.flush()
-                session.add_all(_observation_rows(m))
-        except IntegrityError:
-            return False  # a concurrent writer stored the same id first
-        except OperationalError as exc:
-            raise _write_error(exc) from exc
-        return True
+        item = prepare_item(m, signature=signature, bytes_used=bytes_used)
+        return self.save_prepared([item], source=source, changed="keep")[0]
 
     def save_measurements(
         self,
@@ -639,78 +552,14 @@ class Store:
         skipped.  For imports and generated histories, where one transaction per
         measurement would dominate the time.  Returns how many were new."""
         stored = 0
-        batch: list[Measurement] = []
-
-        def flush() -> int:
-            ids = [m.id for m in batch]
-            try:
-                with Session(self.engine) as session, session.begin():
-                    existing = set(
-                        session.scalars(select(MeasurementRow.id).where(MeasurementRow.id.in_(ids)))
-                    )
-                    fresh = list({m.id: m for m in batch if m.id not in existing}.values())
-                    if not fresh:
-                        return 0
-                    rows = [
-                        _measurement_row(
-                            m,
-                            record=m.canonical_json().decode(),
-                            content_hash=m.content_hash(),
-                            signature=sign(m) if sign else None,
-                            source=source,
-                            bytes_used=0,
-                        )
-                        for m in fresh
-                    ]
-                    session.execute(
-                        insert(MeasurementRow),
-                        [{c.key: getattr(r, c.key) for c in MeasurementRow.__table__.columns} for r in rows],
-                    )
-                    by_table: dict[type, list[dict[str, Any]]] = {}
-                    for m in fresh:
-                        for cls, values in _observation_values(m):
-                            by_table.setdefault(cls, []).append(values)
-                    for cls, values_list in by_table.items():
-                        session.execute(insert(cls), values_list)
-                    return len(fresh)
-            except OperationalError as exc:
-                raise _write_error(exc) from exc
-
+        batch: list[PreparedItem] = []
         for m in items:
-            batch.append(m)
+            batch.append(prepare_item(m, signature=sign(m) if sign else None))
             if len(batch) >= chunk:
-                stored += flush()
+                stored += sum(self.save_prepared(batch, source=source, changed="keep"))
                 batch.clear()
         if batch:
-            stored += flush()
-        return stored
-
-    def save_imported(self, items: Sequence[PreparedMeasurement], *, chunk: int = 500) -> int:
-        """Store prepared measurements, one transaction per chunk, skipping ids already
-        stored (so a re-import after a kill stores each measurement once).  Returns how
-        many were new."""
-        stored = 0
-        for start in range(0, len(items), chunk):
-            part = items[start : start + chunk]
-            try:
-                with Session(self.engine) as session, session.begin():
-                    ids = [p.id for p in part]
-                    existing = set(
-                        session.scalars(select(MeasurementRow.id).where(MeasurementRow.id.in_(ids)))
-                    )
-                    fresh = list({p.id: p for p in part if p.id not in existing}.values())
-                    if not fresh:
-                        continue
-                    session.execute(insert(MeasurementRow), [p.row for p in fresh])
-                    by_table: dict[str, list[dict[str, Any]]] = {}
-                    for p in fresh:
-                        for table, values in p.observations:
-                            by_table.setdefault(table, []).append(values)
-                    for table, rows in by_table.items():
-                        session.execute(insert(_OBSERVATION_TABLES[table]), rows)
-                    stored += len(fresh)
-            except OperationalError as exc:
-                raise _write_error(exc) from exc
+            stored += sum(self.save_prepared(batch, source=source, changed="keep"))
         return stored
 
     def save_batch(
@@ -741,22 +590,54 @@ class Store:
         return self.save_prepared(prepared, source=source, attempts=attempts)
 
     def save_prepared(
-        self, items: Sequence[PreparedItem], *, source: str = "upload", attempts: int = 5
+        self,
+        items: Sequence[PreparedItem],
+        *,
+        source: str = "upload",
+        attempts: int = 5,
+        changed: Literal["refuse", "keep"] = "refuse",
+        chunk: int | None = None,
     ) -> list[bool]:
-        """Store prepared rows in one transaction (multi-row inserts; COPY on PostgreSQL).
+        """The one bulk writer: store prepared rows with multi-row inserts (COPY on
+        PostgreSQL).  Returns, per item, True when stored now and False when its id was
+        already stored (earlier, or by an item before it in ``items``).
 
-        Raises :class:`BatchConflict`, storing nothing, when an id is already stored
-        (or appears earlier in the batch) with a different content hash, or when a
-        signed item's key belongs to another probe than the one delivering it.  If
-        another writer commits one of these ids between our look-up and our insert,
+        ``changed`` says what an id already stored with a *different* content hash
+        means.  ``"refuse"`` (uploads): :class:`BatchConflict` is raised and nothing of
+        the transaction is stored, as also when a signed item's key belongs to another
+        probe than the one delivering it.  ``"keep"`` (a run's own measurements,
+        imports): the stored one stays and the item counts as already stored, so a
+        re-import with other options never fails half-way.
+
+        ``chunk``: ``None`` is one transaction for everything (a collector must never
+        have stored half a batch); a number is a transaction per that many items
+        (imports: bounded transactions, and a kill keeps every finished chunk).
+
+        If another writer commits one of these ids between our look-up and our insert,
         the unique key refuses ours; the transaction is then rolled back and tried
         again, and that id now reads as a duplicate (or a conflict).
         """
+        if chunk is None or len(items) <= chunk:
+            return self._save_transaction(items, source, attempts, changed)
+        results: list[bool] = []
+        for start in range(0, len(items), chunk):
+            part = items[start : start + chunk]
+            try:
+                results += self._save_transaction(part, source, attempts, changed)
+            except BatchConflict as conflict:
+                raise BatchConflict([(i + start, f, why) for i, f, why in conflict.problems]) from None
+        return results
+
+    def _save_transaction(
+        self, items: Sequence[PreparedItem], source: str, attempts: int, changed: str
+    ) -> list[bool]:
+        if not items:
+            return []
         for attempt in range(attempts):
             try:
                 bound: dict[str, frozenset[str]] = {}
                 with self.engine.begin() as connection:
-                    results = self._write_prepared(connection, items, source, bound)
+                    results = self._write_prepared(connection, items, source, bound, changed)
                 self._key_owners.update(bound)
                 return results
             except IntegrityError:
@@ -781,6 +662,7 @@ class Store:
         items: Sequence[PreparedItem],
         source: str,
         bound: dict[str, frozenset[str]],
+        changed: str = "refuse",
     ) -> list[bool]:
         now = utc_now()
         measurements = MeasurementRow.__table__
@@ -801,7 +683,7 @@ class Store:
                 existing[item.id] = item.content_hash
                 fresh.append(item)
                 results.append(True)
-            elif known == item.content_hash:
+            elif known == item.content_hash or changed == "keep":
                 results.append(False)
             else:
                 problems.append(
