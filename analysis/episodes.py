@@ -121,7 +121,8 @@ def _states(status: pd.Series) -> np.ndarray:
         + [_NEUTRAL],  # code -1 (missing) reads the last entry
         dtype=np.int8,
     )
-    return lookup[codes]
+    scores: np.ndarray = lookup[codes]
+    return scores
 
 
 def _episode_id(domain: str, asn: object, first_ns: int) -> str:

@@ -74,7 +74,8 @@ class HandedOverStream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         with _mapped(httpcore.ReadTimeout, httpcore.ReadError), trio.fail_after(_inf(timeout)):
-            return await self._stream.receive_some(max_bytes)
+            data = await self._stream.receive_some(max_bytes)
+        return data if isinstance(data, bytes) else bytes(data)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
         if not buffer:
@@ -101,7 +102,7 @@ class HandedOverStream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "ssl_object":
-            return self._stream._ssl_object if isinstance(self._stream, trio.SSLStream) else None  # type: ignore[attr-defined]
+            return self._stream._ssl_object if isinstance(self._stream, trio.SSLStream) else None
         if info == "client_addr":
             return _socket_stream(self._stream).socket.getsockname()
         if info == "server_addr":
