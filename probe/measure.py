@@ -24,7 +24,7 @@ import ipaddress
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import trio
@@ -231,6 +231,31 @@ async def _close(stream: trio.abc.AsyncResource) -> None:
             await stream.aclose()
 
 
+def new_measurement(target: Target, ctx: MeasurementContext, role: str, started_at: datetime) -> Measurement:
+    """The record a measurement of ``target`` starts from: what and from where, no
+    observations yet (a run whose measurement raised stores exactly this)."""
+    settings = ctx.settings
+    measurement = Measurement(
+        id=str(uuid.uuid4()),
+        url=target.url,
+        domain=(urlsplit(target.url).hostname or "").lower(),
+        started_at=started_at,
+        run_id=ctx.run_id,
+        role=role,
+        category_code=target.category_code,
+        probe_asn=settings.probe_asn,
+        probe_cc=settings.probe_cc,
+        probe_network=settings.probe_network,
+        software_name=SOFTWARE_NAME,
+        software_version=__version__,
+    )
+    if settings.clock_offset:
+        measurement.annotations["simulated_clock"] = "true"
+    if target.original_url:
+        measurement.annotations["original_url"] = target.original_url
+    return measurement
+
+
 async def measure_url(
     target: Target,
     ctx: MeasurementContext,
@@ -251,24 +276,7 @@ async def measure_url(
     host = (parts.hostname or "").lower()
     port = target.port
     https = parts.scheme == "https"
-    measurement = Measurement(
-        id=str(uuid.uuid4()),
-        url=target.url,
-        domain=host,
-        started_at=started_at,
-        run_id=ctx.run_id,
-        role=role,
-        category_code=target.category_code,
-        probe_asn=settings.probe_asn,
-        probe_cc=settings.probe_cc,
-        probe_network=settings.probe_network,
-        software_name=SOFTWARE_NAME,
-        software_version=__version__,
-    )
-    if settings.clock_offset:
-        measurement.annotations["simulated_clock"] = "true"
-    if target.original_url:
-        measurement.annotations["original_url"] = target.original_url
+    measurement = new_measurement(target, ctx, role, started_at)
 
     ready = _Ready()
     try:

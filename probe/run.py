@@ -26,14 +26,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import trio
 
 from probe import SOFTWARE_NAME, __version__
 from probe.bandwidth import ByteBudget, estimate_bytes
 from probe.failures import Failure
-from probe.measure import ControlFetcher, MeasurementContext, measure_url
+from probe.measure import ControlFetcher, MeasurementContext, measure_url, new_measurement
 from probe.records import Measurement, Run, utc_now
 from probe.settings import ProbeSettings
 from probe.store import Store, StoreError
@@ -209,27 +208,11 @@ def failed_measurement(
     annotations naming ``unknown_failure`` and the innermost exception's class."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]  # trio wraps a task's error in a group per nursery
-    settings = ctx.settings
     kind = type(exc)
     module = kind.__module__.split(".")[0]
-    measurement = Measurement(
-        id=str(uuid.uuid4()),
-        url=target.url,
-        domain=(urlsplit(target.url).hostname or "").lower(),
-        started_at=started_at,
-        run_id=ctx.run_id,
-        role=role,
-        category_code=target.category_code,
-        probe_asn=settings.probe_asn,
-        probe_cc=settings.probe_cc,
-        probe_network=settings.probe_network,
-        software_name=SOFTWARE_NAME,
-        software_version=__version__,
-        annotations={
-            "failure": Failure.UNKNOWN.value,
-            "exception": kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}",
-        },
+    measurement = new_measurement(target, ctx, role, started_at)
+    measurement.annotations["failure"] = Failure.UNKNOWN.value
+    measurement.annotations["exception"] = (
+        kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
     )
-    if settings.clock_offset:
-        measurement.annotations["simulated_clock"] = "true"
     return measurement
