@@ -112,7 +112,6 @@ def test_differences_are_documented() -> None:
         assert f"`{c.name}`" in text, c.name
 
 
-@pytest.mark.xfail(strict=False, reason="redirect handling lands with issue-16a")
 @pytest.mark.parametrize("name", ["redirectWithBrokenLocationForHTTP", "redirectWithBrokenLocationForHTTPS"])
 def test_broken_redirect_location_is_recorded(
     name: str, qa_results: dict[str, tuple[Measurement, Verdict]]

@@ -69,7 +69,6 @@ class QaCase:
         return self.kuzot_status == "inconclusive"
 
 
-REDIRECT_PENDING = "redirect handling lands with issue-16a"
 
 CASES: tuple[QaCase, ...] = (
     QaCase("successWithHTTP", "nothing is blocked (HTTP)", True, False, "accessible"),
@@ -262,7 +261,6 @@ CASES: tuple[QaCase, ...] = (
         "down",
         difference="the control follows the same broken redirect and fails the same way: the site "
         "fails for everyone, so Kuzot says down, not blocked",
-        pending=REDIRECT_PENDING,
     ),
     QaCase(
         "redirectWithBrokenLocationForHTTPS",
@@ -271,7 +269,6 @@ CASES: tuple[QaCase, ...] = (
         "http-failure",
         "down",
         difference="as redirectWithBrokenLocationForHTTP",
-        pending=REDIRECT_PENDING,
     ),
     QaCase(
         "redirectWithConsistentDNSAndThenConnectionRefusedForHTTP",
@@ -282,7 +279,7 @@ CASES: tuple[QaCase, ...] = (
         "http-failure",
         lab="none",
         difference="not replayed: refusing one client's SYN needs a packet filter, and the namespace "
-        "lab has no redirecting site yet; the recorded failure is issue-16a's",
+        "lab has no redirecting site yet; the step test records connection_refused on such a hop",
     ),
     QaCase(
         "redirectWithConsistentDNSAndThenConnectionRefusedForHTTPS",
