@@ -34,7 +34,8 @@ PROBE_LAYERS: list[tuple[str, tuple[str, ...]]] = [
                         "probe.run", "probe.control.client")),
     ("volunteer", ("probe.consent", "probe.config", "probe.schedule", "probe.upload",
                    "probe.live_upload", "probe.verify", "probe.container_health")),
-    ("servers, labs, archive", ("probe.control", "probe.collector", "probe.lab", "probe.ooni_archive")),
+    ("servers, labs, archive", ("probe.server", "probe.control", "probe.collector", "probe.lab",
+                                "probe.ooni_archive")),
     ("Explorer", ("probe.web",)),
     ("CLI", ("probe.commands", "probe.cli", "probe.__main__")),
 ]

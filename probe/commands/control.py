@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from functools import partial
 from pathlib import Path
 
 import trio
@@ -83,10 +82,8 @@ def control_settings(args: argparse.Namespace) -> ProbeSettings:
 
 
 def handle_serve(args: argparse.Namespace) -> int:
-    from hypercorn.config import Config
-    from hypercorn.trio import serve
-
     from probe.control.app import ControlConfig, create_control_app
+    from probe.server.asgi import serve_until_signal, server_config
 
     geolookup = None
     if args.asn_db is not None:
@@ -107,10 +104,9 @@ def handle_serve(args: argparse.Namespace) -> int:
             geolookup=geolookup,
         )
     )
-    config = Config()
-    config.bind = [args.listen]
-    config.accesslog = None  # never log client addresses
-    config.errorlog = "-"
-    print(f"control helper listening on http://{args.listen}/api/v1/control")
-    trio.run(partial(serve, app, config))  # type: ignore[arg-type]  # Starlette is an ASGI 3 app; hypercorn's type names only its own protocols
+
+    async def started(binds: list[str], _background: trio.Nursery, _stop: trio.Event) -> None:
+        print(f"control helper listening on {binds[0]}/api/v1/control", flush=True)
+
+    trio.run(serve_until_signal, app, server_config(args.listen), started)
     return 0

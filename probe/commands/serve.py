@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from functools import partial
 from pathlib import Path
 
 import trio
@@ -115,11 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from hypercorn.config import Config
-    from hypercorn.trio import serve
-
     from probe.collector.app import CollectorConfig, create_collector_app
     from probe.control.app import ControlConfig
+    from probe.server.asgi import serve_until_signal, server_config
 
     if args.max_batch_items < 1 or args.max_batch_bytes < 1024:
         raise CommandError(
@@ -171,36 +167,17 @@ def handle(args: argparse.Namespace) -> int:
     web_source = None
     if args.with_web:
         web_source = _mount_web(app, args)
-    config = Config()
-    config.bind = [args.listen]
-    config.accesslog = None  # an access log would record every volunteer's address
-    config.errorlog = "-"
-    config.include_server_header = False
+    config = server_config(args.listen)
 
-    async def main() -> None:
-        stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-
-            async def on_signal() -> None:
-                # SIGTERM (systemd, docker stop) and Ctrl-C finish the batches in flight,
-                # then stop: a batch is one transaction either way, never half-stored.
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        stop.set()
-                        return
-
-            nursery.start_soon(on_signal)
-            binds = await nursery.start(
-                partial(serve, app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]  # Starlette is an ASGI 3 app; hypercorn's type names only its own protocols
-            )
-            print(f"collector listening on {binds[0]}/api/v1/", flush=True)
-            if control is not None:
-                print(f"control helper on {binds[0]}/api/v1/control", flush=True)
-            if web_source is not None:
-                print(f"explorer on {binds[0]}/", flush=True)
+    async def started(binds: list[str], _background: trio.Nursery, _stop: trio.Event) -> None:
+        print(f"collector listening on {binds[0]}/api/v1/", flush=True)
+        if control is not None:
+            print(f"control helper on {binds[0]}/api/v1/control", flush=True)
+        if web_source is not None:
+            print(f"explorer on {binds[0]}/", flush=True)
 
     try:
-        trio.run(main)
+        trio.run(serve_until_signal, app, config, started)
     finally:
         store.close()
         if web_source is not None:

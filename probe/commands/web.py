@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 from functools import partial
 
@@ -73,9 +72,7 @@ def open_or_fail(db_url: str, orders, config):  # -> (app, Source)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from hypercorn.config import Config
-    from hypercorn.trio import serve
-
+    from probe.server.asgi import serve_until_signal, server_config
     from probe.store.database import default_db_url
     from probe.web.webhook import refresh_and_notify
 
@@ -86,50 +83,28 @@ def handle(args: argparse.Namespace) -> int:
     if not args.json:
         print("judging the stored measurements...", file=sys.stderr, flush=True)
     app, source = open_or_fail(args.db or default_db_url(), orders, web_config(mode, args.refresh))
-    config = Config()
-    config.bind = [args.listen]
-    config.accesslog = None  # an access log would record every reader's address
-    config.errorlog = "-"
-    config.include_server_header = False
+    config = server_config(args.listen)
 
-    async def main() -> None:
-        stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-
-            async def on_signal() -> None:
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        stop.set()
-                        return
-
-            nursery.start_soon(on_signal)
-            binds = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
-            url = binds[0].rstrip("/")
-
-            async def background() -> None:
-                # Refreshes (and webhooks) until the server is asked to stop.
-                async with trio.open_nursery() as inner:
-                    inner.start_soon(
-                        partial(
-                            refresh_and_notify,
-                            app.context.cache,
-                            max(1.0, args.refresh),
-                            webhook=args.webhook,
-                            base_url=url,
-                        )
-                    )
-                    await stop.wait()
-                    inner.cancel_scope.cancel()
-
-            app.context.background = True
-            nursery.start_soon(background)
-            if args.json:
-                print(json.dumps({"url": f"{url}/", "mode": mode, "api": f"{url}/api/v1/"}), flush=True)
-            else:
-                print(f"Kuzot Explorer on {url}/ ({mode} mode, read-only)", flush=True)
+    async def started(binds: list[str], background: trio.Nursery, _stop: trio.Event) -> None:
+        url = binds[0].rstrip("/")
+        # Refreshes (and webhooks) until the server is asked to stop.
+        background.start_soon(
+            partial(
+                refresh_and_notify,
+                app.context.cache,
+                max(1.0, args.refresh),
+                webhook=args.webhook,
+                base_url=url,
+            )
+        )
+        app.context.background = True
+        if args.json:
+            print(json.dumps({"url": f"{url}/", "mode": mode, "api": f"{url}/api/v1/"}), flush=True)
+        else:
+            print(f"Kuzot Explorer on {url}/ ({mode} mode, read-only)", flush=True)
 
     try:
-        trio.run(main)
+        trio.run(serve_until_signal, app, config, started)
     except BaseExceptionGroup as group:
         failed = group.subgroup(OSError)
         if failed is None:

@@ -113,10 +113,8 @@ class LoopbackLab:
         self.doh_ip, self.doh_url = self._start_doh()
 
     def _start_control(self) -> str:
-        from hypercorn.config import Config
-        from hypercorn.trio import serve
-
         from probe.control.app import ControlConfig, create_control_app
+        from probe.server.asgi import serve, server_config
 
         settings = ProbeSettings(
             resolvers=(self.honest_address,),
@@ -127,29 +125,21 @@ class LoopbackLab:
             comparison_sni=None,
         )
         app = create_control_app(ControlConfig(settings=settings, allow_private=True, request_timeout=30))
-        config = Config()
-        config.bind = [f"{self.web.next_ip()}:0"]
-        config.accesslog = None
-        config.errorlog = None
-        binds = self.thread.start(functools.partial(serve, app, config))  # type: ignore[arg-type]  # Starlette is an ASGI 3 app; hypercorn's type names only its own protocols
+        config = server_config(f"{self.web.next_ip()}:0", errorlog=None)
+        binds = self.thread.start(functools.partial(serve, app, config))
         return binds[0]
 
     def _start_doh(self) -> tuple[str, str]:
         """A DoH server answering like the honest resolver, at ``https://dns.kuzot-lab.net:PORT``."""
-        from hypercorn.config import Config
-        from hypercorn.trio import serve
-
         from probe.lab.doh_server import create_doh_app
+        from probe.server.asgi import serve, server_config
 
         cert, key = self.ca.issue([DOH_DOMAIN])
-        config = Config()
         ip = self.web.next_ip()
-        config.bind = [f"{ip}:0"]
+        config = server_config(f"{ip}:0", errorlog=None)
         config.certfile, config.keyfile = str(cert), str(key)
-        config.accesslog = None
-        config.errorlog = None
         doh_app = create_doh_app(self.honest_resolver)
-        binds = self.thread.start(functools.partial(serve, doh_app, config))  # type: ignore[arg-type]  # Starlette is an ASGI 3 app; hypercorn's type names only its own protocols
+        binds = self.thread.start(functools.partial(serve, doh_app, config))
         port = binds[0].rsplit(":", 1)[1]
         return ip, f"https://{DOH_DOMAIN}:{port}/dns-query"
 

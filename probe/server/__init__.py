@@ -1,0 +1,1 @@
+"""The HTTP services' common ground: how an ASGI app is served (``asgi``)."""
