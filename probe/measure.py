@@ -399,7 +399,7 @@ def _first_reachable(m: Measurement, https: bool) -> str | None:
             if obs.purpose == "target" and obs.certificates:
                 return obs.ip
         return None
-    for obs in m.tcp:
-        if obs.failure is None:
-            return obs.ip
+    for tcp_obs in m.tcp:
+        if tcp_obs.failure is None:
+            return tcp_obs.ip
     return None

@@ -22,10 +22,10 @@ import base64
 import hashlib
 import ssl
 from pathlib import Path
+from typing import Any
 
 import trio
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from probe.failures import CERTIFICATE_FAILURES, Failure, classify_failure
 from probe.records import CertificateInfo, TlsObservation
@@ -166,7 +166,7 @@ def _record_session(observation: TlsObservation, tls_stream: trio.SSLStream[trio
     observation.certificates = peer_chain(tls_stream)
 
 
-def peer_chain(tls_stream: trio.SSLStream[trio.abc.Stream]) -> list[CertificateInfo]:
+def peer_chain(tls_stream: trio.SSLStream[Any]) -> list[CertificateInfo]:
     """Every certificate the peer sent, leaf first, as :class:`CertificateInfo`.
 
     Python 3.11 has no public way to read the chain as sent (3.13 adds
@@ -221,7 +221,7 @@ def certificate_info(der: bytes) -> CertificateInfo:
 def _subject_alt_names(cert: x509.Certificate) -> list[str]:
     """DNS names, then IP addresses, of the subjectAltName extension (``[]`` without)."""
     try:
-        extension = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        extension = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return []
     names = extension.value
