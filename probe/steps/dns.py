@@ -188,15 +188,11 @@ async def query_udp(
     Raises ValueError for an unknown ``query_type``, or a resolver or source address
     that is not an IP literal: those are mistakes of the caller, not observations.
     """
-    try:
-        rdtype = dns.rdatatype.from_text(query_type)
-    except dns.rdatatype.UnknownRdatatype:
-        raise ValueError(f"unknown DNS query type {query_type!r}") from None
+    rdtype = _rdtype(query_type)
     ip, port = resolver
     # Both addresses are checked as IP literals here, because trio would otherwise
     # resolve a name given to bind() or connect() through the system resolver.
     version = ipaddress.ip_address(ip).version
-    family = socket.AF_INET6 if version == 6 else socket.AF_INET
     source_version = version if source_address is None else ipaddress.ip_address(source_address).version
     started = trio.current_time() - t0
     observation = DnsObservation(
@@ -219,7 +215,7 @@ async def query_udp(
         observation.failure = classify_failure(exc)
         return observation
 
-    with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
+    with trio.socket.socket(socket.AF_INET6 if version == 6 else socket.AF_INET, socket.SOCK_DGRAM) as sock:
         first = await _first_reply(sock, query, observation, (ip, port), source_address, t0, timeout)
         if first is None:
             return observation
@@ -228,6 +224,13 @@ async def query_udp(
         observation.failure = _reply_failure(first, rdtype)
         await _watch_window(sock, query, observation, t0, window)
     return observation
+
+
+def _rdtype(query_type: str) -> dns.rdatatype.RdataType:
+    try:
+        return dns.rdatatype.from_text(query_type)
+    except dns.rdatatype.UnknownRdatatype:
+        raise ValueError(f"unknown DNS query type {query_type!r}") from None
 
 
 async def _first_reply(
