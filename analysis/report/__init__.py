@@ -23,8 +23,8 @@ Explorer, notebooks) without touching a disk:
 
 - :mod:`analysis.report.compose`: measurements and orders in, a :class:`Report` out; no I/O.
 - :mod:`analysis.report.html`: a :class:`Report` rendered as one page (a string).
-- :mod:`analysis.report.write`: the one writer, :func:`build_report`: reads the
-  database, composes, draws, writes and seals the folder.
+- :mod:`analysis.report.write`: the one writer: :func:`build_report` reads the
+  database and composes; :func:`write_report` draws, writes and seals the folder.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from analysis.report.compose import (
     network_labels,
 )
 from analysis.report.html import render_html
-from analysis.report.write import build_report
+from analysis.report.write import build_report, write_report
 from probe.errors import ReportError
 
 __all__ = [
@@ -53,4 +53,5 @@ __all__ = [
     "compose_report",
     "network_labels",
     "render_html",
+    "write_report",
 ]
