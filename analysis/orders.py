@@ -153,54 +153,60 @@ def parse_orders(text: str, name: str = "orders.csv") -> list[Order]:
             continue
         if len(row) != len(ORDER_COLUMNS):
             raise OrdersFileError(f"{where}: expected {len(ORDER_COLUMNS)} columns, found {len(row)}")
-        values = dict(zip(ORDER_COLUMNS, (cell.strip() for cell in row), strict=True))
-        order_id = values["order_id"]
-        if not order_id:
-            raise OrdersFileError(f"{where}: order_id is empty")
-        if order_id in seen:
-            raise OrdersFileError(f"{where}: order_id {order_id!r} appears twice")
-        seen.add(order_id)
-        domains = tuple(bare_domain(d) for d in values["domains"].split())
-        if not domains:
-            raise OrdersFileError(f"{where}: domains is empty (space-separated domain names)")
-        for domain in domains:
-            if "/" in domain or ":" in domain or "." not in domain:
-                raise OrdersFileError(f"{where}: {domain!r} is not a domain name (no scheme, no path)")
-        duration: int | None = None
-        if values["duration_days"]:
-            try:
-                duration = int(values["duration_days"])
-            except ValueError:
-                raise OrdersFileError(
-                    f"{where}: duration_days {values['duration_days']!r} is not a whole number of days"
-                ) from None
-            if duration <= 0:
-                raise OrdersFileError(f"{where}: duration_days must be positive")
-            if duration > 36_500:  # beyond any order, and beyond what dates can hold
-                raise OrdersFileError(f"{where}: duration_days {duration} is more than a hundred years")
-        issued = _date(values["issued_on"], "issued_on", where)
-        withdrawn = _date(values["withdrawn_on"], "withdrawn_on", where)
-        lifted = _date(values["lifted_on"], "lifted_on", where)
-        for label, value in (("withdrawn_on", withdrawn), ("lifted_on", lifted)):
-            if issued is not None and value is not None and value < issued:
-                raise OrdersFileError(f"{where}: {label} {value} is before issued_on {issued}")
-        if values["source_url"] and not values["source_url"].startswith(("http://", "https://")):
-            raise OrdersFileError(f"{where}: source_url must be an http(s) URL")
-        orders.append(
-            Order(
-                order_id=order_id,
-                issued_on=issued,
-                authority=values["authority"],
-                legal_basis=values["legal_basis"],
-                domains=domains,
-                duration_days=duration,
-                withdrawn_on=withdrawn,
-                lifted_on=lifted,
-                source_url=values["source_url"],
-                notes=values["notes"],
-            )
-        )
+        order = _order(dict(zip(ORDER_COLUMNS, (cell.strip() for cell in row), strict=True)), where)
+        if order.order_id in seen:
+            raise OrdersFileError(f"{where}: order_id {order.order_id!r} appears twice")
+        seen.add(order.order_id)
+        orders.append(order)
     return orders
+
+
+def _order(values: dict[str, str], where: str) -> Order:
+    """One row's order, each field checked; errors name ``where`` (file:line)."""
+    order_id = values["order_id"]
+    if not order_id:
+        raise OrdersFileError(f"{where}: order_id is empty")
+    domains = tuple(bare_domain(d) for d in values["domains"].split())
+    if not domains:
+        raise OrdersFileError(f"{where}: domains is empty (space-separated domain names)")
+    for domain in domains:
+        if "/" in domain or ":" in domain or "." not in domain:
+            raise OrdersFileError(f"{where}: {domain!r} is not a domain name (no scheme, no path)")
+    duration = _duration(values["duration_days"], where)
+    issued = _date(values["issued_on"], "issued_on", where)
+    withdrawn = _date(values["withdrawn_on"], "withdrawn_on", where)
+    lifted = _date(values["lifted_on"], "lifted_on", where)
+    for label, value in (("withdrawn_on", withdrawn), ("lifted_on", lifted)):
+        if issued is not None and value is not None and value < issued:
+            raise OrdersFileError(f"{where}: {label} {value} is before issued_on {issued}")
+    if values["source_url"] and not values["source_url"].startswith(("http://", "https://")):
+        raise OrdersFileError(f"{where}: source_url must be an http(s) URL")
+    return Order(
+        order_id=order_id,
+        issued_on=issued,
+        authority=values["authority"],
+        legal_basis=values["legal_basis"],
+        domains=domains,
+        duration_days=duration,
+        withdrawn_on=withdrawn,
+        lifted_on=lifted,
+        source_url=values["source_url"],
+        notes=values["notes"],
+    )
+
+
+def _duration(value: str, where: str) -> int | None:
+    if not value:
+        return None
+    try:
+        duration = int(value)
+    except ValueError:
+        raise OrdersFileError(f"{where}: duration_days {value!r} is not a whole number of days") from None
+    if duration <= 0:
+        raise OrdersFileError(f"{where}: duration_days must be positive")
+    if duration > 36_500:  # beyond any order, and beyond what dates can hold
+        raise OrdersFileError(f"{where}: duration_days {duration} is more than a hundred years")
+    return duration
 
 
 def load_orders(path: str | Path) -> pd.DataFrame:
@@ -298,10 +304,34 @@ def correlate(
     """One row per (order, domain, network that measured the domain): status, lag, and
     durations against the order.  A domain no network measured gets one ``no_data`` row
     with an empty ``probe_asn``."""
-    # Group once: per (domain, network) the sorted times of conclusive verdicts and the
-    # episodes, so that each order costs a lookup, not a pass over millions of rows.
-    # Vectorised: each distinct domain is normalised once and the grouping is one
-    # integer sort on (domain code, network), never a pass over the strings.
+    asns_by_domain, seen_times = _index_verdicts(verdicts)
+    episodes_by_key = {(d, int(a)): g for (d, a), g in episodes.groupby(["domain", "probe_asn"], sort=False)}
+    windows = _windows(orders, grace)
+    rows: list[dict[str, object]] = []
+    for _, order in orders.iterrows():
+        for domain in order["domains"]:
+            asns = sorted(asns_by_domain.get(domain, []))
+            if not asns:
+                rows.append(_row(order, domain, None, "no_data"))
+                continue
+            window = windows[(order["order_id"], domain)]
+            for asn in asns:
+                mine = episodes_by_key.get((domain, asn))
+                rows.append(_network_row(order, domain, asn, window, mine, seen_times.get((domain, asn))))
+    frame = pd.DataFrame(rows, columns=list(CORRELATION_COLUMNS))
+    frame["probe_asn"] = frame["probe_asn"].astype("Int64")
+    return frame
+
+
+def _index_verdicts(
+    verdicts: pd.DataFrame,
+) -> tuple[dict[str, list[int]], dict[tuple[str, int], np.ndarray]]:
+    """Per domain the networks that measured it, and per (domain, network) the sorted
+    times of its conclusive verdicts: grouped once, so that each order costs a lookup,
+    not a pass over millions of rows.
+
+    Vectorised: each distinct domain is normalised once and the grouping is one
+    integer sort on (domain code, network), never a pass over the strings."""
     raw_codes, raw_names = pd.factorize(verdicts["domain"].to_numpy())
     normalised = np.array([bare_domain(str(d)) for d in raw_names], dtype=object)
     names, inverse = np.unique(normalised, return_inverse=True) if len(normalised) else (normalised, [])
@@ -323,45 +353,35 @@ def correlate(
         for part_keys, part_times in zip(np.split(c_keys, cuts), np.split(c_times, cuts), strict=True)
         if len(part_keys)
     }
-    episodes_by_key = {(d, int(a)): g for (d, a), g in episodes.groupby(["domain", "probe_asn"], sort=False)}
-    windows = _windows(orders, grace)
-    rows: list[dict[str, object]] = []
-    for _, order in orders.iterrows():
-        issued = _ts(order["issued_on"])
-        ordered_end = _ts(order["ordered_end"])
-        withdrawn = _ts(order["withdrawn_on"])
-        for domain in order["domains"]:
-            asns = sorted(asns_by_domain.get(domain, []))
-            if not asns:
-                rows.append(_row(order, domain, None, "no_data"))
-                continue
-            window = windows[(order["order_id"], domain)]
-            for asn in asns:
-                mine = episodes_by_key.get((domain, asn))
-                if mine is not None:
-                    hits = [
-                        _overlaps(f, lb, window)
-                        for f, lb in zip(mine["first_blocked"], mine["last_blocked"], strict=True)
-                    ]
-                    matched = mine[hits]
-                    if len(matched):
-                        rows.append(
-                            _enforced_row(order, domain, asn, matched, issued, ordered_end, withdrawn)
-                        )
-                        continue
-                inside = 0
-                seen = seen_times.get((domain, asn))
-                if window is not None and seen is not None:
-                    start, end = window
-                    lo = np.searchsorted(seen, start.value, side="left")
-                    hi = len(seen) if end is None else np.searchsorted(seen, end.value, side="right")
-                    inside = int(max(0, hi - lo))
-                row = _row(order, domain, asn, "not_enforced" if inside else "no_data")
-                row["measurements_total"] = inside
-                rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(CORRELATION_COLUMNS))
-    frame["probe_asn"] = frame["probe_asn"].astype("Int64")
-    return frame
+    return asns_by_domain, seen_times
+
+
+def _network_row(
+    order: pd.Series,
+    domain: str,
+    asn: int,
+    window: Window,
+    mine: pd.DataFrame | None,
+    seen: np.ndarray | None,
+) -> dict[str, object]:
+    """The row of one network for one order's domain: enforced when one of its episodes
+    overlaps the order's window, else not enforced (or no data) by its measurements there."""
+    if mine is not None:
+        spans = zip(mine["first_blocked"], mine["last_blocked"], strict=True)
+        hits = [_overlaps(first, last, window) for first, last in spans]
+        matched = mine[hits]
+        if len(matched):
+            issued, ordered_end = _ts(order["issued_on"]), _ts(order["ordered_end"])
+            return _enforced_row(order, domain, asn, matched, issued, ordered_end, _ts(order["withdrawn_on"]))
+    inside = 0
+    if window is not None and seen is not None:
+        start, end = window
+        lo = np.searchsorted(seen, start.value, side="left")
+        hi = len(seen) if end is None else np.searchsorted(seen, end.value, side="right")
+        inside = int(max(0, hi - lo))
+    row = _row(order, domain, asn, "not_enforced" if inside else "no_data")
+    row["measurements_total"] = inside
+    return row
 
 
 def _row(order: pd.Series, domain: str, asn: int | None, status: str) -> dict[str, object]:

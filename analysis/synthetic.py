@@ -148,20 +148,7 @@ def make_measurement(
         probe_network=probe_network,
         software_version="synthetic",
         annotations={"synthetic": "true"},
-        dns=[
-            DnsObservation(
-                id="dns/0",
-                hostname=domain,
-                query_type="A",
-                resolver="isp-resolver",
-                transport="udp",
-                started=0.0,
-                finished=0.05,
-                failure=dns_failure,
-                rcode=None if dns_failure else "NOERROR",
-                answers=[] if dns_failure else [DnsAnswer("A", answer, 300)],
-            )
-        ],
+        dns=[_isp_answer(domain, answer, dns_failure)],
     )
     if role != "canary" and kind != "offline":
         m.control = _control(domain, url, down=kind == "down")
@@ -172,45 +159,67 @@ def make_measurement(
         return m
     m.tcp = [TcpObservation("tcp/0", ip, 443, 0.05, 0.1)]
     if kind == "tls":
-        m.tls = [
-            TlsObservation("tls/0", ip, 443, domain, 0.1, 0.15, failure=Failure.CONNECTION_RESET),
-            TlsObservation(
-                "tls/1",
-                ip,
-                443,
-                "example.org",
-                0.2,
-                0.3,
-                version="TLSv1.3",
-                validated=False,
-                certificates=[_cert(domain)],
-                purpose="comparison",
-            ),
-        ]
+        m.tls = _sni_reset(domain, ip)
         return m
     m.tls = [_handshake(domain, "tls/0", ip)]
     if kind == "http-failure":
         m.http = [HttpObservation("http/0", url, ip, 0.3, 0.4, failure=Failure.CONNECTION_RESET)]
     elif kind == "blockpage":
-        m.http = [
-            HttpObservation(
-                "http/0",
-                url,
-                ip,
-                0.3,
-                0.4,
-                status_code=200,
-                http_version="HTTP/1.1",
-                headers=[("Content-Type", "text/html")],
-                title="Blocked",
-                body_length=len(_BLOCKPAGE),
-                body_sha256=hashlib.sha256(_BLOCKPAGE).hexdigest(),
-                body_sample=_BLOCKPAGE,
-            )
-        ]
+        m.http = [_blockpage(url, ip)]
     else:
         m.http = [_page(domain, "http/0", ip, url=url)]
     return m
+
+
+def _isp_answer(domain: str, answer: str, failure: Failure | None) -> DnsObservation:
+    return DnsObservation(
+        id="dns/0",
+        hostname=domain,
+        query_type="A",
+        resolver="isp-resolver",
+        transport="udp",
+        started=0.0,
+        finished=0.05,
+        failure=failure,
+        rcode=None if failure else "NOERROR",
+        answers=[] if failure else [DnsAnswer("A", answer, 300)],
+    )
+
+
+def _sni_reset(domain: str, ip: str) -> list[TlsObservation]:
+    """The target's handshake reset, the comparison name's completed."""
+    return [
+        TlsObservation("tls/0", ip, 443, domain, 0.1, 0.15, failure=Failure.CONNECTION_RESET),
+        TlsObservation(
+            "tls/1",
+            ip,
+            443,
+            "example.org",
+            0.2,
+            0.3,
+            version="TLSv1.3",
+            validated=False,
+            certificates=[_cert(domain)],
+            purpose="comparison",
+        ),
+    ]
+
+
+def _blockpage(url: str, ip: str) -> HttpObservation:
+    return HttpObservation(
+        "http/0",
+        url,
+        ip,
+        0.3,
+        0.4,
+        status_code=200,
+        http_version="HTTP/1.1",
+        headers=[("Content-Type", "text/html")],
+        title="Blocked",
+        body_length=len(_BLOCKPAGE),
+        body_sha256=hashlib.sha256(_BLOCKPAGE).hexdigest(),
+        body_sample=_BLOCKPAGE,
+    )
 
 
 # --- histories -----------------------------------------------------------------------------

@@ -72,6 +72,13 @@ class Failure(StrEnum):
     CONTROL_INVALID_RESPONSE = "control_invalid_response"
 
 
+#: The failures that mean a certificate did not validate (the handshake itself
+#: completed): a middlebox's certificate, or a redirected connection's.  One set for the
+#: TLS step, the verdicts and the OONI mapping.
+CERTIFICATE_FAILURES = frozenset(
+    {Failure.SSL_UNKNOWN_AUTHORITY, Failure.SSL_INVALID_HOSTNAME, Failure.SSL_INVALID_CERTIFICATE}
+)
+
 # errno -> failure.  Only errnos that mean something on the path to a server.
 _ERRNO_FAILURES: dict[int, Failure] = {
     errno.ECONNREFUSED: Failure.CONNECTION_REFUSED,
@@ -137,14 +144,13 @@ def classify_failure(exc: BaseException) -> Failure:
     This is the only function that inspects OS, OpenSSL, trio, httpx and dnspython
     errors.  Cancellation is never passed here: a step's own timeout is recorded by the
     step itself (it knows whether *its* scope fired), and outside cancellation must
-    propagate.
+    propagate.  The families are asked in a fixed order (DNS, TLS, HTTP, streams and
+    sockets), because their classes overlap: ``ssl.SSLError`` is an ``OSError``, and
+    httpx's errors wrap the ones below them.
     """
     # Imported lazily so that the records and analysis layers can use Failure
     # without pulling in network libraries.
     import dns.exception
-    import dns.name
-    import dns.resolver
-    import httpx
     import trio
 
     if isinstance(exc, TimeoutError | trio.TooSlowError | dns.exception.Timeout):
@@ -153,6 +159,31 @@ def classify_failure(exc: BaseException) -> Failure:
         # trio's open_tcp_stream raises OSError("all attempts ... failed") from a group
         # of the attempts' errors: the first attempt's error says what happened.
         return classify_failure(exc.exceptions[0])
+    failure = _dns_failure(exc)
+    if failure is None and isinstance(exc, ssl.SSLError):
+        failure = classify_ssl_error(exc)
+    if failure is None:
+        failure = _http_failure(exc)
+    if failure is None:
+        failure = _stream_failure(exc)
+    if failure is not None:
+        return failure
+    # A wrapper not named above (an OSError or group raised from another error;
+    # httpcore's ReadError or ConnectError, wrapped by httpx in turn): the error it
+    # came from says what happened.  httpcore re-raises its errors ``from None``, so
+    # the origin is found in ``__context__`` or in the wrapper's own argument.
+    origins = [exc.__cause__, exc.__context__, *(a for a in exc.args if isinstance(a, BaseException))]
+    for origin in origins:
+        if origin is not None and origin is not exc:
+            return classify_failure(origin)
+    return Failure.UNKNOWN
+
+
+def _dns_failure(exc: BaseException) -> Failure | None:
+    import dns.exception
+    import dns.name
+    import dns.resolver
+
     if isinstance(exc, dns.resolver.NXDOMAIN):
         return Failure.DNS_NXDOMAIN
     if isinstance(exc, dns.resolver.NoAnswer):
@@ -172,8 +203,12 @@ def classify_failure(exc: BaseException) -> Failure:
         return Failure.DNS_SERVER_MISBEHAVING
     if isinstance(exc, socket.gaierror):
         return _GAI_FAILURES.get(exc.errno or 0, Failure.DNS_SERVER_MISBEHAVING)
-    if isinstance(exc, ssl.SSLError):
-        return classify_ssl_error(exc)
+    return None
+
+
+def _http_failure(exc: BaseException) -> Failure | None:
+    import httpx
+
     if isinstance(exc, httpx.TooManyRedirects):
         return Failure.HTTP_TOO_MANY_REDIRECTS
     if isinstance(exc, httpx.TimeoutException):
@@ -191,6 +226,12 @@ def classify_failure(exc: BaseException) -> Failure:
         if cause is not None and cause is not exc:
             return classify_failure(cause)
         return Failure.UNKNOWN
+    return None
+
+
+def _stream_failure(exc: BaseException) -> Failure | None:
+    import trio
+
     if isinstance(exc, trio.BrokenResourceError):
         cause = exc.__cause__ or exc.__context__
         if cause is not None:
@@ -204,15 +245,7 @@ def classify_failure(exc: BaseException) -> Failure:
         return Failure.CONNECTION_REFUSED
     if isinstance(exc, OSError) and exc.errno in _ERRNO_FAILURES:
         return _ERRNO_FAILURES[exc.errno]
-    # A wrapper not named above (an OSError or group raised from another error;
-    # httpcore's ReadError or ConnectError, wrapped by httpx in turn): the error it
-    # came from says what happened.  httpcore re-raises its errors ``from None``, so
-    # the origin is found in ``__context__`` or in the wrapper's own argument.
-    origins = [exc.__cause__, exc.__context__, *(a for a in exc.args if isinstance(a, BaseException))]
-    for origin in origins:
-        if origin is not None and origin is not exc:
-            return classify_failure(origin)
-    return Failure.UNKNOWN
+    return None
 
 
 # DNS response codes (as dnspython's text) -> failure, as OONI's netxlite maps them.

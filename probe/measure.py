@@ -24,20 +24,29 @@ import ipaddress
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import trio
 
 from probe import SOFTWARE_NAME, __version__
-from probe.records import DnsObservation, Measurement, TcpObservation, TlsObservation, utc_now
+from probe.records import (
+    ControlObservations,
+    DnsObservation,
+    Measurement,
+    TcpObservation,
+    TlsObservation,
+    utc_now,
+)
 from probe.settings import ProbeSettings
 from probe.steps import dns, http, tcp, tls
 from probe.steps._ids import ObservationIds
+from probe.steps.addresses import is_ip
 from probe.steps.reuse import OpenConnection
 from probe.targets import Target
 
-ControlFetcher = Callable[[str], Awaitable[object]]
+ControlFetcher = Callable[[str], Awaitable[ControlObservations | None]]
 
 #: The longest a completed handshake's connection waits (for the other addresses'
 #: handshakes) and is still handed to the HTTP fetch; servers' idle timeouts for a
@@ -68,14 +77,6 @@ class _Ready:
         kept, self.by_ip = self.by_ip, {}
         for _, connection in kept.values():
             await _close(connection.stream)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _ordered_addresses(observations: list[DnsObservation], limit: int) -> list[str]:
@@ -151,18 +152,19 @@ def _bind_query(
     return call
 
 
-async def _connect_and_handshake(
+async def _tcp_then_tls(
     ip: str,
     port: int,
-    host: str,
-    https: bool,
+    server_name: str | None,
     ctx: MeasurementContext,
     ids: ObservationIds,
     t0: float,
-    tcp_out: list[TcpObservation],
-    tls_out: list[TlsObservation],
-    ready: _Ready,
-) -> None:
+    *,
+    purpose: str = "target",
+) -> tuple[TcpObservation, TlsObservation | None, OpenConnection | None]:
+    """Connect to ``ip``, then (with a ``server_name``) hand the stream to a TLS
+    handshake: the one TCP→TLS sequence, for the target's name and the comparison's.
+    The connection is returned open when its last step completed; otherwise closed."""
     settings = ctx.settings
     tcp_obs, stream = await tcp.connect(
         ip,
@@ -172,56 +174,26 @@ async def _connect_and_handshake(
         timeout=settings.timeouts.connect,
         source_address=settings.source_address,
     )
-    tcp_out.append(tcp_obs)
     if stream is None:
-        return
-    if not https:
-        ready.keep(OpenConnection(ip, port, stream, None))
-        return
+        return tcp_obs, None, None
+    if server_name is None:
+        return tcp_obs, None, OpenConnection(ip, port, stream, None)
     tls_obs, tls_stream = await tls.handshake(
         stream,
         ip=ip,
         port=port,
-        server_name=host,
+        server_name=server_name,
         obs_id=ids.next("tls"),
         t0=t0,
         timeout=settings.timeouts.tls,
         context=ctx.ssl_context,
+        purpose=purpose,
         source_address=settings.source_address,
     )
-    tls_out.append(tls_obs)
-    if tls_stream is not None:
-        ready.keep(OpenConnection(ip, port, tls_stream, host))
-    else:
+    if tls_stream is None:
         await _close(stream)
-    interfered = tls_obs.failure is not None and tls_obs.certificates == []
-    if interfered and settings.comparison_sni and settings.comparison_sni != host:
-        # The same address with an innocuous name: if this completes, the address is
-        # reachable and it was the name in the ClientHello that was punished.
-        cmp_tcp, cmp_stream = await tcp.connect(
-            ip,
-            port,
-            obs_id=ids.next("tcp"),
-            t0=t0,
-            timeout=settings.timeouts.connect,
-            source_address=settings.source_address,
-        )
-        tcp_out.append(cmp_tcp)
-        if cmp_stream is not None:
-            cmp_tls, cmp_tls_stream = await tls.handshake(
-                cmp_stream,
-                ip=ip,
-                port=port,
-                server_name=settings.comparison_sni,
-                obs_id=ids.next("tls"),
-                t0=t0,
-                timeout=settings.timeouts.tls,
-                context=ctx.ssl_context,
-                purpose="comparison",
-                source_address=settings.source_address,
-            )
-            tls_out.append(cmp_tls)
-            await _close(cmp_tls_stream or cmp_stream)
+        return tcp_obs, tls_obs, None
+    return tcp_obs, tls_obs, OpenConnection(ip, port, tls_stream, server_name)
 
 
 async def _close(stream: trio.abc.AsyncResource) -> None:
@@ -274,40 +246,103 @@ async def measure_url(
     ids = ObservationIds()
     parts = urlsplit(target.url)
     host = (parts.hostname or "").lower()
-    port = target.port
-    https = parts.scheme == "https"
     measurement = new_measurement(target, ctx, role, started_at)
 
-    ready = _Ready()
+    steps = _Steps(target, ctx, measurement, ids, t0, host, target.port, parts.scheme == "https", _Ready())
     try:
-        await _measure_steps(target, ctx, measurement, control, ids, t0, host, port, https, ready)
+        await _measure_steps(steps, control)
     finally:
         with trio.CancelScope(shield=True):
-            await ready.close_all()
+            await steps.ready.close_all()
     measurement.runtime = round(trio.current_time() - t0, 6)
     return measurement
 
 
-async def _measure_steps(
-    target: Target,
-    ctx: MeasurementContext,
-    measurement: Measurement,
-    control: ControlFetcher | None,
-    ids: ObservationIds,
-    t0: float,
-    host: str,
-    port: int,
-    https: bool,
-    ready: _Ready,
-) -> None:
-    settings = ctx.settings
+@dataclass
+class _Steps:
+    """One measurement in progress: what each step needs and where it records."""
+
+    target: Target
+    ctx: MeasurementContext
+    measurement: Measurement
+    ids: ObservationIds
+    t0: float
+    host: str
+    port: int
+    https: bool
+    ready: _Ready
+
+    async def connect_all(self, addresses: list[str]) -> str | None:
+        """TCP (and TLS) to every address at once, recorded in id order; the address
+        for the HTTP fetch, if any (:func:`_first_reachable`)."""
+        tcp_obs: list[TcpObservation] = []
+        tls_obs: list[TlsObservation] = []
+        async with trio.open_nursery() as connects:
+            for ip in addresses:
+                connects.start_soon(self.connect, ip, tcp_obs, tls_obs)
+        self.measurement.tcp += sorted(tcp_obs, key=lambda o: int(o.id.split("/")[1]))
+        self.measurement.tls += sorted(tls_obs, key=lambda o: int(o.id.split("/")[1]))
+        return _first_reachable(self.measurement, self.https)
+
+    async def connect(self, ip: str, tcp_out: list[TcpObservation], tls_out: list[TlsObservation]) -> None:
+        """One address: TCP, TLS for https, and the comparison handshake when the
+        target's name met interference (no certificate came back)."""
+        ctx, ids, t0, host = self.ctx, self.ids, self.t0, self.host
+        server_name = host if self.https else None
+        tcp_obs, tls_obs, connection = await _tcp_then_tls(ip, self.port, server_name, ctx, ids, t0)
+        tcp_out.append(tcp_obs)
+        if connection is not None:
+            self.ready.keep(connection)
+        if tls_obs is None:
+            return
+        tls_out.append(tls_obs)
+        comparison = ctx.settings.comparison_sni
+        if tls_obs.failure is not None and tls_obs.certificates == [] and comparison and comparison != host:
+            # The same address with an innocuous name: if this completes, the address is
+            # reachable and it was the name in the ClientHello that was punished.
+            cmp_tcp, cmp_tls, cmp_connection = await _tcp_then_tls(
+                ip, self.port, comparison, ctx, ids, t0, purpose="comparison"
+            )
+            tcp_out.append(cmp_tcp)
+            if cmp_tls is not None:
+                tls_out.append(cmp_tls)
+            if cmp_connection is not None:
+                await _close(cmp_connection.stream)
+
+    async def resolve(self, name: str) -> list[str]:
+        """A redirect's new name, resolved like the target's and recorded with it."""
+        observations = await _resolve_all(name, self.ctx, self.ids, self.t0)
+        self.measurement.dns.extend(observations)
+        return _ordered_addresses(observations, 1)
+
+    async def fetch(self, reachable: str) -> None:
+        connection = self.ready.take(reachable)
+        await self.ready.close_all()  # the other addresses' connections: their evidence is taken
+        settings = self.ctx.settings
+        self.measurement.http = await http.fetch(
+            self.target.url,
+            ip=reachable,
+            ids=self.ids,
+            t0=self.t0,
+            timeout=settings.timeouts.http,
+            max_bytes=settings.max_bytes,
+            context=self.ctx.ssl_context,
+            source_address=settings.source_address,
+            resolve=self.resolve,
+            public_networks=settings.public_networks,
+            connection=connection,
+        )
+
+
+async def _measure_steps(steps: _Steps, control: ControlFetcher | None) -> None:
+    measurement, host, settings = steps.measurement, steps.host, steps.ctx.settings
     control_done = trio.Event()
     async with trio.open_nursery() as nursery:
         if control is not None:
 
             async def ask_control() -> None:
                 try:
-                    measurement.control = await control(target.url)  # type: ignore[assignment]
+                    measurement.control = await control(steps.target.url)
                 finally:
                     control_done.set()
 
@@ -315,72 +350,22 @@ async def _measure_steps(
         else:
             control_done.set()
 
-        if _is_ip(host):
+        if is_ip(host):
             addresses = [host]
         else:
-            measurement.dns = await _resolve_all(host, ctx, ids, t0)
+            measurement.dns = await _resolve_all(host, steps.ctx, steps.ids, steps.t0)
             addresses = _ordered_addresses(measurement.dns, settings.max_addresses)
-
-        tcp_obs: list[TcpObservation] = []
-        tls_obs: list[TlsObservation] = []
-        async with trio.open_nursery() as connects:
-            for ip in addresses:
-                connects.start_soon(
-                    _connect_and_handshake, ip, port, host, https, ctx, ids, t0, tcp_obs, tls_obs, ready
-                )
-        measurement.tcp = sorted(tcp_obs, key=lambda o: int(o.id.split("/")[1]))
-        measurement.tls = sorted(tls_obs, key=lambda o: int(o.id.split("/")[1]))
-
-        reachable = _first_reachable(measurement, https)
-        if reachable is None and not _is_ip(host):
+        reachable = await steps.connect_all(addresses)
+        if reachable is None and not is_ip(host):
             # None of the resolver's addresses worked: try the ones the control resolved,
             # as OONI does.  The site answering there while the resolver's addresses fail
             # is what tells DNS blocking from a site that is down.
             await control_done.wait()
             extra = _control_only_addresses(measurement, host, addresses, settings.max_addresses)
             if extra:
-                more_tcp: list[TcpObservation] = []
-                more_tls: list[TlsObservation] = []
-                async with trio.open_nursery() as connects:
-                    for ip in extra:
-                        connects.start_soon(
-                            _connect_and_handshake,
-                            ip,
-                            port,
-                            host,
-                            https,
-                            ctx,
-                            ids,
-                            t0,
-                            more_tcp,
-                            more_tls,
-                            ready,
-                        )
-                measurement.tcp += sorted(more_tcp, key=lambda o: int(o.id.split("/")[1]))
-                measurement.tls += sorted(more_tls, key=lambda o: int(o.id.split("/")[1]))
-                reachable = _first_reachable(measurement, https)
+                reachable = await steps.connect_all(extra)
         if reachable is not None:
-            connection = ready.take(reachable)
-            await ready.close_all()  # the other addresses' connections: their evidence is taken
-
-            async def resolve(name: str) -> list[str]:
-                observations = await _resolve_all(name, ctx, ids, t0)
-                measurement.dns.extend(observations)
-                return _ordered_addresses(observations, 1)
-
-            measurement.http = await http.fetch(
-                target.url,
-                ip=reachable,
-                ids=ids,
-                t0=t0,
-                timeout=settings.timeouts.http,
-                max_bytes=settings.max_bytes,
-                context=ctx.ssl_context,
-                source_address=settings.source_address,
-                resolve=resolve,
-                public_networks=settings.public_networks,
-                connection=connection,
-            )
+            await steps.fetch(reachable)
 
 
 def _control_only_addresses(m: Measurement, host: str, tried: list[str], limit: int) -> list[str]:
@@ -392,7 +377,7 @@ def _control_only_addresses(m: Measurement, host: str, tried: list[str], limit: 
         if obs.hostname.rstrip(".").lower() != host:
             continue
         for address in obs.addresses():
-            if address not in tried and address not in found and _is_ip(address):
+            if address not in tried and address not in found and is_ip(address):
                 found.append(address)
     found.sort(key=lambda a: ipaddress.ip_address(a).version)
     return found[:limit]
@@ -414,7 +399,7 @@ def _first_reachable(m: Measurement, https: bool) -> str | None:
             if obs.purpose == "target" and obs.certificates:
                 return obs.ip
         return None
-    for obs in m.tcp:
-        if obs.failure is None:
-            return obs.ip
+    for tcp_obs in m.tcp:
+        if tcp_obs.failure is None:
+            return tcp_obs.ip
     return None

@@ -200,11 +200,13 @@ class Measurement:
     annotations: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(self)
+        plain: dict[str, Any] = _plain(self)
+        return plain
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        return _build(cls, data)
+        built: Self = _build(cls, data)
+        return built
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Self:
@@ -222,7 +224,7 @@ class Measurement:
         if decoder is None:
             decoder = _DECODERS[cls] = msgspec.json.Decoder(cls)
         try:
-            value = decoder.decode(data)
+            value: Self = decoder.decode(data)
         except msgspec.DecodeError:
             return cls.from_dict(json.loads(data))
         started = value.started_at

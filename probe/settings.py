@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: Decoded bytes read per page unless the caller says otherwise (``--max-body-bytes``):
+#: enough for any news site's front page, and a bound on what a hostile one costs.
+MAX_BODY_BYTES = 1 << 20
+
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
@@ -32,7 +36,7 @@ class ProbeSettings:
     dns_window: float = 0.3
     #: At most this many resolved addresses get a TCP connect and a TLS handshake.
     max_addresses: int = 4
-    max_bytes: int = 1 << 20
+    max_bytes: int = MAX_BODY_BYTES
     #: SNI for the comparison handshake that separates SNI filtering from IP blocking.
     comparison_sni: str | None = "www.example.com"
     probe_asn: int | None = None

@@ -126,19 +126,31 @@ def load_or_create_key(directory: Path) -> SigningKey:
     return key
 
 
-def verify_signature(content_hash: str, signature_b64: str, public_key_b64: str) -> str | None:
-    """``None`` when the signature is good, else why not, in words."""
+def _verify(key_b64: str, signature_b64: str, signed: bytes, *, what: str, mismatch: str) -> str | None:
+    """The one verify path: ``None`` when ``signature_b64`` is the key's signature over
+    ``signed``, else why not, in words (``what`` names the signature in the malformed case)."""
     try:
-        raw_key = base64.b64decode(public_key_b64, validate=True)
+        raw_key = base64.b64decode(key_b64, validate=True)
         signature = base64.b64decode(signature_b64, validate=True)
         public = Ed25519PublicKey.from_public_bytes(raw_key)
     except (ValueError, TypeError) as exc:
-        return f"malformed key or signature ({exc})"
+        return f"malformed key or {what} ({exc})"
     try:
-        public.verify(signature, SIGNING_CONTEXT + content_hash.encode())
+        public.verify(signature, signed)
     except InvalidSignature:
-        return "signature does not match the content hash"
+        return mismatch
     return None
+
+
+def verify_signature(content_hash: str, signature_b64: str, public_key_b64: str) -> str | None:
+    """``None`` when the signature is good, else why not, in words."""
+    return _verify(
+        public_key_b64,
+        signature_b64,
+        SIGNING_CONTEXT + content_hash.encode(),
+        what="signature",
+        mismatch="signature does not match the content hash",
+    )
 
 
 def verify_envelope(record: dict | None, envelope: dict, *, content_hash: str | None = None) -> list[str]:
@@ -173,14 +185,10 @@ def verify_envelope(record: dict | None, envelope: dict, *, content_hash: str | 
 
 def verify_key_proof(public_key_b64: str, probe_id: str, proof_b64: str) -> str | None:
     """``None`` when ``proof_b64`` shows the holder of the key signed ``probe_id``, else why not."""
-    try:
-        raw_key = base64.b64decode(public_key_b64, validate=True)
-        proof = base64.b64decode(proof_b64, validate=True)
-        public = Ed25519PublicKey.from_public_bytes(raw_key)
-    except (ValueError, TypeError) as exc:
-        return f"malformed key or proof ({exc})"
-    try:
-        public.verify(proof, KEY_PROOF_CONTEXT + probe_id.encode())
-    except InvalidSignature:
-        return "the proof is not this key's signature over this probe's id"
-    return None
+    return _verify(
+        public_key_b64,
+        proof_b64,
+        KEY_PROOF_CONTEXT + probe_id.encode(),
+        what="proof",
+        mismatch="the proof is not this key's signature over this probe's id",
+    )

@@ -33,6 +33,8 @@ from probe.run import RunPlan, execute_run
 from probe.settings import Timeouts
 from probe.steps import dns, http, tls
 from probe.steps._ids import ObservationIds
+from probe.steps.addresses import leaves_public
+from probe.steps.http_body import Decoder
 from probe.store import Store
 from probe.targets import Target
 
@@ -160,9 +162,9 @@ async def test_redirects_among_public_or_from_private_addresses_are_followed(
 )
 def test_which_addresses_are_not_global(address: str, private: bool) -> None:
     """If an address is on a LAN, loopback, link-local or carrier-grade NAT, then a public site's redirect may not go there."""
-    assert http._leaves_public("93.184.216.34", address, ()) is private
-    assert http._leaves_public("192.168.1.1", address, ()) is False
-    assert http._leaves_public(None, address, ()) is private
+    assert leaves_public("93.184.216.34", address, ()) is private
+    assert leaves_public("192.168.1.1", address, ()) is False
+    assert leaves_public(None, address, ()) is private
 
 
 # --- bodies --------------------------------------------------------------------------------
@@ -207,8 +209,8 @@ def test_deflate_without_zlib_wrapper_is_decoded() -> None:
     page = honest_page("example.kg")
     coder = zlib.compressobj(9, zlib.DEFLATED, -15)
     raw = coder.compress(page) + coder.flush()
-    assert http._Decoder("deflate").decode(raw, 1 << 20) == page
-    assert http._Decoder("deflate").decode(zlib.compress(page), 100) == page[:101]
+    assert Decoder("deflate").decode(raw, 1 << 20) == page
+    assert Decoder("deflate").decode(zlib.compress(page), 100) == page[:101]
 
 
 async def test_endless_headers_are_an_invalid_response(lab: WebLab, context: ssl.SSLContext) -> None:
@@ -328,7 +330,7 @@ def test_corrupt_compressed_body_is_a_decoding_error() -> None:
     from probe.failures import classify_failure
 
     with pytest.raises(httpx.DecodingError) as caught:
-        http._Decoder("gzip").decode(b"this is not gzip at all", 1000)
+        Decoder("gzip").decode(b"this is not gzip at all", 1000)
     assert classify_failure(caught.value) == Failure.HTTP_INVALID_RESPONSE
 
 

@@ -68,7 +68,7 @@ ANALYSIS_IO: dict[str, str] = {
     "analysis/data.py": "reads measurements from the database",
     "analysis/verdict_cache.py": "reads and writes the verdict cache in the database",
     "analysis/evidence.py": "writes a report's evidence files and manifest from the database",
-    "analysis/report.py": "writes the report folder (composer/writer split still to do, issue 14 item 4)",
+    "analysis/report/write.py": "writes the report folder (the one writer; compose.py and html.py are pure)",
     "analysis/charts.py": "saves chart images",
     "analysis/fingerprints.py": "reads fingerprint files; downloads OONI's",
     "analysis/orders.py": "reads an orders file",

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -278,3 +279,19 @@ def test_overwrite_swaps_in_a_complete_report_and_leaves_no_temporary_folder(his
     assert not stale.exists() and (out / "citation.txt").exists()
     assert kuzot("verify", str(out)).returncode == 0
     assert [p.name for p in tmp_path.iterdir()] == ["r"]
+
+
+def test_the_composer_needs_no_database_and_no_disk() -> None:
+    """If measurements and orders are handed to compose_report, then it returns the report's figures without opening a file or database."""
+    from analysis.fingerprints import load_fingerprints
+    from analysis.orders import orders_frame, parse_orders
+    from analysis.report import compose_report
+    from analysis.synthetic import EXAMPLE_ORDERS_CSV, example_history
+
+    measurements = example_history(every=timedelta(hours=12))
+    orders = orders_frame(parse_orders(EXAMPLE_ORDERS_CSV))
+    report = compose_report("azattyk.org", measurements, orders=orders, fingerprints=load_fingerprints())
+    assert report.domain == "azattyk.org" and report.simulated == len(report.verdicts) > 0
+    assert {n.label for n in report.networks} >= {"ISP A (synthetic) (AS64601)"}
+    assert not report.episodes.empty and set(report.evidence_ids) >= set(report.verdicts["measurement_id"])
+    assert "azattyk.org" in report.citation()

@@ -14,14 +14,8 @@ from urllib.parse import urlsplit
 from analysis.asn import AsnLookup
 from analysis.bogons import parse_address
 from analysis.fingerprints import Fingerprint, FingerprintSet
-from probe.failures import Failure
+from probe.failures import CERTIFICATE_FAILURES, Failure
 from probe.records import ControlObservations, DnsObservation, HttpObservation, Measurement, TlsObservation
-
-#: Failures of a TLS handshake that show a certificate was presented but not trusted.
-CERTIFICATE_FAILURES = frozenset(
-    {Failure.SSL_UNKNOWN_AUTHORITY, Failure.SSL_INVALID_HOSTNAME, Failure.SSL_INVALID_CERTIFICATE}
-)
-
 
 #: DNS failures that are an answer (the resolver said "no"), as opposed to silence.
 DNS_REFUSALS = frozenset(

@@ -30,7 +30,7 @@ from analysis.verdicts.reasons import (
 from analysis.verdicts.tls import authenticated_answer
 from analysis.verdicts.verdict import Decision
 from probe.failures import Failure
-from probe.records import HttpObservation
+from probe.records import DnsObservation, HttpObservation, TcpObservation, TlsObservation
 
 
 def http_blockpage(f: Facts) -> Decision | None:
@@ -288,9 +288,12 @@ def control_also_failed(f: Facts) -> Decision | None:
     probe_words, probe_ids = probe_failure_words(f)
     control_ids = [o.id for o in f.control.http] if f.control is not None else []
     if not control_ids and f.control is not None:
-        control_ids = [
-            o.id for o in (*f.control.tls, *f.control.tcp, *f.control.dns) if o.failure is not None
+        earlier: list[TlsObservation | TcpObservation | DnsObservation] = [
+            *f.control.tls,
+            *f.control.tcp,
+            *f.control.dns,
         ]
+        control_ids = [o.id for o in earlier if o.failure is not None]
     return Decision(
         "control.also_failed",
         f"{probe_words[0].upper()}{probe_words[1:]}, and {control_failure_words(f)}: the site is failing "

@@ -91,6 +91,61 @@ class SitePlan:
 # --- dnsmasq ---------------------------------------------------------------------------------
 
 
+#: The veth pairs between the namespaces: (namespace, its end, the peer's end, the peer's namespace).
+VETHS = (
+    ("isp", "to-vol", "uplink", "vol"),
+    ("isp", "to-net", "to-isp", "net"),
+    ("net", "to-ctl", "uplink", "ctl"),
+)
+
+
+def addressing() -> dict[str, list[str]]:
+    """Each namespace's ``ip -batch`` commands once its veths exist: addresses, links
+    up, routes (and on the ISP router the delay line's TUN device and policy rules)."""
+    return {
+        "vol": [
+            "link set lo up",
+            f"addr add {VOL_IP}/24 dev uplink",
+            "link set uplink up",
+            f"route add default via {ISP_VOL_IP}",
+        ],
+        "isp": [
+            "link set lo up",
+            f"addr add {BLOCKPAGE_IP}/32 dev lo",
+            f"addr add {ISP_VOL_IP}/24 dev to-vol",
+            f"addr add {ISP_NET_IP}/24 dev to-net",
+            "link set to-vol up",
+            "link set to-net up",
+            f"route add default via {NET_ISP_IP}",
+            # The delay line: marked packets go into the TUN device first, even those
+            # for the ISP itself (so the local table moves behind the mark's rule).
+            f"tuntap add dev {DELAY_DEVICE} mode tun",
+            f"link set {DELAY_DEVICE} up",
+            f"rule add pref 10 fwmark {DELAY_MARK} table {DELAY_TABLE}",
+            "rule add pref 100 table local",
+            "rule del pref 0 table local",
+            f"route add default dev {DELAY_DEVICE} table {DELAY_TABLE}",
+        ],
+        "net": [
+            "link set lo up",
+            f"addr add {HONEST_DNS_IP}/32 dev lo",
+            f"addr add {CANARY_IP}/32 dev lo",
+            f"addr add {NET_ISP_IP}/24 dev to-isp",
+            f"addr add {NET_CTL_IP}/24 dev to-ctl",
+            "link set to-isp up",
+            "link set to-ctl up",
+            f"route add 198.18.1.0/24 via {ISP_NET_IP}",
+            f"route add {BLOCKPAGE_IP}/32 via {ISP_NET_IP}",
+        ],
+        "ctl": [
+            "link set lo up",
+            f"addr add {CTL_IP}/24 dev uplink",
+            "link set uplink up",
+            f"route add default via {NET_CTL_IP}",
+        ],
+    }
+
+
 def _dnsmasq_common(listen: str, pid_file: Path, log_file: Path) -> list[str]:
     return [
         "# rendered by probe.lab.daemons; do not edit",

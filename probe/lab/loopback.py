@@ -1,4 +1,4 @@
-"""The loopback censorship lab: a whole small "internet" and a censoring ISP on 127/8.
+r"""The loopback censorship lab: a whole small "internet" and a censoring ISP on 127/8.
 
 One :class:`LoopbackLab` holds, on a fresh ``127.X.Y.0/24``:
 - an honest resolver (what the control helper asks) and an "ISP" resolver (what the
@@ -11,14 +11,18 @@ One :class:`LoopbackLab` holds, on a fresh ``127.X.Y.0/24``:
 - a control helper (the real ASGI app on Hypercorn's trio worker) whose traffic leaves
   from 127.0.0.99, so the sites treat it as the uncensored vantage.
 
-Scenarios are data (:class:`Scenario`): the same rows drive tests, benchmarks and the
-demo.  Everything runs in a :class:`~probe.lab.runner.LabThread`, so both an in-process
+Scenarios are data: the rows of :mod:`probe.lab.scenarios` (the namespace lab's model
+too) become this lab's :class:`Scenario`\ s through :func:`scenario_for`; tests that need
+a behaviour no scenario file names (a hostile server, an OONI QA case) build a
+:class:`Scenario` directly.  The same rows drive tests, benchmarks and the demo.
+Everything runs in a :class:`~probe.lab.runner.LabThread`, so both an in-process
 probe and a ``kuzot`` subprocess can use the lab.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +30,13 @@ from probe.lab.certs import LabCA
 from probe.lab.dns_server import Behaviour as DnsBehaviour
 from probe.lab.dns_server import LabResolver, LabZone
 from probe.lab.runner import LabThread
+from probe.lab.scenarios import (
+    Expect,
+    LabScenario,
+    ScenarioError,
+    SiteRule,
+    load_scenario,
+)
 from probe.lab.web_servers import PROBE_SOURCE, LabSite, SitePolicy, WebLab, serve_site
 from probe.lab.web_servers import Behaviour as WebBehaviour
 from probe.settings import ProbeSettings, Timeouts
@@ -162,6 +173,10 @@ class LoopbackLab:
         self.targets[scenario.name] = target
         return target
 
+    def play(self, scenario: LabScenario) -> list[LabTarget]:
+        """Serve every row of a scenario file, as the namespace lab would."""
+        return [self.add(scenario_for(rule)) for rule in scenario.sites]
+
     def link_down(self) -> None:
         """The volunteer's own connection dies: the ISP resolver goes silent and every
         site, canary included, stops answering the probe."""
@@ -214,72 +229,50 @@ class LoopbackLab:
         return ProbeSettings(**values)  # type: ignore[arg-type]
 
 
+#: How the loopback lab plays each method of the one scenario model: the ISP resolver's
+#: lie and what the site does to the probe's source address.
+_PLAYS: dict[str, Callable[[SiteRule], tuple[DnsBehaviour | None, WebBehaviour | None]]] = {
+    "none": lambda rule: (None, None),
+    "dns_blockpage": lambda rule: (DnsBehaviour.address(BLOCKPAGE_IP), None),
+    "dns_nxdomain": lambda rule: (DnsBehaviour.nxdomain(), None),
+    "dns_injection": lambda rule: (DnsBehaviour.inject(BLOCKPAGE_IP, delay=0.05), None),
+    "ip_reset": lambda rule: (None, WebBehaviour.reset()),
+    "ip_blackhole": lambda rule: (None, WebBehaviour.blackhole()),
+    "sni_reset": lambda rule: (None, WebBehaviour.sni_reset(rule.domain)),
+    "http_blockpage_200": lambda rule: (None, WebBehaviour.blockpage_200()),
+    "http_redirect": lambda rule: (None, WebBehaviour.blockpage_redirect()),
+    "site_down": lambda rule: (None, None),  # down_for_everyone: refused for all
+    "slow": lambda rule: (None, WebBehaviour.slow(rule.delay_ms / 1000)),
+}
+
+
+def scenario_for(rule: SiteRule) -> Scenario:
+    """The loopback lab's play of one row of a scenario file (:mod:`probe.lab.scenarios`)."""
+    try:
+        play = _PLAYS[rule.block]
+    except KeyError:
+        raise ScenarioError(f"{rule.domain}: the loopback lab cannot play {rule.block!r}") from None
+    dns, site = play(rule)
+    return Scenario(
+        rule.label,
+        rule.domain,
+        dns=dns,
+        site=site,
+        down_for_everyone=rule.block == "site_down",
+        https=rule.scheme == "https",
+        expect_status=rule.expect.status,
+        expect_blocking=rule.expect.blocking,
+        expect_confirmed=rule.expect.confirmed,
+        notes=rule.notes,
+    )
+
+
+#: The matrix row only the loopback lab plays (see :data:`~probe.lab.scenarios.LOOPBACK_METHODS`).
+_INJECTION = SiteRule("kloop.kg", block="dns_injection", expect=Expect(status="blocked", blocking="dns"))
+
+
 def matrix() -> list[Scenario]:
     """The verdict scenario matrix (issue "Verdicts"): one row per way a site can be
-    reached, blocked or down, with the verdict the project must give."""
-    return [
-        Scenario("honest", "honest.kg", expect_status="accessible"),
-        Scenario(
-            "dns_blockpage",
-            "www.azattyk.org",
-            dns=DnsBehaviour.address(BLOCKPAGE_IP),
-            expect_status="blocked",
-            expect_blocking="dns",
-            expect_confirmed=True,
-        ),
-        Scenario(
-            "dns_nxdomain",
-            "24.kg",
-            dns=DnsBehaviour.nxdomain(),
-            expect_status="blocked",
-            expect_blocking="dns",
-        ),
-        Scenario(
-            "dns_injection",
-            "kloop.kg",
-            dns=DnsBehaviour.inject(BLOCKPAGE_IP, delay=0.05),
-            expect_status="blocked",
-            expect_blocking="dns",
-        ),
-        Scenario(
-            "tcp_reset",
-            "respublica.kg",
-            site=WebBehaviour.reset(),
-            expect_status="blocked",
-            expect_blocking="tcp_ip",
-        ),
-        Scenario(
-            "blackhole",
-            "kaktus.media",
-            site=WebBehaviour.blackhole(),
-            expect_status="blocked",
-            expect_blocking="tcp_ip",
-        ),
-        Scenario(
-            "sni_reset",
-            "rus.azattyk.org",
-            site=WebBehaviour.sni_reset("rus.azattyk.org"),
-            expect_status="blocked",
-            expect_blocking="tls",
-        ),
-        Scenario(
-            "http_blockpage_200",
-            "vesti.kg",
-            site=WebBehaviour.blockpage_200(),
-            https=False,
-            expect_status="blocked",
-            expect_blocking="http-diff",
-            expect_confirmed=True,
-        ),
-        Scenario(
-            "http_blockpage_redirect",
-            "archive.org",
-            site=WebBehaviour.blockpage_redirect(),
-            https=False,
-            expect_status="blocked",
-            expect_blocking="http-diff",
-            expect_confirmed=True,
-        ),
-        Scenario("down_for_everyone", "dead.kg", down_for_everyone=True, expect_status="down"),
-        Scenario("slow_but_honest", "slow.kg", site=WebBehaviour.slow(1.0), expect_status="accessible"),
-    ]
+    reached, blocked or down, with the verdict the project must give; the namespace
+    lab's ``matrix`` scenario file, plus DNS injection."""
+    return [scenario_for(rule) for rule in (*load_scenario("matrix").sites, _INJECTION)]

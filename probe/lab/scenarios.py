@@ -1,9 +1,14 @@
 """Lab scenarios as data: which domains the lab serves, and how the ISP treats each.
 
-Why data: the same rows drive the namespace lab's tests, the benchmark and the demo,
-and the lead's verdict test is one loop over them (each row carries an ``expect``
-table with the verdict it must get).  Adding a way of blocking means adding a method
-name here and its rules in :mod:`probe.lab.daemons`; adding a case means a TOML row.
+The one scenario model of both labs, as httpcore has one interface and several network
+backends: a :class:`SiteRule` names a method of :data:`METHODS`, and each backend plays
+it its own way, the namespace lab with real daemons (:mod:`probe.lab.daemons`), the
+loopback lab with its Python servers (:func:`probe.lab.loopback.scenario_for`).
+
+Why data: the same rows drive both labs' verdict tests, the benchmark and the demo
+(each row carries an ``expect`` table with the verdict it must get).  Adding a way of
+blocking means adding a method name here and playing it in both backends; adding a
+case means a TOML row.
 
 A scenario file (``probe/lab/scenarios/NAME.toml``)::
 
@@ -17,6 +22,7 @@ A scenario file (``probe/lab/scenarios/NAME.toml``)::
 
     [[site]]
     domain = "www.azattyk.org"
+    name = "dns_blockpage"    # optional: the row's name in test ids (default: block)
     block = "dns_blockpage"   # one of METHODS
     scheme = "https"          # the URL the probe measures (http for HTTP injection)
     delay_ms = 0              # "slow" rows: extra delay on the site's replies
@@ -53,6 +59,12 @@ METHODS: dict[str, str] = {
     "slow": "the site's replies to the volunteer are delayed by delay_ms",
 }
 
+#: Methods only the loopback lab plays: an injector racing a forged reply against the
+#: resolver's own lives inside its Python resolver; the namespace lab has none on the path.
+LOOPBACK_METHODS: dict[str, str] = {
+    "dns_injection": "an on-path injector answers the blockpage server's address before the ISP resolver",
+}
+
 #: Methods that act on the site's own address: such a row needs an address of its own.
 ADDRESS_METHODS = frozenset(
     {"ip_reset", "ip_blackhole", "http_blockpage_200", "http_redirect", "site_down", "slow"}
@@ -83,6 +95,12 @@ class SiteRule:
     delay_ms: int = 0
     expect: Expect = field(default_factory=Expect)
     notes: str = ""
+    #: The row's short name (test ids, the loopback lab's targets); default: the method.
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or ("honest" if self.block == "none" else self.block)
 
     @property
     def url(self) -> str:
@@ -179,6 +197,7 @@ def scenario_from_dict(
                     confirmed=expect.get("confirmed"),
                 ),
                 notes=row.get("notes", ""),
+                name=str(row.get("name", "")),
             )
         )
     link = data.get("link", {})

@@ -188,15 +188,11 @@ async def query_udp(
     Raises ValueError for an unknown ``query_type``, or a resolver or source address
     that is not an IP literal: those are mistakes of the caller, not observations.
     """
-    try:
-        rdtype = dns.rdatatype.from_text(query_type)
-    except dns.rdatatype.UnknownRdatatype:
-        raise ValueError(f"unknown DNS query type {query_type!r}") from None
+    rdtype = _rdtype(query_type)
     ip, port = resolver
     # Both addresses are checked as IP literals here, because trio would otherwise
     # resolve a name given to bind() or connect() through the system resolver.
     version = ipaddress.ip_address(ip).version
-    family = socket.AF_INET6 if version == 6 else socket.AF_INET
     source_version = version if source_address is None else ipaddress.ip_address(source_address).version
     started = trio.current_time() - t0
     observation = DnsObservation(
@@ -219,49 +215,80 @@ async def query_udp(
         observation.failure = classify_failure(exc)
         return observation
 
-    with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
-        first: dns.message.Message | None = None
-        with trio.move_on_after(timeout) as scope:
-            try:
-                if source_address is not None:
-                    await sock.bind((source_address, 0))
-                # connect(): the kernel then drops datagrams from other addresses and
-                # reports an ICMP "port unreachable" as ECONNREFUSED instead of silence.
-                await sock.connect((ip, port))
-                await sock.send(query.to_wire())
-                first = await _receive_reply(sock, query)
-            except OSError as exc:
-                observation.failure = classify_failure(exc)
-        observation.finished = trio.current_time() - t0
+    with trio.socket.socket(socket.AF_INET6 if version == 6 else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        first = await _first_reply(sock, query, observation, (ip, port), source_address, t0, timeout)
         if first is None:
-            if scope.cancelled_caught:
-                observation.failure = Failure.GENERIC_TIMEOUT
             return observation
-
         observation.rcode = dns.rcode.to_text(first.rcode())
         observation.answers, observation.answers_dropped = _answers(first)
         observation.failure = _reply_failure(first, rdtype)
-
-        # The window: an injector's forged reply wins the race; the true one follows.
-        with trio.move_on_after(window):
-            try:
-                while True:
-                    reply = await _receive_reply(sock, query)
-                    if len(observation.extra_responses) >= MAX_EXTRA_RESPONSES:
-                        observation.extra_responses_dropped += 1
-                        continue
-                    answers, dropped = _answers(reply)
-                    observation.answers_dropped += dropped
-                    observation.extra_responses.append(
-                        DnsResponse(
-                            received=trio.current_time() - t0,
-                            rcode=dns.rcode.to_text(reply.rcode()),
-                            answers=answers,
-                        )
-                    )
-            except OSError:
-                pass  # an error after the answer changes nothing we recorded
+        await _watch_window(sock, query, observation, t0, window)
     return observation
+
+
+def _rdtype(query_type: str) -> dns.rdatatype.RdataType:
+    try:
+        return dns.rdatatype.from_text(query_type)
+    except dns.rdatatype.UnknownRdatatype:
+        raise ValueError(f"unknown DNS query type {query_type!r}") from None
+
+
+async def _first_reply(
+    sock: trio.socket.SocketType,
+    query: dns.message.Message,
+    observation: DnsObservation,
+    resolver: tuple[str, int],
+    source_address: str | None,
+    t0: float,
+    timeout: float,  # noqa: ASYNC109 -- query_udp's own limit, passed down
+) -> dns.message.Message | None:
+    """Send ``query`` and wait for the first valid reply; ``None`` (the failure
+    recorded) when none came.  ``observation.finished`` is set either way."""
+    first: dns.message.Message | None = None
+    with trio.move_on_after(timeout) as scope:
+        try:
+            if source_address is not None:
+                await sock.bind((source_address, 0))
+            # connect(): the kernel then drops datagrams from other addresses and
+            # reports an ICMP "port unreachable" as ECONNREFUSED instead of silence.
+            await sock.connect(resolver)
+            await sock.send(query.to_wire())
+            first = await _receive_reply(sock, query)
+        except OSError as exc:
+            observation.failure = classify_failure(exc)
+    observation.finished = trio.current_time() - t0
+    if first is None and scope.cancelled_caught:
+        observation.failure = Failure.GENERIC_TIMEOUT
+    return first
+
+
+async def _watch_window(
+    sock: trio.socket.SocketType,
+    query: dns.message.Message,
+    observation: DnsObservation,
+    t0: float,
+    window: float,
+) -> None:
+    """The window: an injector's forged reply wins the race; the true one follows.
+    Every further valid reply within ``window`` seconds goes to ``extra_responses``."""
+    with trio.move_on_after(window):
+        try:
+            while True:
+                reply = await _receive_reply(sock, query)
+                if len(observation.extra_responses) >= MAX_EXTRA_RESPONSES:
+                    observation.extra_responses_dropped += 1
+                    continue
+                answers, dropped = _answers(reply)
+                observation.answers_dropped += dropped
+                observation.extra_responses.append(
+                    DnsResponse(
+                        received=trio.current_time() - t0,
+                        rcode=dns.rcode.to_text(reply.rcode()),
+                        answers=answers,
+                    )
+                )
+        except OSError:
+            pass  # an error after the answer changes nothing we recorded
 
 
 async def _receive_reply(sock: trio.socket.SocketType, query: dns.message.Message) -> dns.message.Message:

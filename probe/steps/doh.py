@@ -64,28 +64,44 @@ async def query_doh(
         target = target.copy_with(host=connect_ip)
     with trio.move_on_after(timeout) as scope:
         try:
-            async with client.stream(
-                "POST", target, content=query.to_wire(), headers=headers, extensions=extensions
-            ) as response:
-                body = b""
-                async for chunk in response.aiter_raw():
-                    body += chunk
-                    if len(body) > MAX_REPLY_BYTES:
-                        break
-            if response.status_code != 200 or len(body) > MAX_REPLY_BYTES:
-                obs.failure = Failure.DNS_SERVER_MISBEHAVING
-            else:
-                try:
-                    reply = dns.message.from_wire(body)
-                except Exception:  # hostile bytes may raise anything from the parser
-                    obs.failure = Failure.DNS_SERVER_MISBEHAVING
-                else:
-                    obs.rcode = dns.rcode.to_text(reply.rcode())
-                    obs.answers, obs.answers_dropped = _answers(reply)
-                    obs.failure = _reply_failure(reply, rdtype)
+            status, body = await _post(client, target, query.to_wire(), headers, extensions)
+            _record_reply(obs, status, body, rdtype)
         except (httpx.HTTPError, OSError, trio.BrokenResourceError) as exc:
             obs.failure = classify_failure(exc)
     if scope.cancelled_caught:
         obs.failure = Failure.GENERIC_TIMEOUT
     obs.finished = trio.current_time() - t0
     return obs
+
+
+async def _post(
+    client: httpx.AsyncClient,
+    target: httpx.URL,
+    wire: bytes,
+    headers: dict[str, str],
+    extensions: dict[str, str],
+) -> tuple[int, bytes]:
+    """POST the query; the status and at most one byte more than :data:`MAX_REPLY_BYTES`."""
+    request = client.stream("POST", target, content=wire, headers=headers, extensions=extensions)
+    async with request as response:
+        body = b""
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) > MAX_REPLY_BYTES:
+                break
+    return response.status_code, body
+
+
+def _record_reply(obs: DnsObservation, status: int, body: bytes, rdtype: dns.rdatatype.RdataType) -> None:
+    """Parse and classify the reply exactly as a UDP reply is."""
+    if status != 200 or len(body) > MAX_REPLY_BYTES:
+        obs.failure = Failure.DNS_SERVER_MISBEHAVING
+        return
+    try:
+        reply = dns.message.from_wire(body)
+    except Exception:  # hostile bytes may raise anything from the parser
+        obs.failure = Failure.DNS_SERVER_MISBEHAVING
+        return
+    obs.rcode = dns.rcode.to_text(reply.rcode())
+    obs.answers, obs.answers_dropped = _answers(reply)
+    obs.failure = _reply_failure(reply, rdtype)

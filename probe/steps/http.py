@@ -59,13 +59,10 @@ own timeouts.  Outside cancellation propagates.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import html
 import ipaddress
-import re
 import ssl
-import zlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import httpcore
 import httpx
@@ -74,6 +71,18 @@ import trio
 from probe.failures import Failure, classify_failure
 from probe.records import HttpObservation
 from probe.steps._ids import ObservationIds
+from probe.steps.addresses import is_ip, leaves_public
+from probe.steps.http_body import (
+    BODY_SAMPLE_BYTES,
+    MAX_BODY_BYTES,
+    MAX_TITLE,
+    Body,
+    Decoder,
+    content_codings,
+    decoder_for,
+    extract_title,
+)
+from probe.steps.http_urls import parse_url, redirect_target
 from probe.steps.reuse import HandoverBackend, OpenConnection
 
 #: A current desktop browser: the probe should look like a reader, not like a tool.
@@ -89,21 +98,11 @@ _REQUEST_HEADERS = {
     "Accept-Encoding": "gzip, deflate",
 }
 
-#: How much of the body the record keeps.
-BODY_SAMPLE_BYTES = 64 * 1024
-
-#: The longest title recorded, in characters.
-MAX_TITLE = 200
-
 #: The most response headers one observation stores.  Real sites send a few dozen;
 #: a hostile one sent 10,001, which would bloat every copy of the record.
 MAX_HEADERS = 100
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-#: Characters a title may not keep: C0 controls (whitespace is collapsed before), DEL
-#: and lone surrogates (a "utf-7" page can decode to one).
-_UNSTORABLE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 
 #: What a request can raise for reasons of the network or the server.
 _REQUEST_ERRORS = (httpx.HTTPError, trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
@@ -118,7 +117,7 @@ async def fetch(
     ids: ObservationIds,
     t0: float,
     timeout: float,  # noqa: ASYNC109 -- the contract: each step owns its own cancel scope
-    max_bytes: int = 1 << 20,
+    max_bytes: int = MAX_BODY_BYTES,
     context: ssl.SSLContext,
     source_address: str | None = None,
     resolve: Resolve | None = None,
@@ -145,30 +144,17 @@ async def fetch(
         backend.hand_over(connection)  # taken back and closed below if not used
     observations: list[HttpObservation] = []
     try:
-        first = _parse_url(url)
+        first = parse_url(url)
         port = first.port or (443 if first.scheme == "https" else 80)
-        if connection is not None and not connection.serves(
-            ip, port, first.raw_host.decode("ascii") if first.scheme == "https" else None
-        ):
+        sni = first.raw_host.decode("ascii") if first.scheme == "https" else None
+        if connection is not None and not connection.serves(ip, port, sni):
             await _close_quietly(backend.take_back())
         public = tuple(ipaddress.ip_network(network) for network in public_networks)
         deadline = trio.current_time() + timeout
         cookies = httpx.Cookies()  # a browser keeps a hop's cookies for the next (cookie checks)
         async with _transport(context, source_address, backend) as transport:
-            await _follow(
-                transport,
-                cookies,
-                observations,
-                url,
-                ip,
-                ids,
-                t0,
-                deadline,
-                max_bytes,
-                resolve,
-                max_redirects,
-                public,
-            )
+            hops = _Hops(transport, cookies, ids, t0, deadline, max_bytes)
+            await _follow(hops, observations, url, ip, resolve, max_redirects, public)
     finally:
         await _close_quietly(backend.take_back())
     return observations
@@ -201,16 +187,29 @@ def _transport(
     return transport
 
 
+@dataclass(frozen=True)
+class _Hops:
+    """What every hop of one fetch shares: its transport, cookie jar, ids, clock and caps."""
+
+    transport: httpx.AsyncHTTPTransport
+    cookies: httpx.Cookies
+    ids: ObservationIds
+    t0: float
+    deadline: float
+    max_bytes: int
+
+    def not_sent(self, url: str, ip: str | None, failure: Failure) -> HttpObservation:
+        """The observation of a hop that was not requested, and why."""
+        now = trio.current_time() - self.t0
+        obs_id = self.ids.next("http")
+        return HttpObservation(id=obs_id, url=url, ip=ip, started=now, finished=now, failure=failure)
+
+
 async def _follow(
-    transport: httpx.AsyncHTTPTransport,
-    cookies: httpx.Cookies,
+    hops: _Hops,
     observations: list[HttpObservation],
     url: str,
     ip: str | None,
-    ids: ObservationIds,
-    t0: float,
-    deadline: float,
-    max_bytes: int,
     resolve: Resolve | None,
     max_redirects: int,
     public: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
@@ -218,9 +217,7 @@ async def _follow(
     """The hops of one fetch, appended to ``observations`` as they are made."""
     current_url, current_ip = url, ip
     for hop in range(max_redirects + 1):
-        obs = await _get(
-            transport, cookies, current_url, current_ip, ids.next("http"), t0, deadline, max_bytes
-        )
+        obs = await _get(hops, current_url, current_ip)
         observations.append(obs)
         location = obs.header("location") if obs.status_code in _REDIRECT_STATUSES else None
         if obs.failure is not None or location is None:
@@ -234,232 +231,47 @@ async def _follow(
             break
         next_ip = current_ip
         next_host = next_url.raw_host.decode("ascii")  # .host would decode IDNA, and may fail
-        if _is_ip(next_host):
+        if is_ip(next_host):
             next_ip = next_host  # nothing to resolve
         elif next_url.raw_host != httpx.URL(current_url).raw_host:
             if resolve is None:
                 break  # the Location header is the record; see the module docstring
             addresses = await resolve(next_host)
             if not addresses:
-                observations.append(_not_sent(ids, str(next_url), None, t0, Failure.DNS_NXDOMAIN))
+                observations.append(hops.not_sent(str(next_url), None, Failure.DNS_NXDOMAIN))
                 break
             next_ip = addresses[0]
-        if next_ip is not None and _leaves_public(obs.ip or current_ip, next_ip, public):
-            observations.append(_not_sent(ids, str(next_url), next_ip, t0, Failure.HTTP_REDIRECT_TO_PRIVATE))
+        if next_ip is not None and leaves_public(obs.ip or current_ip, next_ip, public):
+            observations.append(hops.not_sent(str(next_url), next_ip, Failure.HTTP_REDIRECT_TO_PRIVATE))
             break
         current_url, current_ip = str(next_url), next_ip
 
 
-def redirect_target(current_url: str, location: str) -> httpx.URL | None:
-    """Where ``Location`` leads from ``current_url``, or ``None`` when it names no
-    http(s) host we could go to.  Never raises: the header is the server's, not ours."""
-    try:
-        if _authority_without_host(location):
-            return None  # "http://": joined with ours it would loop on our own URL
-        next_url = httpx.URL(current_url).join(location).copy_with(fragment=None)
-        _check_url(next_url)
-    except (httpx.InvalidURL, ValueError, UnicodeError):
-        return None
-    return next_url
-
-
-def _not_sent(ids: ObservationIds, url: str, ip: str | None, t0: float, failure: Failure) -> HttpObservation:
-    """The observation of a hop that was not requested, and why."""
-    now = trio.current_time() - t0
-    return HttpObservation(id=ids.next("http"), url=url, ip=ip, started=now, finished=now, failure=failure)
-
-
-def _non_global(ip: str, public: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    address = ipaddress.ip_address(ip)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:192.168.1.1 is 192.168.1.1
-    if any(address.version == network.version and address in network for network in public):
-        return False
-    return not address.is_global
-
-
-def _leaves_public(
-    origin: str | None, target: str, public: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
-) -> bool:
-    """Whether a hop from ``origin`` (``None``: unknown, taken as public, the safe
-    side) to ``target`` goes from a public address into a non-global one."""
-    if origin is not None and _is_ip(origin) and _non_global(origin, public):
-        return False
-    return _non_global(target, public)
-
-
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
-
-
-def _authority_without_host(location: str) -> bool:
-    """Whether ``location`` has an authority part with no host in it (``http://``,
-    ``http:///path``, ``//``).  Resolved against the current URL such a reference keeps
-    the current host, so the probe would loop on its own URL; it is invalid instead."""
-    text = location.strip()
-    scheme = _SCHEME.match(text)
-    rest = text[scheme.end() :] if scheme else text
-    if not rest.startswith("//"):
-        return False
-    authority = re.split(r"[/?#]", rest[2:], maxsplit=1)[0]
-    host = authority.rpartition("@")[2]
-    if host.startswith("["):
-        return host == "[]"
-    return host.partition(":")[0] == ""
-
-
-def _parse_url(text: str) -> httpx.URL:
-    try:
-        url = httpx.URL(text)
-    except httpx.InvalidURL as exc:
-        raise ValueError(f"not a valid URL: {text!r} ({exc})") from None
-    _check_url(url)
-    return url
-
-
-def _check_url(url: httpx.URL) -> None:
-    if url.scheme not in ("http", "https") or not url.raw_host:
-        raise ValueError(f"not an http(s) URL with a host: {str(url)!r}")
-    if url.port is not None and not 0 < url.port < 65536:
-        raise ValueError(f"port {url.port} out of range in {str(url)!r}")
-    try:
-        url.host  # noqa: B018 -- decodes the A-labels; httpx does it again for every request
-    except UnicodeError as exc:  # idna.IDNAError too: "xn--zz" is no name
-        raise ValueError(f"not a valid host name in {str(url)!r}: {exc}") from None
-
-
-class _Body:
-    """The decoded bytes of one response as they arrive, up to a limit."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.length = 0
-        self.sample = bytearray()
-        self.digest = hashlib.sha256()
-        self.truncated = False
-
-    @property
-    def room(self) -> int:
-        return self.max_bytes - self.length
-
-    def add(self, chunk: bytes) -> bool:
-        """Take ``chunk``; ``True`` once the limit is reached and reading should stop."""
-        room = self.room
-        if len(chunk) > room:
-            chunk = chunk[:room]
-            self.truncated = True
-        self.length += len(chunk)
-        self.digest.update(chunk)
-        if len(self.sample) < BODY_SAMPLE_BYTES:
-            self.sample += chunk[: BODY_SAMPLE_BYTES - len(self.sample)]
-        return self.truncated
-
-
-class _Decoder:
-    """Undo one content coding incrementally, never producing more than asked.
-
-    Why not httpx's decoders: they return everything a chunk inflates to, and 2 KB of
-    ``gzip, gzip`` inflate to a gigabyte.  zlib's ``max_length`` bounds each step; the
-    input it did not consume waits in ``unconsumed_tail`` for the next call.  Bytes
-    after the end of the compressed stream are ignored, as httpx does.
-    """
-
-    def __init__(self, coding: str | None) -> None:
-        self.coding = coding
-        self._wbits = {
-            "gzip": zlib.MAX_WBITS | 16,
-            "x-gzip": zlib.MAX_WBITS | 16,
-            "deflate": zlib.MAX_WBITS,
-        }.get(coding or "")
-        self._zlib = zlib.decompressobj(self._wbits) if self._wbits is not None else None
-        self._started = False
-
-    def decode(self, data: bytes, limit: int) -> bytes:
-        """Up to ``limit + 1`` decoded bytes of ``data`` (one more than the caller has
-        room for, so that it can tell the body was longer)."""
-        if self._zlib is None:
-            return data
-        out = bytearray()
-        try:
-            while data and len(out) <= limit and not self._zlib.eof:
-                try:
-                    out += self._zlib.decompress(data, limit + 1 - len(out))
-                except zlib.error:
-                    if self.coding != "deflate" or self._started:
-                        raise
-                    # "deflate" is meant to be zlib-wrapped; some servers send it raw.
-                    self._wbits = -zlib.MAX_WBITS
-                    self._zlib = zlib.decompressobj(self._wbits)
-                    out += self._zlib.decompress(data, limit + 1 - len(out))
-                self._started = True
-                data = self._zlib.unconsumed_tail
-        except zlib.error as exc:
-            raise httpx.DecodingError(f"cannot decode {self.coding} body: {exc}") from exc
-        return bytes(out)
-
-
-def _codings(response: httpx.Response) -> list[str]:
-    values = response.headers.get_list("content-encoding", split_commas=True)
-    return [c for c in (v.strip().lower() for v in values) if c and c != "identity"]
-
-
-def _decoder_for(codings: list[str]) -> _Decoder | None:
-    """The decoder for a response's codings; ``None`` when its body stays as it came."""
-    if not codings:
-        return _Decoder(None)
-    if len(codings) == 1 and codings[0] in ("gzip", "x-gzip", "deflate"):
-        return _Decoder(codings[0])
-    return None
-
-
-async def _get(
-    transport: httpx.AsyncHTTPTransport,
-    cookies: httpx.Cookies,
-    url: str,
-    ip: str | None,
-    obs_id: str,
-    t0: float,
-    deadline: float,
-    max_bytes: int,
-) -> HttpObservation:
+async def _get(hops: _Hops, url: str, ip: str | None) -> HttpObservation:
     """One GET; the observation has whatever arrived before a failure or the deadline."""
-    started = trio.current_time() - t0
-    obs = HttpObservation(id=obs_id, url=url, ip=ip, started=started, finished=started)
+    started = trio.current_time() - hops.t0
+    obs = HttpObservation(id=hops.ids.next("http"), url=url, ip=ip, started=started, finished=started)
     request_url, headers, extensions = _request_target(httpx.URL(url), ip)
-    body = _Body(max_bytes)
+    body = Body(hops.max_bytes)
     charset: str | None = None
-    with trio.move_on_at(deadline) as scope:
+    with trio.move_on_at(hops.deadline) as scope:
         try:
             # The jar sees the URL by name, as a browser would: cookies belong to the
             # site, not to the address the request happens to go to.
             named = httpx.Request("GET", url)
-            cookies.set_cookie_header(named)
+            hops.cookies.set_cookie_header(named)
             if "cookie" in named.headers:
                 headers = {**headers, "Cookie": named.headers["cookie"]}
             request = httpx.Request(
                 "GET", request_url, headers={**_REQUEST_HEADERS, **headers}, extensions=extensions
             )
-            response = await transport.handle_async_request(request)
+            response = await hops.transport.handle_async_request(request)
             try:
                 response.request = named
                 with contextlib.suppress(Exception):  # a cookie the jar cannot read is dropped
-                    cookies.extract_cookies(response)
-                obs.status_code = response.status_code
-                obs.http_version = response.http_version
-                raw = response.headers.raw
-                obs.headers = [
-                    (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw[:MAX_HEADERS]
-                ]
-                obs.headers_dropped = max(0, len(raw) - MAX_HEADERS)
-                obs.ip = _server_ip(response) or ip
-                charset = response.charset_encoding
-                codings = _codings(response)
-                decoder = _decoder_for(codings)
-                if decoder is None:
-                    obs.undecoded_encoding = ", ".join(codings)
-                    decoder = _Decoder(None)
-                async for chunk in response.aiter_raw():
-                    if body.add(decoder.decode(chunk, body.room)):
-                        break
+                    hops.cookies.extract_cookies(response)
+                charset = _read_head(obs, response, ip)
+                await _read_body(obs, response, body)
             finally:
                 with trio.CancelScope(shield=True), trio.move_on_after(1):
                     await response.aclose()
@@ -467,7 +279,7 @@ async def _get(
             obs.failure = classify_failure(exc)
     if scope.cancelled_caught:
         obs.failure = Failure.GENERIC_TIMEOUT
-    obs.finished = trio.current_time() - t0
+    obs.finished = trio.current_time() - hops.t0
     if obs.status_code is not None:  # the body began, even if no byte of it came
         obs.body_length = body.length
         obs.body_sha256 = body.digest.hexdigest()
@@ -477,22 +289,37 @@ async def _get(
     return obs
 
 
+def _read_head(obs: HttpObservation, response: httpx.Response, ip: str | None) -> str | None:
+    """Record the status line and (at most :data:`MAX_HEADERS`) headers; returns the charset."""
+    obs.status_code = response.status_code
+    obs.http_version = response.http_version
+    raw = response.headers.raw
+    obs.headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw[:MAX_HEADERS]]
+    obs.headers_dropped = max(0, len(raw) - MAX_HEADERS)
+    obs.ip = _server_ip(response) or ip
+    return response.charset_encoding
+
+
+async def _read_body(obs: HttpObservation, response: httpx.Response, body: Body) -> None:
+    """Stream the body into ``body``, decoded when its coding is one we decode."""
+    codings = content_codings(response)
+    decoder = decoder_for(codings)
+    if decoder is None:
+        obs.undecoded_encoding = ", ".join(codings)
+        decoder = Decoder(None)
+    async for chunk in response.aiter_raw():
+        if body.add(decoder.decode(chunk, body.room)):
+            break
+
+
 def _request_target(url: httpx.URL, ip: str | None) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
     """The URL to connect to, and the Host header and SNI that name the real site."""
-    if ip is None or _is_ip(url.raw_host.decode("ascii")):
+    if ip is None or is_ip(url.raw_host.decode("ascii")):
         return url.copy_with(fragment=None), {}, {}
     host = url.raw_host.decode("ascii")
     host_header = host if url.port is None else f"{host}:{url.port}"
     extensions = {"sni_hostname": host} if url.scheme == "https" else {}
     return url.copy_with(host=ip, fragment=None), {"Host": host_header}, extensions
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _server_ip(response: httpx.Response) -> str | None:
@@ -504,20 +331,14 @@ def _server_ip(response: httpx.Response) -> str | None:
     return str(address[0]) if address else None
 
 
-def extract_title(sample: bytes, charset: str | None = None) -> str | None:
-    """The first ``<title>`` of ``sample``: decoded leniently (the response's charset,
-    else UTF-8, undecodable bytes replaced), entities resolved, whitespace collapsed,
-    control characters and lone surrogates replaced by U+FFFD (PostgreSQL refuses NUL
-    in text and no encoder takes a lone surrogate, so either would make the record
-    unstorable somewhere), at most 200 characters; ``None`` without a complete title
-    element."""
-    match = _TITLE.search(sample)
-    if match is None:
-        return None
-    raw = match.group(1)
-    try:
-        text = raw.decode(charset or "utf-8", errors="replace")
-    except LookupError:  # a charset name Python does not know
-        text = raw.decode("utf-8", errors="replace")
-    title = " ".join(html.unescape(text).split())
-    return _UNSTORABLE.sub("\ufffd", title[:MAX_TITLE])
+__all__ = [
+    "BODY_SAMPLE_BYTES",
+    "MAX_BODY_BYTES",
+    "MAX_HEADERS",
+    "MAX_TITLE",
+    "USER_AGENT",
+    "Resolve",
+    "extract_title",
+    "fetch",
+    "redirect_target",
+]

@@ -22,12 +22,12 @@ import base64
 import hashlib
 import ssl
 from pathlib import Path
+from typing import Any
 
 import trio
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
-from probe.failures import Failure, classify_failure
+from probe.failures import CERTIFICATE_FAILURES, Failure, classify_failure
 from probe.records import CertificateInfo, TlsObservation
 from probe.steps import tcp
 
@@ -35,11 +35,6 @@ from probe.steps import tcp
 #: ``["http/1.1"]`` without HTTP/2), and the TLS step shares its context with the
 #: HTTP step; one stable value keeps every handshake of a run offering the same.
 ALPN_PROTOCOLS = ["http/1.1"]
-
-#: Failures after which the chain is fetched again without verification.
-_CERTIFICATE_FAILURES = frozenset(
-    {Failure.SSL_INVALID_HOSTNAME, Failure.SSL_UNKNOWN_AUTHORITY, Failure.SSL_INVALID_CERTIFICATE}
-)
 
 #: What a TLS handshake can raise for reasons of the network or the peer.
 _HANDSHAKE_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError)
@@ -117,7 +112,7 @@ async def handshake(
         _record_session(observation, tls_stream)
         observation.validated = True
         return observation, tls_stream
-    if observation.failure in _CERTIFICATE_FAILURES:
+    if observation.failure in CERTIFICATE_FAILURES:  # the chain is fetched again, unverified
         observation.validated = False
         observation.certificates = await _capture_chain(
             ip, port, server_name, t0=t0, timeout=timeout, context=context, source_address=source_address
@@ -171,7 +166,7 @@ def _record_session(observation: TlsObservation, tls_stream: trio.SSLStream[trio
     observation.certificates = peer_chain(tls_stream)
 
 
-def peer_chain(tls_stream: trio.SSLStream[trio.abc.Stream]) -> list[CertificateInfo]:
+def peer_chain(tls_stream: trio.SSLStream[Any]) -> list[CertificateInfo]:
     """Every certificate the peer sent, leaf first, as :class:`CertificateInfo`.
 
     Python 3.11 has no public way to read the chain as sent (3.13 adds
@@ -226,7 +221,7 @@ def certificate_info(der: bytes) -> CertificateInfo:
 def _subject_alt_names(cert: x509.Certificate) -> list[str]:
     """DNS names, then IP addresses, of the subjectAltName extension (``[]`` without)."""
     try:
-        extension = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        extension = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return []
     names = extension.value
