@@ -18,6 +18,7 @@ from probe import __version__
 from probe.commands import COMMANDS
 from probe.errors import KuzotError
 from probe.extras import find_missing_extra
+from probe.i18n import gettext as _
 
 
 def _named_command(argv: Sequence[str] | None) -> str | None:
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _interrupted() -> int:
-    print("\nkuzot: interrupted; everything measured so far is saved.", file=sys.stderr)
+    print("\nkuzot: " + _("interrupted; everything measured so far is saved."), file=sys.stderr)
     return 130
 
 

@@ -6,6 +6,8 @@ import argparse
 
 from probe.commands import CommandError
 from probe.commands._common import add_json_option, emit
+from probe.i18n import gettext as _
+from probe.i18n import ngettext
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +35,9 @@ def handle_update(args: argparse.Namespace) -> int:
     try:
         paths = download_fingerprints(base_url=args.base_url or OONI_BASE_URL)
     except (httpx.HTTPError, FingerprintError, OSError) as exc:
-        raise CommandError(f"could not update fingerprints (the old ones are kept): {exc}") from exc
+        raise CommandError(
+            _("could not update fingerprints (the old ones are kept): {error}").format(error=exc)
+        ) from exc
     emit(args, {"files": [str(p) for p in paths]}, "\n".join(str(p) for p in paths))
     return 0
 
@@ -48,6 +52,11 @@ def handle_list(args: argparse.Namespace) -> int:
     emit(
         args,
         {"sources": sources},
-        "\n".join(f"{s['path']}: {s['fingerprints']} fingerprints" for s in sources),
+        "\n".join(
+            ngettext("{path}: {n} fingerprint", "{path}: {n} fingerprints", s["fingerprints"]).format(
+                path=s["path"], n=s["fingerprints"]
+            )
+            for s in sources
+        ),
     )
     return 0

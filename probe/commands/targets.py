@@ -11,6 +11,8 @@ import httpx
 
 from probe.commands import CommandError
 from probe.commands._common import add_json_option, emit
+from probe.i18n import gettext as _
+from probe.i18n import ngettext
 from probe.store.database import data_dir
 from probe.targets import RefusedInput, TargetsError, load_targets, parse_targets
 
@@ -54,21 +56,26 @@ def handle_update(args: argparse.Namespace) -> int:
                 response = client.get(url)
                 response.raise_for_status()
             except httpx.HTTPError as exc:
-                raise CommandError(f"could not download {url}: {exc}") from exc
+                raise CommandError(_("could not download {url}: {error}").format(url=url, error=exc)) from exc
             try:
                 targets = parse_targets(response.text, name=url)
             except TargetsError as exc:
-                raise CommandError(f"downloaded list is not valid, kept the old one: {exc}") from exc
+                raise CommandError(
+                    _("downloaded list is not valid, kept the old one: {error}").format(error=exc)
+                ) from exc
             fd, tmp = tempfile.mkstemp(dir=dest, suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(response.text)
             os.replace(tmp, dest / f"{name}.csv")
             written.append({"list": name, "path": str(dest / f"{name}.csv"), "urls": len(targets)})
-    lines = [f"{w['path']}: {w['urls']} URLs" for w in written]
+    lines = [
+        ngettext("{path}: {n} URL", "{path}: {n} URLs", w["urls"]).format(path=w["path"], n=w["urls"])
+        for w in written
+    ]
     emit(
         args,
         {"lists": written, "licence": LICENCE},
-        "\n".join([*lines, f"Citizen Lab test lists are {LICENCE}."]),
+        "\n".join([*lines, _("Citizen Lab test lists are {licence}.").format(licence=LICENCE)]),
     )
     return 0
 
@@ -78,10 +85,15 @@ def handle_check(args: argparse.Namespace) -> int:
     refused: list[RefusedInput] = []
     targets = load_targets(args.file, refused=refused)
     idn = [t for t in targets if t.original_url]
-    state = ", valid" if not refused else f", {len(refused)} refused"
-    lines = [f"{args.file}: {len(targets)} URLs{state}"]
+    urls = ngettext("{path}: {n} URL", "{path}: {n} URLs", len(targets)).format(
+        path=args.file, n=len(targets)
+    )
+    state = _("valid") if not refused else _("{n} refused").format(n=len(refused))
+    lines = [f"{urls}, {state}"]
     lines += [f"  {item}" for item in refused]
-    lines += [f"  {t.original_url} is measured as {t.url}" for t in idn]
+    lines += [
+        "  " + _("{original} is measured as {url}").format(original=t.original_url, url=t.url) for t in idn
+    ]
     emit(
         args,
         {
