@@ -283,6 +283,33 @@ def build_report(
     return report
 
 
+def _draw_charts(
+    report: Report,
+    out: Path,
+    orders: pd.DataFrame,
+    labels: dict[int | None, str],
+    notice: list[str] | None,
+) -> dict[str, dict[str, str]]:
+    """Both charts in each language, saved under ``charts/`` (English without a suffix,
+    ``timeline-ru.png`` and so on for the others); returns each page's images."""
+    images: dict[str, dict[str, str]] = {}
+    domain = report.domain
+    for lang in LANGUAGES:
+        suffix = "" if lang == "en" else f"-{lang}"
+        timeline = charts.save(
+            charts.timeline(
+                domain, report.episodes, report.verdicts, orders, labels=labels, simulated=notice, lang=lang
+            ),
+            out / "charts" / f"timeline{suffix}",
+        )
+        heatmap = charts.save(
+            charts.heatmap(report.verdicts, domain, labels=labels, simulated=notice, lang=lang),
+            out / "charts" / f"heatmap{suffix}",
+        )
+        images[lang] = {"timeline": _data_uri(timeline[0]), "heatmap": _data_uri(heatmap[0])}
+    return images
+
+
 def _write_all(
     report: Report,
     out: Path,
@@ -295,15 +322,7 @@ def _write_all(
     relevant_orders = orders[[domain in list(d) for d in orders["domains"]]]
     notices = (report.simulated_notice(lang) for lang in LANGUAGES)
     notice = [n for n in notices if n] if report.simulated else None
-    timeline = charts.save(
-        charts.timeline(
-            domain, report.episodes, report.verdicts, relevant_orders, labels=labels, simulated=notice
-        ),
-        out / "charts" / "timeline",
-    )
-    heatmap = charts.save(
-        charts.heatmap(report.verdicts, domain, labels=labels, simulated=notice), out / "charts" / "heatmap"
-    )
+    images = _draw_charts(report, out, relevant_orders, labels, notice)
     episodes = report.episodes.copy()
     episodes["network"] = [labels.get(None if pd.isna(a) else int(a), "") for a in episodes["probe_asn"]]
     _write_csv(
@@ -335,10 +354,10 @@ def _write_all(
     )
     (out / "citation.txt").write_text(report.citation(), encoding="utf-8")
     write_evidence(db_url, report.evidence_ids, out)
-    images = {"timeline": _data_uri(timeline[0]), "heatmap": _data_uri(heatmap[0])}
     for lang in LANGUAGES:
         (out / PAGE_NAMES[lang]).write_text(
-            render_html(report, relevant_orders, images, labels, provenance, lang=lang), encoding="utf-8"
+            render_html(report, relevant_orders, images[lang], labels, provenance, lang=lang),
+            encoding="utf-8",
         )
     write_manifest(out)  # last: it seals every file above
 
