@@ -109,3 +109,26 @@ def test_a_cli_error_speaks_the_terminals_language(tmp_path, monkeypatch, capsys
         monkeypatch.setenv(name, value)
     assert main(["report", "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.startswith(expected)
+
+
+def test_the_configs_language_comes_after_kuzot_lang_and_before_lang(tmp_path, monkeypatch, capsys):
+    """If config.toml says language = "ky", then the CLI speaks Kyrgyz even when LANG is Russian, and KUZOT_LANG still wins."""
+    from probe import i18n
+    from probe.cli import main
+
+    monkeypatch.setattr(i18n, "_configured", None)
+    monkeypatch.setenv("KUZOT_CONFIG_DIR", str(tmp_path / "config"))
+    for name in ("KUZOT_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "ru_RU.UTF-8")
+    assert main(["config", "set", "language", "ky"]) == 0
+    assert main(["report", "--out", str(tmp_path / "out")]) == 2
+    assert "отчёт бир сайт жөнүндө түзүлөт" in capsys.readouterr().err
+    monkeypatch.setenv("KUZOT_LANG", "en")
+    assert main(["report", "--out", str(tmp_path / "out")]) == 2
+    assert "a report is about one site" in capsys.readouterr().err
+    monkeypatch.delenv("KUZOT_LANG")
+    assert main(["config", "unset", "language"]) == 0
+    assert main(["report", "--out", str(tmp_path / "out")]) == 2
+    assert "отчёт составляется об одном сайте" in capsys.readouterr().err
+    i18n.use_configured(None)
