@@ -45,18 +45,14 @@ def handle_update(args: argparse.Namespace) -> int:
 def handle_list(args: argparse.Namespace) -> int:
     from analysis.fingerprints import default_fingerprint_paths, load_fingerprints
 
-    sources = [
-        {"path": str(path), "fingerprints": len(load_fingerprints([path]))}
-        for path in default_fingerprint_paths()
-    ]
+    counts = [(str(path), len(load_fingerprints([path]))) for path in default_fingerprint_paths()]
+    sources = [{"path": path, "fingerprints": n} for path, n in counts]
     emit(
         args,
         {"sources": sources},
         "\n".join(
-            ngettext("{path}: {n} fingerprint", "{path}: {n} fingerprints", s["fingerprints"]).format(
-                path=s["path"], n=s["fingerprints"]
-            )
-            for s in sources
+            ngettext("{path}: {n} fingerprint", "{path}: {n} fingerprints", n).format(path=path, n=n)
+            for path, n in counts
         ),
     )
     return 0

@@ -49,6 +49,7 @@ def handle_update(args: argparse.Namespace) -> int:
     dest = targets_dir()
     dest.mkdir(parents=True, exist_ok=True)
     written: list[dict[str, object]] = []
+    lines: list[str] = []
     with httpx.Client(timeout=30, follow_redirects=True) as client:
         for name in [n.strip() for n in args.lists.split(",") if n.strip()]:
             url = f"{args.base_url.rstrip('/')}/{name}.csv"
@@ -68,10 +69,8 @@ def handle_update(args: argparse.Namespace) -> int:
                 fh.write(response.text)
             os.replace(tmp, dest / f"{name}.csv")
             written.append({"list": name, "path": str(dest / f"{name}.csv"), "urls": len(targets)})
-    lines = [
-        ngettext("{path}: {n} URL", "{path}: {n} URLs", w["urls"]).format(path=w["path"], n=w["urls"])
-        for w in written
-    ]
+            urls = ngettext("{path}: {n} URL", "{path}: {n} URLs", len(targets))
+            lines.append(urls.format(path=dest / f"{name}.csv", n=len(targets)))
     emit(
         args,
         {"lists": written, "licence": LICENCE},
