@@ -7,7 +7,7 @@ language is ``KUZOT_LANG``, else the config's ``language`` (``kuzot config set l
 else the usual ``LANGUAGE``/``LC_ALL``/``LC_MESSAGES``/``LANG`` when it names Russian or
 Kyrgyz, else English.  Catalogs are in
 ``probe/locale/<lang>/LC_MESSAGES/cli.po``, read by :mod:`probe.catalogs` like every other
-domain (see docs/report.md).
+domain (see docs/translations.md).
 """
 
 from __future__ import annotations
