@@ -6,7 +6,7 @@ a catalog that works in the tests works in an installed wheel too.  A catalog is
 ``<package>/locale/<lang>/LC_MESSAGES/<domain>.po`` (what translators edit) with its
 compiled ``.mo`` committed beside it (what is read: the standard library reads it, so a
 volunteer's install needs no compiler, and a test checks every ``.mo`` against its
-``.po``; docs/report.md has the ``pybabel`` commands).  Files are found through
+``.po``; docs/translations.md has the ``pybabel`` commands).  Files are found through
 importlib.resources.  English is the source language of every message, so it has no
 catalog.  This module imports nothing of the project: ``probe`` and ``analysis`` both use it.
 """

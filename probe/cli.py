@@ -18,6 +18,7 @@ from probe import __version__
 from probe.commands import COMMANDS
 from probe.errors import KuzotError
 from probe.extras import find_missing_extra
+from probe.i18n import gettext as _
 
 
 def _named_command(argv: Sequence[str] | None) -> str | None:
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    _use_configured_language()
     try:
         return int(args.handler(args) or 0)
     except KuzotError as exc:
@@ -89,8 +91,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _use_configured_language() -> None:
+    """The config's ``language`` (only when set there): a config file that cannot be read
+    is not this step's error to report (``kuzot config`` says what is wrong with it)."""
+    from probe import i18n
+    from probe.config import load_config
+
+    try:
+        chosen = load_config().values.get("language")
+    except KuzotError:
+        chosen = None
+    i18n.use_configured(chosen)
+
+
 def _interrupted() -> int:
-    print("\nkuzot: interrupted; everything measured so far is saved.", file=sys.stderr)
+    print("\nkuzot: " + _("interrupted; everything measured so far is saved."), file=sys.stderr)
     return 130
 
 

@@ -111,3 +111,30 @@ def test_charts_survive_measurements_without_an_asn(one_day):
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["unknown network"]
     heat = charts.heatmap(blind, "azattyk.org")
     assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == ["unknown network"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "network", "method", "year"),
+    [("ru", "Сеть", "подмена DNS", "26 окт. 2022"), ("ky", "Тармак", "DNS алмаштыруу", "2022-ж. 26-окт.")],
+)
+def test_charts_speak_the_reports_language(one_day, tmp_path, lang, network, method, year):
+    """If a chart is drawn in Russian or Kyrgyz, then its title, axes, legend, durations and dates are in that language, from the catalogs and Babel."""
+    verdicts, episodes = one_day
+    orders_csv = tmp_path / "orders.csv"
+    orders_csv.write_text(EXAMPLE_ORDERS_CSV)
+    fig = charts.timeline("azattyk.org", episodes, verdicts, load_orders(orders_csv), lang=lang, simulated=["x"])
+    fig.canvas.draw()  # type: ignore[attr-defined]
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == network and "UTC" in ax.get_xlabel() and "Date" not in ax.get_xlabel()
+    assert "azattyk.org" in ax.get_title(loc="left") and "when" not in ax.get_title(loc="left")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert method in legend, legend
+    ticks = " ".join(t.get_text() for t in ax.get_xticklabels()).replace("\u202f", " ")
+    assert year in ticks, ticks
+    notes = " ".join(t.get_text() for t in ax.texts)
+    assert "hours" not in notes and "at least" not in notes, notes
+    assert not any("SIMULATED" in t.get_text() for t in fig.texts)
+    heat = charts.heatmap(verdicts, "azattyk.org", lang=lang)
+    title = heat.axes[0].get_title(loc="left")
+    assert title.startswith("azattyk.org: ") and "2" in title and "per" not in title, title
+    assert heat.axes[0].get_ylabel() == network

@@ -104,19 +104,31 @@ def _with_network(frame: pd.DataFrame, labels: dict[int | None, str]) -> pd.Data
     return out
 
 
+def _draw_charts(report: Report, out: Path, notice: list[str] | None) -> dict[str, dict[str, str]]:
+    """Both charts in each language, saved under ``charts/`` (English without a suffix,
+    ``timeline-ru.png`` and so on for the others); returns each page's images."""
+    images: dict[str, dict[str, str]] = {}
+    labels, domain = report.labels, report.domain
+    for lang in LANGUAGES:
+        suffix = "" if lang == "en" else f"-{lang}"
+        timeline = charts.save(
+            charts.timeline(
+                domain, report.episodes, report.verdicts, report.orders, labels=labels, simulated=notice, lang=lang
+            ),
+            out / "charts" / f"timeline{suffix}",
+        )
+        heatmap = charts.save(
+            charts.heatmap(report.verdicts, domain, labels=labels, simulated=notice, lang=lang),
+            out / "charts" / f"heatmap{suffix}",
+        )
+        images[lang] = {"timeline": _data_uri(timeline[0]), "heatmap": _data_uri(heatmap[0])}
+    return images
+
+
 def _write_all(report: Report, out: Path, db_url: str) -> None:
     labels, provenance = report.labels, report.provenance
     notice = report.simulated_notices() or None
-    timeline = charts.save(
-        charts.timeline(
-            report.domain, report.episodes, report.verdicts, report.orders, labels=labels, simulated=notice
-        ),
-        out / "charts" / "timeline",
-    )
-    heatmap = charts.save(
-        charts.heatmap(report.verdicts, report.domain, labels=labels, simulated=notice),
-        out / "charts" / "heatmap",
-    )
+    images = _draw_charts(report, out, notice)
     _write_csv(
         out / "episodes.csv",
         _with_network(report.episodes, labels),
@@ -129,9 +141,8 @@ def _write_all(report: Report, out: Path, db_url: str) -> None:
     _write_csv(out / "verdicts.csv", verdicts, VERDICT_CSV_COLUMNS)
     (out / "citation.txt").write_text(report.citation(), encoding="utf-8")
     write_evidence(db_url, report.evidence_ids, out)
-    images = {"timeline": _data_uri(timeline[0]), "heatmap": _data_uri(heatmap[0])}
     for lang in LANGUAGES:
-        page = render_html(report, report.orders, images, labels, provenance, lang=lang)
+        page = render_html(report, report.orders, images[lang], labels, provenance, lang=lang)
         (out / PAGE_NAMES[lang]).write_text(page, encoding="utf-8")
     write_manifest(out)  # last: it seals every file above
 

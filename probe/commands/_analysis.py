@@ -6,13 +6,16 @@ import argparse
 from datetime import UTC, datetime
 
 from probe.commands._common import parse_asn
+from probe.i18n import gettext as _
 
 
 def parse_date(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+        raise argparse.ArgumentTypeError(
+            _("not a date: {value} (use YYYY-MM-DD)").format(value=repr(text))
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

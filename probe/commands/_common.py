@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from probe.i18n import gettext as _
 from probe.store import Store
 
 
@@ -50,5 +51,7 @@ def open_store(url: str | None, *, migrate: bool = True, must_exist: bool = Fals
 def parse_asn(text: str) -> int:
     cleaned = text.strip().upper().removeprefix("AS")
     if not cleaned.isdigit():
-        raise argparse.ArgumentTypeError(f"not an AS number: {text!r} (use 12345 or AS12345)")
+        raise argparse.ArgumentTypeError(
+            _("not an AS number: {value} (use 12345 or AS12345)").format(value=repr(text))
+        )
     return int(cleaned)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from probe.i18n import gettext as _
 from probe.lab.netns import NetnsLab
 
 DAY = datetime(2022, 10, 26, tzinfo=UTC)
@@ -62,8 +63,10 @@ def run_demo(
     os.environ["KUZOT_CONFIG_DIR"] = str(out_dir / "config")
     rounds = [DAY + timedelta(hours=h) for h in range(0, 24, every_hours)]
     say(
-        f"Building the lab (volunteer, ISP, internet, control) and measuring {len(rounds)} rounds "
-        f"on {len(NETWORKS)} networks, 26 October 2022, simulated clock..."
+        _(
+            "Building the lab (volunteer, ISP, internet, control) and measuring {rounds} rounds "
+            "on {networks} networks, 26 October 2022, simulated clock..."
+        ).format(rounds=len(rounds), networks=len(NETWORKS))
     )
     failures: list[str] = []
     with NetnsLab("clean", timeout=2.0) as lab:
@@ -83,9 +86,9 @@ def run_demo(
                 result = lab.exec_probe(args)
                 if result.returncode != 0:
                     failures.append(f"{network.name} at {when:%H:%M}: {result.stderr.strip()[-300:]}")
-                say(f"  {when:%H:%M}  {network.name:<12} {wanted:<9} measured")
+                say(f"  {when:%H:%M}  {network.name:<12} {wanted:<9} " + _("measured"))
     # Reached only when NetnsLab.__exit__ removed everything (it raises LabError otherwise).
-    say("Lab torn down.")
+    say(_("Lab torn down."))
     from analysis.bundled import orders_file
     from analysis.data import load_verdicts
     from analysis.episodes import episodes_to_records, find_episodes

@@ -10,6 +10,8 @@ from probe.commands._analysis import add_filters
 from probe.commands._common import add_db_option, add_json_option, emit
 from probe.commands.episodes import load_episodes
 from probe.commands.orders import add_orders_option, load_orders_or_fail
+from probe.i18n import gettext as _
+from probe.i18n import language
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,17 +40,19 @@ def handle(args: argparse.Namespace) -> int:
     from analysis import charts
 
     if args.kind == "timeline" and not args.domain:
-        raise CommandError("a timeline is drawn for one site: add --domain DOMAIN", status=2)
+        raise CommandError(_("a timeline is drawn for one site: add --domain DOMAIN"), status=2)
     verdicts, episodes = load_episodes(args)
     if verdicts.empty:
-        what = args.domain or "any site"
+        what = args.domain or _("any site")
         raise CommandError(
-            f"no measurements of {what} in the database (check --db and the filters)", status=1
+            _("no measurements of {what} in the database (check --db and the filters)").format(what=what),
+            status=1,
         )
     if args.kind == "timeline":
-        figure = charts.timeline(args.domain, episodes, verdicts, load_orders_or_fail(args.orders))
+        orders = load_orders_or_fail(args.orders)
+        figure = charts.timeline(args.domain, episodes, verdicts, orders, lang=language())
     else:
-        figure = charts.heatmap(verdicts, args.domain)
+        figure = charts.heatmap(verdicts, args.domain, lang=language())
     paths = charts.save(figure, args.out, formats=args.formats or ("png", "svg"))
     emit(args, {"kind": args.kind, "files": [str(p) for p in paths]}, "\n".join(str(p) for p in paths))
     return 0

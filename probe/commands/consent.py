@@ -6,6 +6,7 @@ import argparse
 
 from probe.commands._common import add_json_option, emit
 from probe.consent import CONSENT_TEXT, consent_record, record_consent, withdraw_consent
+from probe.i18n import gettext as _
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,13 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     if args.accept:
         record_consent("kuzot consent --accept")
-        emit(args, {"accepted": True, **(consent_record() or {})}, "Consent recorded.")
+        emit(args, {"accepted": True, **(consent_record() or {})}, _("Consent recorded."))
     elif args.withdraw:
         withdrawn = withdraw_consent()
         emit(
             args,
             {"accepted": False, "withdrawn": withdrawn},
-            "Consent withdrawn." if withdrawn else "There was no consent on record.",
+            _("Consent withdrawn.") if withdrawn else _("There was no consent on record."),
         )
     elif args.show or args.lang:
         langs = [args.lang] if args.lang else ["en", "ru", "ky"]
@@ -43,6 +44,8 @@ def handle(args: argparse.Namespace) -> int:
         emit(
             args,
             {"accepted": record is not None, **(record or {})},
-            f"Consent accepted on {record['at']} ({record['how']})." if record else "No consent on record.",
+            _("Consent accepted on {at} ({how}).").format(at=record["at"], how=record["how"])
+            if record
+            else _("No consent on record."),
         )
     return 0

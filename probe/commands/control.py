@@ -8,6 +8,7 @@ from pathlib import Path
 import trio
 
 from probe.commands import CommandError
+from probe.i18n import gettext as _
 from probe.settings import ProbeSettings, Timeouts
 from probe.steps import dns
 
@@ -70,7 +71,7 @@ def control_settings(args: argparse.Namespace) -> ProbeSettings:
     except ValueError as exc:
         raise CommandError(f"--resolver: {exc}", status=2) from exc
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
-        raise CommandError(f"--ca-bundle {args.ca_bundle}: no such file", status=2)
+        raise CommandError(_("{path}: no such file").format(path=f"--ca-bundle {args.ca_bundle}"), status=2)
     return ProbeSettings(
         resolvers=resolvers or tuple(dns.system_nameservers()),
         system_resolver=not args.no_system_resolver,
@@ -91,7 +92,7 @@ def handle_serve(args: argparse.Namespace) -> int:
 
         for option, path in (("--asn-db", args.asn_db), ("--country-db", args.country_db)):
             if path is not None and not path.is_file():
-                raise CommandError(f"{option} {path}: no such file", status=2)
+                raise CommandError(_("{path}: no such file").format(path=f"{option} {path}"), status=2)
         try:
             geolookup = GeoLookup(args.asn_db, args.country_db, header=args.asn_header)
         except (RuntimeError, OSError, ValueError) as exc:  # maxminddb's InvalidDatabaseError: RuntimeError
@@ -106,7 +107,7 @@ def handle_serve(args: argparse.Namespace) -> int:
     )
 
     async def started(binds: list[str], _background: trio.Nursery, _stop: trio.Event) -> None:
-        print(f"control helper listening on {binds[0]}/api/v1/control", flush=True)
+        print(_("control helper listening on {url}").format(url=f"{binds[0]}/api/v1/control"), flush=True)
 
     trio.run(serve_until_signal, app, server_config(args.listen), started)
     return 0

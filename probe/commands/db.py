@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from probe.commands import CommandError
 from probe.commands._common import add_db_option, add_json_option, emit
+from probe.i18n import gettext as _
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -48,11 +49,13 @@ def handle_upgrade(args: argparse.Namespace) -> int:
         finally:
             engine.dispose()
     except (SQLAlchemyError, OSError) as exc:
-        raise CommandError(f"cannot upgrade {url}: {exc}") from exc
+        raise CommandError(_("cannot upgrade {url}: {error}").format(url=url, error=exc)) from exc
     if before == after:
-        text = f"Already at revision {after}."
+        text = _("Already at revision {revision}.").format(revision=after)
     else:
-        text = f"Upgraded from {before or 'an empty database'} to revision {after}."
+        text = _("Upgraded from {before} to revision {after}.").format(
+            before=before or _("an empty database"), after=after
+        )
     # No URL in the JSON: it may hold a password.
     emit(args, {"before": before, "after": after, "changed": before != after}, text)
     return 0
@@ -71,6 +74,6 @@ def handle_current(args: argparse.Namespace) -> int:
         finally:
             engine.dispose()
     except (SQLAlchemyError, OSError) as exc:
-        raise CommandError(f"cannot read {url}: {exc}") from exc
-    emit(args, {"revision": revision}, revision or "empty (run `kuzot db upgrade`)")
+        raise CommandError(_("cannot read {url}: {error}").format(url=url, error=exc)) from exc
+    emit(args, {"revision": revision}, revision or _("empty (run `kuzot db upgrade`)"))
     return 0

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from probe.commands import CommandError
+from probe.i18n import gettext as _
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,10 +32,12 @@ def handle(args: argparse.Namespace) -> int:
 
     problem = environment_problem()
     if problem:
-        raise CommandError(f"kuzot demo runs the namespace lab: {problem}", status=2)
+        message = _("kuzot demo runs the namespace lab: {problem}").format(problem=problem)
+        raise CommandError(message, status=2)
     out = args.out or Path(tempfile.mkdtemp(prefix="kuzot-demo-"))
     if out.exists() and any(out.iterdir()):
-        raise CommandError(f"{out} is not empty: choose a new folder for the demo", status=2)
+        message = _("{out} is not empty: choose a new folder for the demo").format(out=out)
+        raise CommandError(message, status=2)
     from probe.commands._demo import run_demo
 
     def say(line: str) -> None:
@@ -52,9 +55,11 @@ def handle(args: argparse.Namespace) -> int:
     print(outcome["citation"], end="")
     print()
     for key, status in outcome["enforcement"].items():  # type: ignore[attr-defined]  # run_demo: a JSON-like dict
-        print(f"Order kg-2022-10-26-azattyk, {key}: {status}")
-    print(f"\nThe report is at {outcome['report']}")
-    print(f"Check it with: kuzot verify {Path(str(outcome['report'])).parent}")
+        order = "kg-2022-10-26-azattyk"
+        print(_("Order {order}, {key}: {status}").format(order=order, key=key, status=status))
+    print("\n" + _("The report is at {path}").format(path=outcome["report"]))
+    command = f"kuzot verify {Path(str(outcome['report'])).parent}"
+    print(_("Check it with: {command}").format(command=command))
     for failure in outcome["failures"]:  # type: ignore[attr-defined]  # run_demo: a JSON-like dict
-        print(f"warning: a run failed: {failure}", file=sys.stderr)
+        print(_("warning: a run failed: {failure}").format(failure=failure), file=sys.stderr)
     return 0 if not outcome["failures"] else 1

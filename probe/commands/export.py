@@ -27,6 +27,8 @@ from typing import Any, TextIO
 from probe.commands import CommandError
 from probe.commands._analysis import add_filters, database_url
 from probe.commands._common import add_db_option, open_store
+from probe.i18n import gettext as _
+from probe.i18n import ngettext
 from probe.records import Measurement
 
 #: Our blocking kinds in OONI's vocabulary; OONI's classic test has no "tls" and counts a
@@ -74,12 +76,19 @@ def handle(args: argparse.Namespace) -> int:
     )
     lines = _ooni_lines(measurements) if args.format == "ooni" else _record_lines(measurements)
     count = _write(args.file, lines)
-    what = "OONI measurements" if args.format == "ooni" else "records"
-    where = "standard output" if args.file == "-" else args.file
+    where = _("standard output") if args.file == "-" else args.file
     summary = (
         json.dumps({"written": count, "format": args.format, "file": args.file})
         if args.json
-        else f"{count} {what} written to {where}"
+        else (
+            ngettext(
+                "{count} OONI measurement written to {where}",
+                "{count} OONI measurements written to {where}",
+                count,
+            )
+            if args.format == "ooni"
+            else ngettext("{count} record written to {where}", "{count} records written to {where}", count)
+        ).format(count=count, where=where)
     )
     print(summary, file=sys.stderr if args.file == "-" else sys.stdout)
     return 0
@@ -208,7 +217,7 @@ def _write(target: str, lines: Iterable[str]) -> int:
         return count
     path = Path(target)
     if not path.parent.is_dir():
-        raise CommandError(f"{path.parent}: no such directory", status=2)
+        raise CommandError(_("{folder}: no such directory").format(folder=path.parent), status=2)
     partial = path.with_name(f".{path.name}.partial")
     try:
         with _open_text(partial, compress=path.name.endswith(".gz")) as out:
@@ -218,7 +227,7 @@ def _write(target: str, lines: Iterable[str]) -> int:
         os.replace(partial, path)
     except OSError as exc:
         partial.unlink(missing_ok=True)
-        raise CommandError(f"cannot write {path}: {exc}") from exc
+        raise CommandError(_("cannot write {path}: {error}").format(path=path, error=exc)) from exc
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -6,6 +6,8 @@ import argparse
 
 from probe.commands import CommandError
 from probe.commands._common import add_json_option, emit
+from probe.i18n import gettext as _
+from probe.i18n import ngettext
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +35,9 @@ def handle_update(args: argparse.Namespace) -> int:
     try:
         paths = download_fingerprints(base_url=args.base_url or OONI_BASE_URL)
     except (httpx.HTTPError, FingerprintError, OSError) as exc:
-        raise CommandError(f"could not update fingerprints (the old ones are kept): {exc}") from exc
+        raise CommandError(
+            _("could not update fingerprints (the old ones are kept): {error}").format(error=exc)
+        ) from exc
     emit(args, {"files": [str(p) for p in paths]}, "\n".join(str(p) for p in paths))
     return 0
 
@@ -41,13 +45,14 @@ def handle_update(args: argparse.Namespace) -> int:
 def handle_list(args: argparse.Namespace) -> int:
     from analysis.fingerprints import default_fingerprint_paths, load_fingerprints
 
-    sources = [
-        {"path": str(path), "fingerprints": len(load_fingerprints([path]))}
-        for path in default_fingerprint_paths()
-    ]
+    counts = [(str(path), len(load_fingerprints([path]))) for path in default_fingerprint_paths()]
+    sources = [{"path": path, "fingerprints": n} for path, n in counts]
     emit(
         args,
         {"sources": sources},
-        "\n".join(f"{s['path']}: {s['fingerprints']} fingerprints" for s in sources),
+        "\n".join(
+            ngettext("{path}: {n} fingerprint", "{path}: {n} fingerprints", n).format(path=path, n=n)
+            for path, n in counts
+        ),
     )
     return 0

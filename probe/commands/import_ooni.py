@@ -22,6 +22,8 @@ from pathlib import Path
 
 from probe.commands import CommandError
 from probe.commands._common import add_db_option, add_json_option, emit, open_store
+from probe.i18n import gettext as _
+from probe.i18n import ngettext
 from probe.records import Measurement
 
 #: Whatever reading an input can raise besides bad lines: an unreadable file, a gzip
@@ -70,10 +72,10 @@ def _results(name: str) -> Iterator[tuple[str, Measurement | None]]:
 
 def _check_inputs(files: list[str]) -> None:
     if files.count("-") > 1:
-        raise CommandError("standard input (-) can be read only once", status=2)
+        raise CommandError(_("standard input (-) can be read only once"), status=2)
     for name in files:
         if name != "-" and not Path(name).is_file() and not Path(name).is_dir():
-            raise CommandError(f"{name}: no such file", status=2)
+            raise CommandError(_("{path}: no such file").format(path=name), status=2)
 
 
 def _import_folders(args: argparse.Namespace) -> int:
@@ -104,7 +106,7 @@ def handle(args: argparse.Namespace) -> int:
     _check_inputs(args.files)
     if any(name != "-" and Path(name).is_dir() for name in args.files):
         if not all(Path(name).is_dir() for name in args.files) or args.strict:
-            raise CommandError("give either folders or files (and --strict only with files)", status=2)
+            raise CommandError(_("give either folders or files (and --strict only with files)"), status=2)
         return _import_folders(args)
     if args.strict:
         return _import_strict(args)
@@ -139,8 +141,11 @@ def _import_strict(args: argparse.Namespace) -> int:
         for where in problems:
             print(f"error {where}", file=sys.stderr)
         raise CommandError(
-            f"{len(problems)} line(s) cannot be imported; nothing was written "
-            "(without --strict they are skipped)",
+            ngettext(
+                "{n} line cannot be imported; nothing was written (without --strict it is skipped)",
+                "{n} lines cannot be imported; nothing was written (without --strict they are skipped)",
+                len(problems),
+            ).format(n=len(problems)),
             status=2,
         )
     stored, present = _save_all(args.db, measurements)
@@ -165,7 +170,9 @@ def _save_all(db: str | None, measurements: Iterable[Measurement]) -> tuple[int,
 
 
 def _report(args: argparse.Namespace, stored: int, present: int, skipped: list[str]) -> None:
-    text = f"{stored} imported, {present} already present, {len(skipped)} skipped"
-    text += " (reasons on stderr)" if skipped else ""
+    text = _("{imported} imported, {present} already present, {skipped} skipped").format(
+        imported=stored, present=present, skipped=len(skipped)
+    )
+    text += " " + _("(reasons on stderr)") if skipped else ""
     data = {"imported": stored, "already_present": present, "skipped": len(skipped), "skipped_lines": skipped}
     emit(args, data, text)

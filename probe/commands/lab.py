@@ -17,6 +17,7 @@ from pathlib import Path
 
 from probe.commands import CommandError
 from probe.commands._common import add_json_option, emit
+from probe.i18n import gettext as _
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,14 +58,19 @@ def handle_up(args: argparse.Namespace) -> int:
     try:
         probe = [*lab.probe_command(["--db", "sqlite:///lab.db"]), *lab.url_args()]
         lines = [
-            f"lab {lab.suffix} up: scenario {lab.scenario.name}, state in {lab.state_dir}",
-            f"  namespaces: {', '.join(lab.namespaces.values())}",
-            f"  control helper: {lab.control_url}   CA: {lab.ca_bundle}",
-            f"  measure: {shlex.join(probe)}",
+            _("lab {suffix} up: scenario {scenario}, state in {folder}").format(
+                suffix=lab.suffix, scenario=lab.scenario.name, folder=lab.state_dir
+            ),
+            "  " + _("namespaces: {names}").format(names=", ".join(lab.namespaces.values())),
+            "  " + _("control helper: {url}   CA: {path}").format(url=lab.control_url, path=lab.ca_bundle),
+            "  " + _("measure: {command}").format(command=shlex.join(probe)),
         ]
         if not args.foreground:
             lab.detach()
-            lines.append(f"  remove with: kuzot lab down --state-dir {lab.state_dir}")
+            lines.append(
+                "  "
+                + _("remove with: {command}").format(command=f"kuzot lab down --state-dir {lab.state_dir}")
+            )
         data = {
             "suffix": lab.suffix,
             "scenario": lab.scenario.name,
@@ -79,12 +85,12 @@ def handle_up(args: argparse.Namespace) -> int:
         if not args.foreground:
             return 0
         if not args.json:
-            print("  Ctrl-C to tear down.", flush=True)
+            print("  " + _("Ctrl-C to tear down."), flush=True)
         while True:
             time.sleep(3600)
     except BaseException:
         for problem in lab.down():  # Ctrl-C included: say what could not be removed
-            print(f"kuzot lab up: not torn down: {problem}", file=sys.stderr)
+            print("kuzot lab up: " + _("not torn down: {problem}").format(problem=problem), file=sys.stderr)
         raise
 
 
@@ -98,13 +104,19 @@ def handle_down(args: argparse.Namespace) -> int:
         targets = running_labs()
         if len(targets) > 1 and not args.all:
             listed = ", ".join(str(t) for t in targets)
-            raise CommandError(f"{len(targets)} labs are running ({listed}): use --state-dir or --all", 2)
+            message = _("{n} labs are running ({listed}): use --state-dir or --all").format(
+                n=len(targets), listed=listed
+            )
+            raise CommandError(message, 2)
     results = [{"state_dir": str(state_dir), "problems": teardown(state_dir)} for state_dir in targets]
     lines: list[str] = []
     for result in results:
         lines += [f"  {problem}" for problem in result["problems"]]
-        lines.append(f"lab in {result['state_dir']}: {'partly removed' if result['problems'] else 'removed'}")
-    emit(args, {"removed": results}, "\n".join(lines) if results else "no lab is running")
+        template = (
+            _("lab in {folder}: partly removed") if result["problems"] else _("lab in {folder}: removed")
+        )
+        lines.append(template.format(folder=result["state_dir"]))
+    emit(args, {"removed": results}, "\n".join(lines) if results else _("no lab is running"))
     return 1 if any(r["problems"] for r in results) else 0
 
 
@@ -136,5 +148,5 @@ def handle_status(args: argparse.Namespace) -> int:
             f"  namespaces {len(namespaces)}/{len(state['namespaces'])}; daemons up: {', '.join(alive)}",
             f"  control {state['control_url']}; targets: {', '.join(state['targets'].values())}",
         ]
-    emit(args, {"labs": labs}, "\n".join(lines) if labs else "no lab is running")
+    emit(args, {"labs": labs}, "\n".join(lines) if labs else _("no lab is running"))
     return 0

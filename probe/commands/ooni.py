@@ -19,13 +19,15 @@ from typing import Any
 
 from probe.commands import CommandError
 from probe.commands._common import add_db_option, add_json_option, emit, open_store, parse_asn
+from probe.i18n import gettext as _
 
 
 def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+        message = _("not a date: {value} (use YYYY-MM-DD)").format(value=repr(text))
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def _rate(text: str) -> int:
@@ -36,9 +38,10 @@ def _rate(text: str) -> int:
     try:
         value = float(number) * factor
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a rate: {text!r} (use e.g. 500k or 2M bytes/s)") from None
+        message = _("not a rate: {value} (use e.g. 500k or 2M bytes/s)").format(value=repr(text))
+        raise argparse.ArgumentTypeError(message) from None
     if value <= 0:
-        raise argparse.ArgumentTypeError("the rate must be positive")
+        raise argparse.ArgumentTypeError(_("the rate must be positive"))
     return int(value)
 
 
@@ -191,15 +194,15 @@ class _RichProgress:
 
 def _text(report: Any) -> str:
     data = report.to_dict()
-    text = (
-        f"{data['files_matched']} files matched, {data['files_downloaded']} downloaded "
-        f"({data['bytes_downloaded']:,} bytes, {data['files_resumed']} resumed), "
-        f"{data['files_already_imported']} already imported; {data['imported']} measurements imported, "
-        f"{data['already_present']} already present, {data['filtered_out']} filtered out, "
-        f"{data['skipped']} skipped"
-    )
+    text = _(
+        "{files_matched} files matched, {files_downloaded} downloaded "
+        "({bytes_downloaded} bytes, {files_resumed} resumed), "
+        "{files_already_imported} already imported; {imported} measurements imported, "
+        "{already_present} already present, {filtered_out} filtered out, "
+        "{skipped} skipped"
+    ).format(**{**data, "bytes_downloaded": f"{data['bytes_downloaded']:,}"})
     for error in data["errors"]:
-        text += f"\nerror: {error}"
+        text += "\n" + _("error: {error}").format(error=error)
     return text
 
 
@@ -208,7 +211,7 @@ def handle_sync(args: argparse.Namespace) -> int:
 
     until = args.until or (datetime.now(UTC).date() + timedelta(days=1))
     if until <= args.since:
-        raise CommandError("--until must be after --since", status=2)
+        raise CommandError(_("--until must be after --since"), status=2)
     request = SyncRequest(
         ccs=[c.upper() for c in args.cc],
         tests=args.test or ["web_connectivity"],
@@ -245,7 +248,7 @@ def handle_import(args: argparse.Namespace) -> int:
     from probe.ooni_archive.sync import import_directory
 
     if not args.dir.exists():
-        raise CommandError(f"{args.dir}: no such file or folder", status=2)
+        raise CommandError(_("{path}: no such file or folder").format(path=args.dir), status=2)
     store = open_store(args.db)
     filters = Filters(
         asns=frozenset(args.asn), domains=frozenset(d.lower().removeprefix("www.") for d in args.domain)

@@ -11,6 +11,7 @@ from probe.commands._common import add_db_option, add_format_option
 from probe.commands._output import write_rows
 from probe.commands.episodes import TABLE_COLUMNS as EPISODE_TABLE_COLUMNS
 from probe.commands.episodes import load_episodes, with_network
+from probe.i18n import gettext as _
 
 #: What fits on a screen; json and csv have every column.
 TABLE_COLUMNS = [
@@ -54,7 +55,7 @@ def load_orders_or_fail(path: Path | None):  # -> DataFrame
     try:
         return load_orders(path)
     except FileNotFoundError:
-        raise CommandError(f"{path}: no such file", status=2) from None
+        raise CommandError(_("{path}: no such file").format(path=path), status=2) from None
 
 
 def handle(args: argparse.Namespace) -> int:

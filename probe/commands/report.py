@@ -10,6 +10,7 @@ from probe.commands import CommandError
 from probe.commands._analysis import add_filters, database_url
 from probe.commands._common import add_db_option, open_store
 from probe.commands.orders import add_orders_option, load_orders_or_fail
+from probe.i18n import gettext as _
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,16 +34,18 @@ def _prepare(out: Path, overwrite: bool) -> None:
     if not out.exists():
         return
     if not out.is_dir():
-        raise CommandError(f"{out} exists and is not a folder", status=2)
+        raise CommandError(_("{out} exists and is not a folder").format(out=out), status=2)
     if not any(out.iterdir()):
         return
     earlier = (out / "evidence" / "MANIFEST.sha256").is_file() and (out / "index.html").is_file()
     if not overwrite:
         raise CommandError(
-            f"{out} is not empty: choose a new folder (or --overwrite an earlier report)", status=2
+            _("{out} is not empty: choose a new folder (or --overwrite an earlier report)").format(out=out),
+            status=2,
         )
     if not earlier:
-        raise CommandError(f"{out} does not hold an earlier Kuzot report; refusing to overwrite it", status=2)
+        message = _("{out} does not hold an earlier Kuzot report; refusing to overwrite it").format(out=out)
+        raise CommandError(message, status=2)
     # The earlier report is replaced only once the new one is complete (build_report).
 
 
@@ -50,7 +53,7 @@ def handle(args: argparse.Namespace) -> int:
     from analysis.report import build_report
 
     if not args.domain:
-        raise CommandError("a report is about one site: add --domain DOMAIN", status=2)
+        raise CommandError(_("a report is about one site: add --domain DOMAIN"), status=2)
     orders = load_orders_or_fail(args.orders)
     url = database_url(args)
     open_store(url, must_exist=True).close()  # a clear error for a bad URL, and the schema in place
@@ -85,6 +88,10 @@ def handle(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(f"Report on {report.domain} written to {args.out}/index.html", file=sys.stderr)
+        index = f"{args.out}/index.html"
+        print(
+            _("Report on {domain} written to {path}").format(domain=report.domain, path=index),
+            file=sys.stderr,
+        )
         print(report.citation(), end="")
     return 0

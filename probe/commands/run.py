@@ -17,6 +17,7 @@ from probe.commands import CommandError
 from probe.commands._analysis import parse_date
 from probe.commands._common import add_db_option, open_store, parse_asn
 from probe.commands._output import write_rows
+from probe.i18n import gettext as _
 from probe.live_upload import DEFAULT_EVERY, DEFAULT_INTERVAL, LiveUploader, merge
 from probe.records import Measurement, Run
 from probe.run import RunPlan, RunResult, execute_run
@@ -171,7 +172,7 @@ def build_settings(args: argparse.Namespace) -> ProbeSettings:
     if not resolvers:
         resolvers = tuple(dns.system_nameservers())
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
-        raise CommandError(f"--ca-bundle {args.ca_bundle}: no such file", status=2)
+        raise CommandError(_("{path}: no such file").format(path=f"--ca-bundle {args.ca_bundle}"), status=2)
     for network in args.lab_public_network:
         try:
             ipaddress.ip_network(network)
@@ -293,7 +294,7 @@ def _judge(measurements: list[Measurement]) -> list:
 
         return judge_all(measurements, fingerprints=load_fingerprints())
     except Exception as exc:  # the run is stored; only the summary is missing
-        print(f"(could not judge this run: {exc})", file=sys.stderr)
+        print(_("(could not judge this run: {error})").format(error=exc), file=sys.stderr)
         return []
 
 
@@ -332,7 +333,7 @@ def _signing_key(store: Store) -> SigningKey:
         return load_or_create_key(config_dir())
     except (SigningKeyError, OSError) as exc:
         store.close()
-        raise CommandError(f"cannot use the signing key: {exc}", status=2) from exc
+        raise CommandError(_("cannot use the signing key: {error}").format(error=exc), status=2) from exc
 
 
 def _control_fetcher(args: argparse.Namespace):  # -> ControlClient | DohControl | None
@@ -349,7 +350,8 @@ def _control_fetcher(args: argparse.Namespace):  # -> ControlClient | DohControl
     if doh.lower() == "off":
         return None
     if not doh.startswith("https://"):
-        raise CommandError(f"--doh-control {doh!r}: must be an https:// URL or 'off'", status=2)
+        message = _("--doh-control {value}: must be an https:// URL or 'off'").format(value=repr(doh))
+        raise CommandError(message, status=2)
     return DohControl(doh, connect_ip=args.doh_connect_ip, ca_bundle=args.ca_bundle)
 
 
@@ -396,7 +398,8 @@ def _upload_after_run(args: argparse.Namespace, during: UploadResult | None = No
             args.db, args.upload, log_progress=not args.quiet and not args.json, max_retries=2, backoff=1.0
         )
     except KuzotError as exc:
-        print(f"kuzot run: upload skipped: {exc}; the measurements stay queued", file=sys.stderr)
+        message = _("upload skipped: {error}; the measurements stay queued").format(error=exc)
+        print(f"kuzot run: {message}", file=sys.stderr)
         return {"error": str(exc)}
     if during is not None:
         outcome = merge(during, outcome)
@@ -416,9 +419,9 @@ def handle(args: argparse.Namespace) -> int:
     settings = build_settings(args)
     canaries = _canaries(args)
     if args.concurrency < 1:
-        raise CommandError("--concurrency must be at least 1", status=2)
+        raise CommandError(_("--concurrency must be at least 1"), status=2)
     if args.upload_every < 1:
-        raise CommandError("--upload-every must be at least 1", status=2)
+        raise CommandError(_("--upload-every must be at least 1"), status=2)
     resume_run_id = None
     refused: list[RefusedInput] = []
     if args.resume:
@@ -426,17 +429,17 @@ def handle(args: argparse.Namespace) -> int:
         found = _resumable(store)
         if found is None:
             store.close()
-            print("Nothing to resume: the last run finished.", file=sys.stderr)
+            print(_("Nothing to resume: the last run finished."), file=sys.stderr)
             return 0
         run, targets = found
         resume_run_id = run.id
-        print(f"Resuming run {run.id}: {len(targets)} targets left.", file=sys.stderr)
+        print(_("Resuming run {run}: {n} targets left.").format(run=run.id, n=len(targets)), file=sys.stderr)
     else:
         targets = _targets(args, refused)
         for item in refused:
-            print(f"not measured: {item}", file=sys.stderr)
+            print(_("not measured: {item}").format(item=item), file=sys.stderr)
         if not targets and refused:
-            raise CommandError("no valid URL to measure (each one was refused, see above)", status=2)
+            raise CommandError(_("no valid URL to measure (each one was refused, see above)"), status=2)
         store = open_store(args.db)
     budget = None
     if args.max_bytes is not None or args.max_bytes_per_day is not None:
@@ -449,7 +452,7 @@ def handle(args: argparse.Namespace) -> int:
         if budget.exhausted():
             store.close()
             raise CommandError(
-                "today's byte cap is already used up; nothing measured (try tomorrow)", status=1
+                _("today's byte cap is already used up; nothing measured (try tomorrow)"), status=1
             )
     plan = RunPlan(
         targets=targets,
@@ -547,20 +550,25 @@ def handle(args: argparse.Namespace) -> int:
     elif not args.quiet:
         rows = [step_summary(m) for m in result.measurements if m.role == "target"]
         rows.sort(key=lambda r: r["url"])
-        write_rows(rows, "table", columns=["url", "dns", "tcp", "tls", "http"], title=f"run {result.run.id}")
-        note = " (deadline reached: unmeasured targets were skipped)" if result.deadline_hit else ""
+        title = _("run {run}").format(run=result.run.id)
+        write_rows(rows, "table", columns=["url", "dns", "tcp", "tls", "http"], title=title)
+        note = " " + _("(deadline reached: unmeasured targets were skipped)") if result.deadline_hit else ""
         if result.skipped_for_budget:
-            note += f" ({result.skipped_for_budget} skipped: byte cap reached)"
+            note += " " + _("({n} skipped: byte cap reached)").format(n=result.skipped_for_budget)
         print(
-            f"{len(rows)} of {len(targets)} targets measured{note}; about {result.bytes_used:,} bytes used.",
+            _("{measured} of {targets} targets measured{note}; about {bytes} bytes used.").format(
+                measured=len(rows), targets=len(targets), note=note, bytes=f"{result.bytes_used:,}"
+            ),
             file=sys.stderr,
         )
         refusals = control_refusals(result.measurements)
         if refusals["count"]:
             reasons = "; ".join(f"{r['failure']}: {r['reason']}" for r in refusals["reasons"])
             print(
-                f"The control helper refused {refusals['count']} of {len(rows)} targets ({reasons}); "
-                "their verdicts cannot rule out an outage.",
+                _(
+                    "The control helper refused {refused} of {targets} targets ({reasons}); "
+                    "their verdicts cannot rule out an outage."
+                ).format(refused=refusals["count"], targets=len(rows), reasons=reasons),
                 file=sys.stderr,
             )
         print(_plain_summary(verdicts, blocked, offline))

@@ -11,6 +11,7 @@ from probe.commands import CommandError
 from probe.commands._common import add_json_option, emit
 from probe.config import load_config
 from probe.consent import consent_record
+from probe.i18n import gettext as _
 from probe.schedule import Scheduler, parse_every
 
 
@@ -36,7 +37,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.remove:
         removed = scheduler.remove()
         emit(
-            args, {"removed": removed}, "Scheduled runs removed." if removed else "Nothing was scheduled."
+            args,
+            {"removed": removed},
+            _("Scheduled runs removed.") if removed else _("Nothing was scheduled."),
         )
         return 0
     if args.show:
@@ -44,7 +47,7 @@ def handle(args: argparse.Namespace) -> int:
         emit(
             args,
             {"scheduled": bool(shown), "schedule": shown or None},
-            shown if shown else "Not scheduled.",
+            shown if shown else _("Not scheduled."),
         )
         return 0
     try:
@@ -53,8 +56,10 @@ def handle(args: argparse.Namespace) -> int:
         raise CommandError(str(exc), status=2) from exc
     if consent_record() is None:
         raise CommandError(
-            "accept the informed consent first (`kuzot consent --show`, then `kuzot consent --accept`); "
-            "a schedule never accepts it for you",
+            _(
+                "accept the informed consent first (`kuzot consent --show`, then `kuzot consent --accept`); "
+                "a schedule never accepts it for you"
+            ),
             status=3,
         )
     command = [*kuzot_command(), "run", "--quiet"]
@@ -65,6 +70,6 @@ def handle(args: argparse.Namespace) -> int:
     emit(
         args,
         {"scheduled": True, "schedule": installed, "every_seconds": seconds, "command": command},
-        f"Scheduled: {installed}",
+        _("Scheduled: {schedule}").format(schedule=installed),
     )
     return 0

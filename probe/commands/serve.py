@@ -11,6 +11,7 @@ import trio
 from probe.commands import CommandError
 from probe.commands._common import open_store
 from probe.commands.control import add_control_options, control_settings
+from probe.i18n import gettext as _
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -119,14 +120,14 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.max_batch_items < 1 or args.max_batch_bytes < 1024:
         raise CommandError(
-            "--max-batch-items must be at least 1 and --max-batch-bytes at least 1024", status=2
+            _("--max-batch-items must be at least 1 and --max-batch-bytes at least 1024"), status=2
         )
     if args.body_timeout <= 0 or args.rate_limit < 0 or (args.workers is not None and args.workers < 0):
         raise CommandError(
-            "--body-timeout must be positive, --rate-limit and --workers zero or more", status=2
+            _("--body-timeout must be positive, --rate-limit and --workers zero or more"), status=2
         )
     if args.asn_db is not None and not args.asn_db.is_file():
-        raise CommandError(f"--asn-db {args.asn_db}: no such file", status=2)
+        raise CommandError(_("{path}: no such file").format(path=f"--asn-db {args.asn_db}"), status=2)
     control = None
     if args.with_control:
         geolookup = None
@@ -170,11 +171,11 @@ def handle(args: argparse.Namespace) -> int:
     config = server_config(args.listen)
 
     async def started(binds: list[str], _background: trio.Nursery, _stop: trio.Event) -> None:
-        print(f"collector listening on {binds[0]}/api/v1/", flush=True)
+        print(_("collector listening on {url}").format(url=f"{binds[0]}/api/v1/"), flush=True)
         if control is not None:
-            print(f"control helper on {binds[0]}/api/v1/control", flush=True)
+            print(_("control helper on {url}").format(url=f"{binds[0]}/api/v1/control"), flush=True)
         if web_source is not None:
-            print(f"explorer on {binds[0]}/", flush=True)
+            print(_("explorer on {url}").format(url=f"{binds[0]}/"), flush=True)
 
     try:
         trio.run(serve_until_signal, app, config, started)
@@ -182,7 +183,7 @@ def handle(args: argparse.Namespace) -> int:
         store.close()
         if web_source is not None:
             web_source.close()
-    print("collector stopped", file=sys.stderr)
+    print(_("collector stopped"), file=sys.stderr)
     return 0
 
 

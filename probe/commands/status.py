@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from probe.commands._common import add_db_option, open_store
 from probe.commands._output import write_rows
+from probe.i18n import gettext as _
 from probe.records import format_time
 from probe.store.models import MeasurementRow
 
@@ -112,9 +113,10 @@ def _show(args: argparse.Namespace, rows: list[dict], queued: int | None) -> int
         print(json.dumps({"runs": rows, "upload_queue": int(queued or 0), "next_run": schedule}, indent=2))
         return 0
     if rows:
-        write_rows(rows, "table", title="recent runs")
+        write_rows(rows, "table", title=_("recent runs"))
     else:
-        print("No runs yet. Start one with `kuzot run`.")
-    print(f"Measurements waiting to be uploaded: {int(queued or 0)}")
-    print(f"Next scheduled run: {schedule or 'not scheduled (see `kuzot schedule --every 6h`)'}")
+        print(_("No runs yet. Start one with `kuzot run`."))
+    print(_("Measurements waiting to be uploaded: {n}").format(n=int(queued or 0)))
+    when = schedule or _("not scheduled (see `kuzot schedule --every 6h`)")
+    print(_("Next scheduled run: {when}").format(when=when))
     return 0

@@ -11,6 +11,8 @@ import httpx
 
 from probe.commands import CommandError
 from probe.commands._common import add_json_option, emit
+from probe.i18n import gettext as _
+from probe.i18n import ngettext
 from probe.store.database import data_dir
 from probe.targets import RefusedInput, TargetsError, load_targets, parse_targets
 
@@ -47,6 +49,7 @@ def handle_update(args: argparse.Namespace) -> int:
     dest = targets_dir()
     dest.mkdir(parents=True, exist_ok=True)
     written: list[dict[str, object]] = []
+    lines: list[str] = []
     with httpx.Client(timeout=30, follow_redirects=True) as client:
         for name in [n.strip() for n in args.lists.split(",") if n.strip()]:
             url = f"{args.base_url.rstrip('/')}/{name}.csv"
@@ -54,21 +57,24 @@ def handle_update(args: argparse.Namespace) -> int:
                 response = client.get(url)
                 response.raise_for_status()
             except httpx.HTTPError as exc:
-                raise CommandError(f"could not download {url}: {exc}") from exc
+                raise CommandError(_("could not download {url}: {error}").format(url=url, error=exc)) from exc
             try:
                 targets = parse_targets(response.text, name=url)
             except TargetsError as exc:
-                raise CommandError(f"downloaded list is not valid, kept the old one: {exc}") from exc
+                raise CommandError(
+                    _("downloaded list is not valid, kept the old one: {error}").format(error=exc)
+                ) from exc
             fd, tmp = tempfile.mkstemp(dir=dest, suffix=".tmp")
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(response.text)
             os.replace(tmp, dest / f"{name}.csv")
             written.append({"list": name, "path": str(dest / f"{name}.csv"), "urls": len(targets)})
-    lines = [f"{w['path']}: {w['urls']} URLs" for w in written]
+            urls = ngettext("{path}: {n} URL", "{path}: {n} URLs", len(targets))
+            lines.append(urls.format(path=dest / f"{name}.csv", n=len(targets)))
     emit(
         args,
         {"lists": written, "licence": LICENCE},
-        "\n".join([*lines, f"Citizen Lab test lists are {LICENCE}."]),
+        "\n".join([*lines, _("Citizen Lab test lists are {licence}.").format(licence=LICENCE)]),
     )
     return 0
 
@@ -78,10 +84,15 @@ def handle_check(args: argparse.Namespace) -> int:
     refused: list[RefusedInput] = []
     targets = load_targets(args.file, refused=refused)
     idn = [t for t in targets if t.original_url]
-    state = ", valid" if not refused else f", {len(refused)} refused"
-    lines = [f"{args.file}: {len(targets)} URLs{state}"]
+    urls = ngettext("{path}: {n} URL", "{path}: {n} URLs", len(targets)).format(
+        path=args.file, n=len(targets)
+    )
+    state = _("valid") if not refused else _("{n} refused").format(n=len(refused))
+    lines = [f"{urls}, {state}"]
     lines += [f"  {item}" for item in refused]
-    lines += [f"  {t.original_url} is measured as {t.url}" for t in idn]
+    lines += [
+        "  " + _("{original} is measured as {url}").format(original=t.original_url, url=t.url) for t in idn
+    ]
     emit(
         args,
         {

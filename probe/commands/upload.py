@@ -8,6 +8,8 @@ import sys
 
 from probe.commands import CommandError
 from probe.commands._common import add_db_option, open_store
+from probe.i18n import gettext as _
+from probe.i18n import ngettext
 from probe.upload import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, UploadResult, upload
 
 
@@ -75,25 +77,31 @@ def run_upload(
 def describe(result: UploadResult) -> str:
     """One paragraph for a person: what arrived, what did not and why, what to do."""
     if result.error and not result.acknowledged:
-        text = f"Could not upload to {result.collector}: {result.error}."
+        text = _("Could not upload to {collector}: {error}.").format(
+            collector=result.collector, error=result.error
+        )
     else:
-        text = (
-            f"Uploaded {result.acknowledged} measurements to {result.collector} "
-            f"({result.stored} new, {result.duplicate} already there)."
+        text = ngettext(
+            "Uploaded {n} measurement to {collector} ({new} new, {duplicate} already there).",
+            "Uploaded {n} measurements to {collector} ({new} new, {duplicate} already there).",
+            result.acknowledged,
+        ).format(
+            n=result.acknowledged, collector=result.collector, new=result.stored, duplicate=result.duplicate
         )
         if result.error:
-            text += f" Then stopped: {result.error}."
+            text += " " + _("Then stopped: {error}.").format(error=result.error)
     if result.rejected:
-        text += f" {len(result.rejected)} refused by the collector: " + "; ".join(
-            f"{r['id']}: {r['error']}" for r in result.rejected[:3]
+        n = len(result.rejected)
+        text += " " + ngettext("{n} refused by the collector: ", "{n} refused by the collector: ", n).format(
+            n=n
         )
+        text += "; ".join(f"{r['id']}: {r['error']}" for r in result.rejected[:3])
     if result.remaining:
-        text += (
-            f" {result.remaining} measurements stay queued here; "
-            f"`kuzot upload --to {result.collector}` sends them later."
-        )
+        text += " " + _(
+            "{n} measurements stay queued here; `kuzot upload --to {collector}` sends them later."
+        ).format(n=result.remaining, collector=result.collector)
     else:
-        text += " Nothing left to upload."
+        text += " " + _("Nothing left to upload.")
     return text
 
 
@@ -101,10 +109,10 @@ def handle(args: argparse.Namespace) -> int:
     collector = collector_from_config(args.to)
     if not collector:
         raise CommandError(
-            "no collector: pass --to URL or set one with `kuzot config set collector_url URL`", status=2
+            _("no collector: pass --to URL or set one with `kuzot config set collector_url URL`"), status=2
         )
     if args.batch_size < 1:
-        raise CommandError("--batch-size must be at least 1", status=2)
+        raise CommandError(_("--batch-size must be at least 1"), status=2)
     result = run_upload(
         args.db,
         collector,

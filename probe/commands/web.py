@@ -11,6 +11,7 @@ import trio
 
 from probe.commands import CommandError
 from probe.commands.orders import add_orders_option, load_orders_or_fail
+from probe.i18n import gettext as _
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,11 +78,11 @@ def handle(args: argparse.Namespace) -> int:
     from probe.web.webhook import refresh_and_notify
 
     if ":" not in args.listen:
-        raise CommandError("--listen takes HOST:PORT, e.g. 127.0.0.1:8090", status=2)
+        raise CommandError(_("--listen takes HOST:PORT, e.g. 127.0.0.1:8090"), status=2)
     orders = load_orders_or_fail(args.orders)
     mode = args.mode or ("local" if _loopback(args.listen) else "public")
     if not args.json:
-        print("judging the stored measurements...", file=sys.stderr, flush=True)
+        print(_("judging the stored measurements..."), file=sys.stderr, flush=True)
     app, source = open_or_fail(args.db or default_db_url(), orders, web_config(mode, args.refresh))
     config = server_config(args.listen)
 
@@ -101,7 +102,10 @@ def handle(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"url": f"{url}/", "mode": mode, "api": f"{url}/api/v1/"}), flush=True)
         else:
-            print(f"Kuzot Explorer on {url}/ ({mode} mode, read-only)", flush=True)
+            print(
+                _("Kuzot Explorer on {url} ({mode} mode, read-only)").format(url=f"{url}/", mode=mode),
+                flush=True,
+            )
 
     try:
         trio.run(serve_until_signal, app, config, started)
@@ -112,8 +116,10 @@ def handle(args: argparse.Namespace) -> int:
         first = failed.exceptions[0]
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
-        raise CommandError(f"cannot listen on {args.listen}: {first}", status=1) from None
+        raise CommandError(
+            _("cannot listen on {address}: {error}").format(address=args.listen, error=first), status=1
+        ) from None
     finally:
         source.close()
-    print("explorer stopped", file=sys.stderr)
+    print(_("explorer stopped"), file=sys.stderr)
     return 0
