@@ -105,7 +105,8 @@ class _Job:
 
 def _convert_one(raw: bytes, job: _Job, number: int, out: ChunkResult) -> None:
     from probe.formats.ooni import OoniFormatError, loads, measurement_from_ooni, scrubbed
-    from probe.store.database import prepare_item
+    from probe.store.canonical import canonical_record
+    from probe.store.rows import prepare_item
 
     text = raw.strip()
     if not text:
@@ -130,12 +131,12 @@ def _convert_one(raw: bytes, job: _Job, number: int, out: ChunkResult) -> None:
     if job.compact:
         compact(m, job.keep_body)
     try:
-        record = m.canonical_json().decode()
+        record = canonical_record(m)
     except UnicodeEncodeError:
         m = scrubbed(data)
         if job.compact:
             compact(m, job.keep_body)
-        record = m.canonical_json().decode()
+        record = canonical_record(m)
     except (ValueError, RecursionError) as exc:
         out.skipped.append(f"{job.label}:{number}: cannot be stored ({exc.__class__.__name__})")
         return
