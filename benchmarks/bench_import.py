@@ -211,8 +211,9 @@ def main() -> None:
         stored = sum(o.stored for o in outcomes)
         wall = time.perf_counter() - t
         rate = stored / wall
+        per = 1000 * (cpu() - c + workers_cpu) / stored
         print(f"kuzot ooni import: {stored:,} in {wall:.1f} s = {rate:,.0f}/s "
-              f"({rate / ref_rate:.1f}x the reference), CPU {1000 * (cpu() - c + workers_cpu) / stored:.2f} ms/measurement "
+              f"({rate / ref_rate:.1f}x the reference), CPU {per:.2f} ms/measurement "
               f"(workers {os.cpu_count()})")  # fmt: skip
         store.close()
         with sqlite3.connect(db) as conn:
