@@ -252,13 +252,67 @@ def find_episodes(
     columns = [*EPISODE_COLUMNS, *EXTRA_COLUMNS]
     if verdicts.empty:
         return pd.DataFrame(columns=columns)
+    s = _sorted_columns(verdicts, by_site)
+    rows: list[dict[str, object]] = []
+    for lo, hi in zip(s.starts.tolist(), s.stops.tolist(), strict=True):
+        if s.blocked_cum[hi] == s.blocked_cum[lo]:
+            continue
+        asn = None if s.asns[lo] == _MISSING_ASN else int(s.asns[lo])
+        rows.extend(
+            _episodes_of(str(s.names[s.domains[lo]]), asn, s.series(lo, hi), s.ids, s.kind_names, rule)
+        )
+    out = pd.DataFrame(rows, columns=columns)
+    for name in ("first_blocked", "last_blocked", "last_accessible_before", "first_accessible_after"):
+        out[name] = pd.to_datetime(out[name], utc=True)
+    out["probe_asn"] = out["probe_asn"].astype("Int64")
+    return out.sort_values(["domain", "probe_asn", "first_blocked"], kind="mergesort").reset_index(drop=True)
+
+
+#: A missing network sorts last, as pandas puts missing values.
+_MISSING_ASN = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class _Sorted:
+    """The verdict columns as integer codes, sorted by (domain, network, time, id), and
+    where each (domain, network) series starts and stops."""
+
+    names: np.ndarray
+    domains: np.ndarray
+    asns: np.ndarray
+    times: np.ndarray
+    order: np.ndarray
+    ids: np.ndarray
+    states: np.ndarray
+    kinds: np.ndarray
+    kind_names: list[object]
+    confirmed: np.ndarray
+    starts: np.ndarray
+    stops: np.ndarray
+    blocked_cum: np.ndarray
+    accessible_cum: np.ndarray
+
+    def series(self, lo: int, hi: int) -> _Series:
+        part = slice(lo, hi)
+        return _Series(
+            self.times[part],
+            self.states[part],
+            self.confirmed[part],
+            self.kinds[part],
+            self.order[part],
+            self.blocked_cum[lo : hi + 1] - self.blocked_cum[lo],
+            self.accessible_cum[lo : hi + 1] - self.accessible_cum[lo],
+        )
+
+
+def _series_order(verdicts: pd.DataFrame, by_site: bool) -> tuple[np.ndarray, ...]:
+    """(domain names, and the sorted domain codes, networks, times, and the order)."""
     raw_codes, raw_names = _codes(verdicts["domain"])
     normalise = site_of if by_site else bare_domain
     normalised = np.array([normalise(str(d)) for d in raw_names], dtype=object)
     names, inverse = np.unique(normalised, return_inverse=True)
     domain_codes = inverse.astype(np.int64)[raw_codes]
-    missing_asn = np.iinfo(np.int64).max  # sorts last, as pandas puts missing values
-    asns = verdicts["probe_asn"].astype("Int64").to_numpy(dtype=np.int64, na_value=missing_asn)
+    asns = verdicts["probe_asn"].astype("Int64").to_numpy(dtype=np.int64, na_value=_MISSING_ASN)
     times = pd.to_datetime(verdicts["measured_at"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
     order = np.lexsort((times, asns, domain_codes))
     d_s, a_s, t_s = domain_codes[order], asns[order], times[order]
@@ -269,45 +323,33 @@ def find_episodes(
         for lo, hi in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
             part = order[lo : hi + 1]
             order[lo : hi + 1] = part[np.argsort(ids[part].astype(str), kind="stable")]
+    return names, d_s, a_s, t_s, order, ids
+
+
+def _sorted_columns(verdicts: pd.DataFrame, by_site: bool) -> _Sorted:
+    names, d_s, a_s, t_s, order, ids = _series_order(verdicts, by_site)
     states = _states(verdicts["status"])[order]
     kind_codes, kind_names = _codes(verdicts["blocking"])
     kind_ok = np.array([isinstance(k, str) for k in kind_names] + [False], dtype=bool)
     kinds = np.where(kind_ok[kind_codes], kind_codes, -1)[order]
     confirmed = verdicts["confirmed"].fillna(False).astype(bool).to_numpy()[order]
     bounds = np.flatnonzero((d_s[1:] != d_s[:-1]) | (a_s[1:] != a_s[:-1])) + 1
-    starts = np.concatenate(([0], bounds))
-    stops = np.concatenate((bounds, [len(order)]))
-    blocked_cum = np.concatenate(([0], np.cumsum(states == _BLOCKED)))
-    accessible_cum = np.concatenate(([0], np.cumsum(states == _ACCESSIBLE)))
-    rows: list[dict[str, object]] = []
-    for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
-        if blocked_cum[hi] == blocked_cum[lo]:
-            continue
-        asn = None if a_s[lo] == missing_asn else int(a_s[lo])
-        series = slice(lo, hi)
-        rows.extend(
-            _episodes_of(
-                str(names[d_s[lo]]),
-                asn,
-                _Series(
-                    t_s[series],
-                    states[series],
-                    confirmed[series],
-                    kinds[series],
-                    order[series],
-                    blocked_cum[lo : hi + 1] - blocked_cum[lo],
-                    accessible_cum[lo : hi + 1] - accessible_cum[lo],
-                ),
-                ids,
-                kind_names,
-                rule,
-            )
-        )
-    out = pd.DataFrame(rows, columns=columns)
-    for name in ("first_blocked", "last_blocked", "last_accessible_before", "first_accessible_after"):
-        out[name] = pd.to_datetime(out[name], utc=True)
-    out["probe_asn"] = out["probe_asn"].astype("Int64")
-    return out.sort_values(["domain", "probe_asn", "first_blocked"], kind="mergesort").reset_index(drop=True)
+    return _Sorted(
+        names=names,
+        domains=d_s,
+        asns=a_s,
+        times=t_s,
+        order=order,
+        ids=ids,
+        states=states,
+        kinds=kinds,
+        kind_names=kind_names,
+        confirmed=confirmed,
+        starts=np.concatenate(([0], bounds)),
+        stops=np.concatenate((bounds, [len(order)])),
+        blocked_cum=np.concatenate(([0], np.cumsum(states == _BLOCKED))),
+        accessible_cum=np.concatenate(([0], np.cumsum(states == _ACCESSIBLE))),
+    )
 
 
 @dataclass(frozen=True)
