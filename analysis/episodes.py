@@ -160,79 +160,96 @@ def _scan(
         return []
     st = states[keep]
     kd = kinds[keep].astype(np.int64)
-    cf = confirmed[keep]
     symbol = st.astype(np.int64) * (int(kd.max()) + 2) + (kd + 1)
     ends = np.append(np.flatnonzero(symbol[1:] != symbol[:-1]), len(symbol) - 1)
     run_end = np.repeat(ends, np.diff(ends, prepend=-1))
-    # Element access by .item(): only the verdicts the loop visits become Python ints.
-    s_at, k_at, c_at, idx_at, end_at = st.item, kd.item, cf.item, keep.item, run_end.item
-    found: list[tuple[int, int, int, int, bool]] = []
-    open_ = False
-    pending_start = -1
-    pending = 0
-    before_pending = -1
-    last_accessible = -1
-    start = last_blocked = before = -1
-    method = -1
-    streak = 0
-    streak_first = -1
-    other = 0
-    other_start = -1
-    n = len(keep)
-    j = 0
-    while j < n:
-        state, kind, i = s_at(j), k_at(j), idx_at(j)
-        if state == _BLOCKED:
-            if open_:
-                if method < 0 or kind < 0 or kind == method:
-                    j = end_at(j)  # the same step for the whole run: take its last
-                    last_blocked = idx_at(j)
-                    streak = 0
-                    other = 0
-                    j += 1
-                    continue
-                if other == 0:
-                    other_start = i
-                other += 1
-                if other >= rule.open_after or (rule.confirmed_opens and c_at(j)):
-                    found.append((start, last_blocked, before, -1, False))
-                    start, last_blocked, before = other_start, i, -1
-                    method = kind
-                    other = 0
-                    streak = 0
-                j += 1
-                continue
-            if pending == 0:
-                pending_start, before_pending = i, last_accessible
-            pending += 1
-            if pending >= rule.open_after or (rule.confirmed_opens and c_at(j)):
-                open_ = True
-                start, last_blocked, before = pending_start, i, before_pending
-                method = kind
-                streak = 0
-                pending = 0
-                other = 0
-        else:  # accessible
-            if not open_:
-                j = end_at(j)
-                last_accessible = idx_at(j)
-                other = 0
-                pending = 0
-                j += 1
-                continue
-            last_accessible = i
-            other = 0
-            streak += 1
-            if streak == 1:
-                streak_first = i
-            if streak >= rule.close_after:
-                found.append((start, last_blocked, before, streak_first, False))
-                open_ = False
-                streak = 0
-        j += 1
-    if open_:
-        found.append((start, last_blocked, before, -1, True))
-    return found
+    return _Scanner(rule, st, kd, confirmed[keep], keep, run_end).scan()
+
+
+class _Scanner:
+    """The state of :func:`_scan` over one series' non-neutral verdicts."""
+
+    def __init__(
+        self,
+        rule: EpisodeRule,
+        st: np.ndarray,
+        kd: np.ndarray,
+        cf: np.ndarray,
+        keep: np.ndarray,
+        run_end: np.ndarray,
+    ) -> None:
+        self.rule = rule
+        self.n = len(keep)
+        # Element access by .item(): only the verdicts the loop visits become Python ints.
+        self.s_at, self.k_at, self.c_at = st.item, kd.item, cf.item
+        self.idx_at, self.end_at = keep.item, run_end.item
+        self.found: list[tuple[int, int, int, int, bool]] = []
+        self.open_ = False
+        self.pending_start = self.before_pending = self.last_accessible = -1
+        self.pending = self.streak = self.other = 0
+        self.start = self.last_blocked = self.before = self.method = -1
+        self.streak_first = self.other_start = -1
+
+    def scan(self) -> list[tuple[int, int, int, int, bool]]:
+        j = 0
+        while j < self.n:
+            if self.s_at(j) == _BLOCKED:
+                j = self._blocked_open(j) if self.open_ else self._blocked_closed(j)
+            else:
+                j = self._accessible(j)
+        if self.open_:
+            self.found.append((self.start, self.last_blocked, self.before, -1, True))
+        return self.found
+
+    def _opens(self, count: int, j: int) -> bool:
+        return count >= self.rule.open_after or bool(self.rule.confirmed_opens and self.c_at(j))
+
+    def _blocked_open(self, j: int) -> int:
+        kind, i = self.k_at(j), self.idx_at(j)
+        if self.method < 0 or kind < 0 or kind == self.method:
+            j = self.end_at(j)  # the same step for the whole run: take its last
+            self.last_blocked = self.idx_at(j)
+            self.streak = self.other = 0
+            return j + 1
+        if self.other == 0:
+            self.other_start = i
+        self.other += 1
+        if self._opens(self.other, j):
+            self.found.append((self.start, self.last_blocked, self.before, -1, False))
+            self.start, self.last_blocked, self.before = self.other_start, i, -1
+            self.method = kind
+            self.other = self.streak = 0
+        return j + 1
+
+    def _blocked_closed(self, j: int) -> int:
+        i = self.idx_at(j)
+        if self.pending == 0:
+            self.pending_start, self.before_pending = i, self.last_accessible
+        self.pending += 1
+        if self._opens(self.pending, j):
+            self.open_ = True
+            self.start, self.last_blocked, self.before = self.pending_start, i, self.before_pending
+            self.method = self.k_at(j)
+            self.streak = self.pending = self.other = 0
+        return j + 1
+
+    def _accessible(self, j: int) -> int:
+        if not self.open_:
+            j = self.end_at(j)
+            self.last_accessible = self.idx_at(j)
+            self.other = self.pending = 0
+            return j + 1
+        i = self.idx_at(j)
+        self.last_accessible = i
+        self.other = 0
+        self.streak += 1
+        if self.streak == 1:
+            self.streak_first = i
+        if self.streak >= self.rule.close_after:
+            self.found.append((self.start, self.last_blocked, self.before, self.streak_first, False))
+            self.open_ = False
+            self.streak = 0
+        return j + 1
 
 
 def find_episodes(
