@@ -101,12 +101,22 @@ def orders_for_benchmark() -> pd.DataFrame:
     return orders_frame(parse_orders("\n".join(lines) + "\n"))
 
 
+def _rss_mib(field: str = "VmRSS") -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
 def run_one(n: int) -> dict[str, float | int]:
     t0 = time.perf_counter()
     verdicts, planted = make_verdicts(n)
+    frame_rss = _rss_mib()
+    frame_bytes = int(verdicts.memory_usage(deep=True).sum())
     t1, c1 = time.perf_counter(), time.process_time()
     episodes = find_episodes(verdicts)
     t2, c2 = time.perf_counter(), time.process_time()
+    episodes_peak = _rss_mib("VmHWM")
     table = correlate(orders_for_benchmark(), episodes, verdicts)
     t3, c3 = time.perf_counter(), time.process_time()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -121,6 +131,9 @@ def run_one(n: int) -> dict[str, float | int]:
         "planted_blocks": planted,
         "correlation_rows": len(table),
         "peak_rss_mib": round(peak_kib / 1024),
+        "frame_mib": round(frame_bytes / 2**20),
+        "rss_before_episodes_mib": frame_rss,
+        "peak_through_episodes_mib": episodes_peak,
     }
 
 
@@ -237,7 +250,9 @@ def main(argv: list[str]) -> int:
         f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · "
         f"Python {platform.python_version()} · pandas {pd.__version__}"
     )
-    print("verdicts   | generate s | episodes s (CPU) | correlate s (CPU) | episodes (planted) | RSS MiB")
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print("verdicts   | generate s | episodes s (CPU) | correlate s (CPU) | episodes (planted) | RSS MiB "
+          "| frame MiB | RSS before episodes | peak through episodes")  # fmt: skip
     for n in sizes:
         out = subprocess.run(
             [sys.executable, __file__, "--child"], input=str(n), capture_output=True, text=True, check=True
@@ -246,7 +261,8 @@ def main(argv: list[str]) -> int:
         print(
             f"{r['verdicts']:>10,} | {r['generate_s']:>10} | {r['episodes_s']:>7} ({r['episodes_cpu_s']}) | "
             f"{r['correlate_s']:>8} ({r['correlate_cpu_s']}) | "
-            f"{r['episodes']:>8} ({r['planted_blocks']}) | {r['peak_rss_mib']:>12}"
+            f"{r['episodes']:>8} ({r['planted_blocks']}) | {r['peak_rss_mib']:>12} | {r['frame_mib']} | "
+            f"{r['rss_before_episodes_mib']} | {r['peak_through_episodes_mib']}"
         )
         if r["episodes"] != r["planted_blocks"]:
             print("  !! episodes differ from the planted blocks", file=sys.stderr)
