@@ -53,7 +53,7 @@ def _copy_rows(connection: Connection, table: Any, values: list[dict[str, Any]])
     columns = list(values[0])
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
     names = ", ".join(f'"{c}"' for c in columns)
-    dbapi = connection.connection.dbapi_connection
+    dbapi: Any = connection.connection.dbapi_connection  # psycopg's, for its COPY API
     with dbapi.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for value in values:
             copy.write_row([json.dumps(value[c]) if c in json_columns else value[c] for c in columns])

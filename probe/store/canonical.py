@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import msgspec
 
-from probe.records import Measurement, format_time
+from probe.records import ControlObservations, Measurement, format_time
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
 #: A number written with an exponent (inside a string this may match too, which only
@@ -53,9 +54,10 @@ def _finite(m: Measurement) -> bool:
     """Whether every float of the record is finite (the record's floats are its runtime
     and its observations' times)."""
     values = [m.runtime]
-    groups = [m] if m.control is None else [m, m.control]
+    groups: list[Measurement | ControlObservations] = [m] if m.control is None else [m, m.control]
     for g in groups:
-        for obs in (*g.dns, *g.tcp, *g.tls, *g.http):
+        observations: list[Any] = [*g.dns, *g.tcp, *g.tls, *g.http]
+        for obs in observations:
             values.append(obs.started)
             values.append(obs.finished)
         for d in g.dns:

@@ -24,9 +24,9 @@ from probe.store.models import (
 )
 
 
-def _observation_values(m: Measurement) -> list[tuple[type, dict[str, Any]]]:
+def _observation_values(m: Measurement) -> list[tuple[Any, dict[str, Any]]]:
     """The observation index rows of a measurement, as (table class, column values)."""
-    rows: list[tuple[type, dict[str, Any]]] = []
+    rows: list[tuple[Any, dict[str, Any]]] = []
     groups = [(m.dns, m.tcp, m.tls, m.http, False)]
     if m.control is not None:
         c = m.control
