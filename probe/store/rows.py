@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.failures import Failure
-from probe.records import Measurement
+from probe.records import DnsObservation, HttpObservation, Measurement, TlsObservation
 from probe.store.canonical import canonical_record
 from probe.store.models import (
     DnsObservationRow,
@@ -33,84 +33,57 @@ def _observation_values(m: Measurement) -> list[tuple[Any, dict[str, Any]]]:
         groups.append((c.dns, c.tcp, c.tls, c.http, True))
     for dns, tcp, tls, http, is_control in groups:
         common = {"measurement_id": m.id, "is_control": is_control}
-        for d in dns:
-            rows.append(
-                (
-                    DnsObservationRow,
-                    dict(
-                        **common,
-                        obs_id=d.id,
-                        failure=d.failure,
-                        started=d.started,
-                        finished=d.finished,
-                        hostname=d.hostname,
-                        query_type=d.query_type,
-                        resolver=d.resolver,
-                        transport=d.transport,
-                        rcode=d.rcode,
-                        addresses=d.addresses(),
-                        extra_responses=len(d.extra_responses),
-                    ),
-                )
-            )
-        for t in tcp:
-            rows.append(
-                (
-                    TcpObservationRow,
-                    dict(
-                        **common,
-                        obs_id=t.id,
-                        failure=t.failure,
-                        started=t.started,
-                        finished=t.finished,
-                        ip=t.ip,
-                        port=t.port,
-                    ),
-                )
-            )
-        for s in tls:
-            rows.append(
-                (
-                    TlsObservationRow,
-                    dict(
-                        **common,
-                        obs_id=s.id,
-                        failure=s.failure,
-                        started=s.started,
-                        finished=s.finished,
-                        ip=s.ip,
-                        port=s.port,
-                        server_name=s.server_name,
-                        purpose=s.purpose,
-                        version=s.version,
-                        cipher=s.cipher,
-                        validated=s.validated,
-                        leaf_sha256=s.certificates[0].sha256 if s.certificates else None,
-                    ),
-                )
-            )
-        for h in http:
-            rows.append(
-                (
-                    HttpObservationRow,
-                    dict(
-                        **common,
-                        obs_id=h.id,
-                        failure=h.failure,
-                        started=h.started,
-                        finished=h.finished,
-                        url=h.url,
-                        ip=h.ip,
-                        status_code=h.status_code,
-                        title=h.title,
-                        location=h.header("location"),
-                        body_length=h.body_length,
-                        body_sha256=h.body_sha256,
-                        body_truncated=h.body_truncated,
-                    ),
-                )
-            )
+        rows += [(DnsObservationRow, {**common, **_dns_values(d)}) for d in dns]
+        rows += [(TcpObservationRow, {**common, **_timed(t), "ip": t.ip, "port": t.port}) for t in tcp]
+        rows += [(TlsObservationRow, {**common, **_tls_values(s)}) for s in tls]
+        rows += [(HttpObservationRow, {**common, **_http_values(h)}) for h in http]
     return rows
+
+
+def _timed(o: Any) -> dict[str, Any]:
+    """The columns every observation has."""
+    return {"obs_id": o.id, "failure": o.failure, "started": o.started, "finished": o.finished}
+
+
+def _dns_values(d: DnsObservation) -> dict[str, Any]:
+    return {
+        **_timed(d),
+        "hostname": d.hostname,
+        "query_type": d.query_type,
+        "resolver": d.resolver,
+        "transport": d.transport,
+        "rcode": d.rcode,
+        "addresses": d.addresses(),
+        "extra_responses": len(d.extra_responses),
+    }
+
+
+def _tls_values(s: TlsObservation) -> dict[str, Any]:
+    return {
+        **_timed(s),
+        "ip": s.ip,
+        "port": s.port,
+        "server_name": s.server_name,
+        "purpose": s.purpose,
+        "version": s.version,
+        "cipher": s.cipher,
+        "validated": s.validated,
+        "leaf_sha256": s.certificates[0].sha256 if s.certificates else None,
+    }
+
+
+def _http_values(h: HttpObservation) -> dict[str, Any]:
+    return {
+        **_timed(h),
+        "url": h.url,
+        "ip": h.ip,
+        "status_code": h.status_code,
+        "title": h.title,
+        "location": h.header("location"),
+        "body_length": h.body_length,
+        "body_sha256": h.body_sha256,
+        "body_truncated": h.body_truncated,
+    }
 
 
 @dataclass(frozen=True)
@@ -216,6 +189,19 @@ def prepare_item(
     if sanitise:
         row = {key: _index_text(value) for key, value in row.items()}
     row["record"] = record
+    return PreparedItem(
+        id=m.id,
+        content_hash=content_hash,
+        row=row,
+        observations=_observations(m, sanitise),
+        key_id=envelope.get("key_id"),
+        probe_id=probe_id,
+        asn_source=asn_source,
+    )
+
+
+def _observations(m: Measurement, sanitise: bool) -> dict[str, list[dict[str, Any]]]:
+    """The observation index rows by table name."""
     observations: dict[str, list[dict[str, Any]]] = {}
     for cls, values in _observation_values(m):
         failure = values.get("failure")
@@ -224,12 +210,4 @@ def prepare_item(
         if sanitise:
             values = {key: _index_text(value) for key, value in values.items()}
         observations.setdefault(cls.__tablename__, []).append(values)
-    return PreparedItem(
-        id=m.id,
-        content_hash=content_hash,
-        row=row,
-        observations=observations,
-        key_id=envelope.get("key_id"),
-        probe_id=probe_id,
-        asn_source=asn_source,
-    )
+    return observations
