@@ -328,7 +328,7 @@ def _series_order(verdicts: pd.DataFrame, by_site: bool) -> tuple[np.ndarray, ..
     normalise = site_of if by_site else bare_domain
     normalised = np.array([normalise(str(d)) for d in raw_names], dtype=object)
     names, inverse = np.unique(normalised, return_inverse=True)
-    domain_codes = inverse.astype(np.int64)[raw_codes]
+    domain_codes = inverse.astype(np.int32)[raw_codes]  # int32: half the memory at 10 M rows
     asns = verdicts["probe_asn"].astype("Int64").to_numpy(dtype=np.int64, na_value=_MISSING_ASN)
     times = pd.to_datetime(verdicts["measured_at"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
     order = np.lexsort((times, asns, domain_codes))
@@ -343,12 +343,19 @@ def _series_order(verdicts: pd.DataFrame, by_site: bool) -> tuple[np.ndarray, ..
     return names, d_s, a_s, t_s, order, ids
 
 
+def _counts_before(flags: np.ndarray) -> np.ndarray:
+    """``[k]``: how many of the first k flags are set (int32: fewer than 2**31 verdicts)."""
+    out = np.zeros(len(flags) + 1, dtype=np.int32)
+    np.cumsum(flags, dtype=np.int32, out=out[1:])
+    return out
+
+
 def _sorted_columns(verdicts: pd.DataFrame, by_site: bool) -> _Sorted:
     names, d_s, a_s, t_s, order, ids = _series_order(verdicts, by_site)
     states = _states(verdicts["status"])[order]
     kind_codes, kind_names = _codes(verdicts["blocking"])
     kind_ok = np.array([isinstance(k, str) for k in kind_names] + [False], dtype=bool)
-    kinds = np.where(kind_ok[kind_codes], kind_codes, -1)[order]
+    kinds = np.where(kind_ok[kind_codes], kind_codes, -1).astype(np.int32)[order]
     confirmed = verdicts["confirmed"].fillna(False).astype(bool).to_numpy()[order]
     bounds = np.flatnonzero((d_s[1:] != d_s[:-1]) | (a_s[1:] != a_s[:-1])) + 1
     return _Sorted(
@@ -364,8 +371,8 @@ def _sorted_columns(verdicts: pd.DataFrame, by_site: bool) -> _Sorted:
         confirmed=confirmed,
         starts=np.concatenate(([0], bounds)),
         stops=np.concatenate((bounds, [len(order)])),
-        blocked_cum=np.concatenate(([0], np.cumsum(states == _BLOCKED))),
-        accessible_cum=np.concatenate(([0], np.cumsum(states == _ACCESSIBLE))),
+        blocked_cum=_counts_before(states == _BLOCKED),
+        accessible_cum=_counts_before(states == _ACCESSIBLE),
     )
 
 
