@@ -14,12 +14,15 @@ registries as Python knows them.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@lru_cache(maxsize=65536)
 def parse_address(value: str) -> IPAddress | None:
-    """The address in ``value`` (IPv4-mapped IPv6 unwrapped), or ``None`` for a name."""
+    """The address in ``value`` (IPv4-mapped IPv6 unwrapped), or ``None`` for a name.
+    Cached (addresses are immutable values) for the reason :func:`special_kind` is."""
     try:
         address = ipaddress.ip_address(value.strip().strip("[]"))
     except ValueError:
@@ -29,10 +32,15 @@ def parse_address(value: str) -> IPAddress | None:
     return address
 
 
+@lru_cache(maxsize=65536)
 def special_kind(value: str) -> str | None:
     """Why ``value`` is not a public address ("loopback", "private", ...), or ``None``
     when it is public or not an address at all.  The words are meant for a verdict's
-    reason, which a journalist reads."""
+    reason, which a journalist reads.
+
+    Cached: judging asks this for every answer and connection of every measurement,
+    the same few thousand addresses again and again, and parsing one with
+    :mod:`ipaddress` was a quarter of judging's CPU."""
     address = parse_address(value)
     if address is None:
         return None

@@ -33,6 +33,7 @@ import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import httpx
@@ -199,7 +200,9 @@ class FingerprintSet:
         return found
 
 
+@lru_cache(maxsize=65536)
 def _canonical_dns_value(value: str) -> str:
+    # Cached: every answer of every measurement is matched, the same addresses again and again.
     address = parse_address(value)
     if address is not None:
         return str(address)

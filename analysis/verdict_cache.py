@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+from orjson import loads as _loads
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -231,10 +232,6 @@ def _read_frame(rows: Iterable[Any]) -> pd.DataFrame:
     return frame
 
 
-try:
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover
-    _loads = json.loads
 
 #: Records per unit of judging work; a run's measurements never straddle two.
 JUDGE_CHUNK = 2000

@@ -23,6 +23,7 @@ per stage and the peak RSS, and checks every planted block was found.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -101,12 +102,26 @@ def orders_for_benchmark() -> pd.DataFrame:
     return orders_frame(parse_orders("\n".join(lines) + "\n"))
 
 
+def _rss_mib(field: str = "VmRSS") -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
 def run_one(n: int) -> dict[str, float | int]:
     t0 = time.perf_counter()
     verdicts, planted = make_verdicts(n)
+    frame_rss = _rss_mib()
+    frame_bytes = int(verdicts.memory_usage(deep=True).sum())
+    generate_peak = _rss_mib("VmHWM")
+    # Reset the peak, so the next one is the episode scan's own (Linux: clear_refs 5).
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
     t1, c1 = time.perf_counter(), time.process_time()
     episodes = find_episodes(verdicts)
     t2, c2 = time.perf_counter(), time.process_time()
+    episodes_peak = _rss_mib("VmHWM")
     table = correlate(orders_for_benchmark(), episodes, verdicts)
     t3, c3 = time.perf_counter(), time.process_time()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -121,6 +136,10 @@ def run_one(n: int) -> dict[str, float | int]:
         "planted_blocks": planted,
         "correlation_rows": len(table),
         "peak_rss_mib": round(peak_kib / 1024),
+        "frame_mib": round(frame_bytes / 2**20),
+        "rss_before_episodes_mib": frame_rss,
+        "generate_peak_mib": generate_peak,
+        "peak_through_episodes_mib": episodes_peak,
     }
 
 
@@ -157,8 +176,13 @@ def _cpu() -> float:
 def judge_child(mode: str, db: str) -> dict[str, float | int]:
     import sqlite3
 
+    from analysis.fingerprints import load_fingerprints
+    from analysis.verdict_cache import judge_stored
     from probe.records import Measurement
 
+    # Imports and the fingerprints are loaded before the clock starts: start-up (about a
+    # second of CPU for pandas and SQLAlchemy) is not a per-record cost.
+    fingerprints = load_fingerprints()
     t, c = time.perf_counter(), _cpu()
     if mode == "reference":
         with sqlite3.connect(db) as conn:
@@ -167,12 +191,9 @@ def judge_child(mode: str, db: str) -> dict[str, float | int]:
         with sqlite3.connect(db) as conn:
             n = sum(1 for (r,) in conn.execute("SELECT record FROM measurements") if Measurement.from_json(r))
     else:
-        from analysis.fingerprints import load_fingerprints
-        from analysis.verdict_cache import judge_stored
-
         # One process, so that its CPU is all counted (forkserver workers are not our
         # children); the 2-core figure assumes the worker pool scales, as chunks share nothing.
-        n, _ = judge_stored(f"sqlite:///{db}", fingerprints=load_fingerprints(), workers=1)
+        n, _ = judge_stored(f"sqlite:///{db}", fingerprints=fingerprints, workers=1)
     wall, cpu = time.perf_counter() - t, _cpu() - c
     usage = resource.getrusage
     peak = max(usage(resource.RUSAGE_SELF).ru_maxrss, usage(resource.RUSAGE_CHILDREN).ru_maxrss)
@@ -237,7 +258,9 @@ def main(argv: list[str]) -> int:
         f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · "
         f"Python {platform.python_version()} · pandas {pd.__version__}"
     )
-    print("verdicts   | generate s | episodes s (CPU) | correlate s (CPU) | episodes (planted) | RSS MiB")
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print("verdicts   | generate s | episodes s (CPU) | correlate s (CPU) | episodes (planted) | RSS MiB "
+          "| frame MiB | peak generating | RSS before episodes | peak through episodes")  # fmt: skip
     for n in sizes:
         out = subprocess.run(
             [sys.executable, __file__, "--child"], input=str(n), capture_output=True, text=True, check=True
@@ -246,7 +269,8 @@ def main(argv: list[str]) -> int:
         print(
             f"{r['verdicts']:>10,} | {r['generate_s']:>10} | {r['episodes_s']:>7} ({r['episodes_cpu_s']}) | "
             f"{r['correlate_s']:>8} ({r['correlate_cpu_s']}) | "
-            f"{r['episodes']:>8} ({r['planted_blocks']}) | {r['peak_rss_mib']:>12}"
+            f"{r['episodes']:>8} ({r['planted_blocks']}) | {r['peak_rss_mib']:>12} | {r['frame_mib']} | "
+            f"{r['generate_peak_mib']} | {r['rss_before_episodes_mib']} | {r['peak_through_episodes_mib']}"
         )
         if r["episodes"] != r["planted_blocks"]:
             print("  !! episodes differ from the planted blocks", file=sys.stderr)

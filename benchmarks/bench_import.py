@@ -1,11 +1,14 @@
-"""Import and judge speed for OONI measurements: ``python benchmarks/bench_import.py [N]``.
+"""Import and judge speed for OONI measurements: ``python benchmarks/bench_import.py [N] [--no-judge]``.
 
 Generates N OONI-shaped Web Connectivity measurements (KG, five networks, 30 KB bodies,
 one in ten a DNS block), writes them as hourly ``.jsonl.gz`` files, then measures in
 this process tree:
 
-- the reference: the line-by-line importer (``kuzot import-ooni FILE``'s path:
-  ``read_ooni`` + ``Store.save_measurement``) over the first ``N // 10`` lines;
+- the reference: the line-by-line importer (what ``kuzot import-ooni FILE`` did before
+  it saved in bulk: ``read_ooni`` + one ``Store.save_measurement`` transaction each)
+  over the first 500 lines;
+- the in-process cost of each stage on 2,000 lines (convert in a worker, write in the
+  parent), which gives the ceiling on an idle machine with two cores;
 - ``kuzot ooni import``'s importer (worker processes, orjson, bulk inserts);
 - bytes per measurement in the database (after VACUUM);
 - judging + episodes cold (nothing cached) and warm (verdicts from the cache).
@@ -120,8 +123,45 @@ def cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def pool_cpu(importer: object) -> float:
+    """User+system CPU of the importer's worker processes (forkserver children are not
+    ours, so getrusage does not see them): read from /proc before they end."""
+    pool = getattr(importer, "_pool", None)
+    total = 0.0
+    for proc in getattr(pool, "_pool", []) if pool is not None else []:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def stages(path: Path, root: Path, keep_body: object) -> None:
+    """CPU of each stage, in this process, on the first 2,000 lines of one file."""
+    from probe.ooni_archive.files import measurement_lines
+    from probe.ooni_archive.importer import Filters, _Job, convert_chunk
+
+    lines = list(measurement_lines(path))[:2000]
+    t = time.process_time()
+    result = convert_chunk(_Job(str(path), lines, Filters(), keep_body, True))
+    convert = (time.process_time() - t) / len(lines)
+    store = Store.open(f"sqlite:///{root / 'stages.db'}")
+    t = time.process_time()
+    for start in range(0, len(result.prepared), 500):
+        store.save_prepared(result.prepared[start : start + 500], source="ooni", changed="keep")
+    write = (time.process_time() - t) / len(lines)
+    store.close()
+    ceiling = min(2 / (convert + write), 1 / write)
+    print(f"in-process CPU per measurement: convert {1000 * convert:.3f} ms (worker), "
+          f"write {1000 * write:.3f} ms (parent); idle 2-core ceiling {ceiling:,.0f}/s")  # fmt: skip
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 100_000
+    judge = "--no-judge" not in sys.argv
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     from probe.commands.ooni import keep_body
     from probe.formats.ooni import read_ooni_path
     from probe.ooni_archive.importer import Importer
@@ -133,7 +173,7 @@ def main() -> None:
         paths = write_files(root / "in", n)
         print(f"generated {n:,} measurements in {len(paths)} files: {time.perf_counter() - t:.1f} s")
 
-        ref_n = max(1000, n // 10)
+        ref_n = 500
         ref_store = Store.open(f"sqlite:///{root / 'ref.db'}")
         t, c = time.perf_counter(), cpu()
         done = 0
@@ -141,25 +181,39 @@ def main() -> None:
             if result.measurement is not None:
                 ref_store.save_measurement(result.measurement, source="ooni")
                 done += 1
-            if done >= min(ref_n, 5000):
+            if done >= ref_n:
                 break
         ref_wall = time.perf_counter() - t
         ref_rate = done / ref_wall
         print(f"reference (line by line): {done:,} in {ref_wall:.1f} s = {ref_rate:,.0f}/s, "
               f"CPU {1000 * (cpu() - c) / done:.2f} ms/measurement")  # fmt: skip
         ref_store.close()
+        from probe.ooni_archive.importer import save_stream
 
+        bulk_store = Store.open(f"sqlite:///{root / 'bulk.db'}")
+        t, c = time.perf_counter(), cpu()
+        converted = (r.measurement for r in read_ooni_path(paths[0]) if r.measurement is not None)
+        bulk_done, _ = save_stream(bulk_store, (m for _, m in zip(range(2000), converted, strict=False)))
+        bulk_wall = time.perf_counter() - t
+        print(f"kuzot import-ooni FILE (one process, bulk writer): {bulk_done:,} in {bulk_wall:.1f} s = "
+              f"{bulk_done / bulk_wall:,.0f}/s ({bulk_done / bulk_wall / ref_rate:.1f}x the reference), "
+              f"CPU {1000 * (cpu() - c) / bulk_done:.2f} ms/measurement")  # fmt: skip
+        bulk_store.close()
+
+        stages(paths[0], root, keep_body)
         db = root / "fast.db"
         store = Store.open(f"sqlite:///{db}")
         t, c = time.perf_counter(), cpu()
         outcomes = []
         with Importer(store, keep_body=keep_body) as importer:
             importer.import_files(((p, str(p)) for p in paths), outcomes.append)
+            workers_cpu = pool_cpu(importer)
         stored = sum(o.stored for o in outcomes)
         wall = time.perf_counter() - t
         rate = stored / wall
+        per = 1000 * (cpu() - c + workers_cpu) / stored
         print(f"kuzot ooni import: {stored:,} in {wall:.1f} s = {rate:,.0f}/s "
-              f"({rate / ref_rate:.1f}x the reference), CPU {1000 * (cpu() - c) / stored:.2f} ms/measurement "
+              f"({rate / ref_rate:.1f}x the reference), CPU {per:.2f} ms/measurement "
               f"(workers {os.cpu_count()})")  # fmt: skip
         store.close()
         with sqlite3.connect(db) as conn:
@@ -167,6 +221,9 @@ def main() -> None:
             conn.execute("VACUUM")
         print(f"database: {db.stat().st_size / stored:,.0f} bytes/measurement")
 
+        if not judge:
+            print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+            return
         from analysis.episodes import find_episodes
         from analysis.fingerprints import load_fingerprints
         from analysis.verdict_cache import cached_verdicts
@@ -181,6 +238,7 @@ def main() -> None:
                   f"{len(episodes)} episodes in {time.perf_counter() - t - judged:.1f} s")  # fmt: skip
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS (this process): {peak:,.0f} MiB")
+        print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

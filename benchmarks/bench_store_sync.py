@@ -22,7 +22,6 @@ import platform
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,41 +31,22 @@ from sqlalchemy import event
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from probe.records import DnsAnswer, DnsObservation, HttpObservation, Measurement, utc_now  # noqa: E402
+sys.path.insert(0, str(REPO / "tests"))
+
+from test_store import make_measurement  # noqa: E402
+
+from probe.records import Measurement  # noqa: E402
 from probe.store import Store  # noqa: E402
 
 
 def _measurement() -> Measurement:
-    return Measurement(
-        id=str(uuid.uuid4()),
-        url="https://24.kg/",
-        domain="24.kg",
-        started_at=utc_now(),
-        dns=[
-            DnsObservation(
-                id="dns/0",
-                hostname="24.kg",
-                query_type="A",
-                resolver="127.0.0.53:53",
-                transport="udp",
-                started=0.0,
-                finished=0.01,
-                rcode="NOERROR",
-                answers=[DnsAnswer("A", "127.1.2.3", 300)],
-            )
-        ],
-        http=[
-            HttpObservation(
-                id="http/0",
-                url="https://24.kg/",
-                ip="127.1.2.3",
-                started=0.1,
-                finished=0.2,
-                status_code=200,
-                body_sample=os.urandom(48 * 1024),  # a typical page's first 64 KiB, roughly
-            )
-        ],
-    )
+    """The store tests' measurement (one fixture, not a copy), with a typical page's
+    first 64 KiB, roughly, as its body sample."""
+    m = make_measurement()
+    m.http[0].failure = None
+    m.http[0].status_code = 200
+    m.http[0].body_sample = os.urandom(48 * 1024)
+    return m
 
 
 def _time_saves(directory: Path, synchronous: str, count: int) -> float:

@@ -92,8 +92,33 @@ async def execute_run(
     between, the row stays ``running`` with no end time, which ``kuzot status``
     reports as an interrupted run.
     """
+    run = _new_run(plan, run_id)
+    if plan.resume_run_id is not None:
+        await trio.to_thread.run_sync(store.reopen_run, plan.resume_run_id)
+    else:
+        await trio.to_thread.run_sync(store.begin_run, run)
+    result = RunResult(run=run)
+    status = "interrupted"
+    try:
+        try:
+            await _Runner(plan, result, progress, after_save).measure_all(store, sign, sign_hash)
+        except BaseExceptionGroup as group:
+            failed = _store_error(group)
+            if failed is not None:
+                raise failed from None
+            raise
+        status = "deadline" if result.deadline_hit else "finished"
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(store.finish_run, run.id, status)
+        run.status = status
+        run.finished_at = utc_now() + timedelta(seconds=plan.settings.clock_offset)
+    return result
+
+
+def _new_run(plan: RunPlan, run_id: str | None) -> Run:
     settings = plan.settings
-    run = Run(
+    return Run(
         id=plan.resume_run_id or run_id or str(uuid.uuid4()),
         started_at=utc_now() + timedelta(seconds=settings.clock_offset),
         software_name=SOFTWARE_NAME,
@@ -106,57 +131,101 @@ async def execute_run(
         targets_total=len(plan.targets),
         options={**plan.options, "targets": [[t.url, t.category_code] for t in plan.targets]},
     )
-    if plan.resume_run_id is not None:
-        await trio.to_thread.run_sync(store.reopen_run, plan.resume_run_id)
-    else:
-        await trio.to_thread.run_sync(store.begin_run, run)
-    result = RunResult(run=run)
-    ctx = MeasurementContext(settings, run_id=run.id)
-    limiter = trio.CapacityLimiter(max(1, plan.concurrency))
-    status = "interrupted"
 
-    async def committed(item: Finished) -> None:
-        result.measurements.append(item.measurement)
-        result.bytes_used += item.bytes_used
-        if progress is not None:
-            progress(item.measurement)
-        if after_save is not None:
-            await after_save(item.measurement)
 
-    writer = MeasurementWriter(
-        store,
-        on_committed=committed,
-        sign=sign,
-        sign_hash=sign_hash,
-        max_delay=plan.commit_delay,
-        max_items=plan.commit_items,
-    )
-    send, receive = writer.open_channel()
+def _store_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The database failing (full disk) is the run's one error, not a group (unless the
+    user pressed Ctrl-C, which stays what it is)."""
+    failed = group.subgroup(StoreError)
+    if failed is None or group.subgroup(KeyboardInterrupt) is not None:
+        return None
+    first: BaseException = failed
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
 
-    async def save(m: Measurement) -> None:
+
+class _Runner:
+    """One run's measuring tasks and their hand-over to the writer."""
+
+    def __init__(
+        self, plan: RunPlan, result: RunResult, progress: Progress | None, after_save: AfterSave | None
+    ) -> None:
+        self.plan = plan
+        self.result = result
+        self.progress = progress
+        self.after_save = after_save
+        self.ctx = MeasurementContext(plan.settings, run_id=result.run.id)
+        self.limiter = trio.CapacityLimiter(max(1, plan.concurrency))
+        self.send: trio.MemorySendChannel[Finished] | None = None
+
+    async def measure_all(
+        self,
+        store: Store,
+        sign: Callable[[Measurement], dict[str, str]] | None,
+        sign_hash: Callable[[str], dict[str, str]] | None,
+    ) -> None:
+        plan, result = self.plan, self.result
+        writer = MeasurementWriter(
+            store,
+            on_committed=self.committed,
+            sign=sign,
+            sign_hash=sign_hash,
+            max_delay=plan.commit_delay,
+            max_items=plan.commit_items,
+        )
+        send, receive = writer.open_channel()
+        self.send = send
+        scope = trio.move_on_after(plan.deadline) if plan.deadline and math.isfinite(plan.deadline) else None
+        async with trio.open_nursery() as outer:
+            outer.start_soon(writer.run, receive)
+            async with send:  # closed when measuring ends: the writer commits the rest
+                with scope if scope is not None else nullcontext():
+                    async with trio.open_nursery() as nursery:
+                        for canary in plan.canaries:
+                            nursery.start_soon(self.one, canary, "canary")
+                        for target in plan.targets:
+                            nursery.start_soon(self.one, target, "target")
+                # "Hit" also when the work merely ended after the deadline: a report
+                # that says the deadline held when it did not would be a lie.
+                result.deadline_hit = scope is not None and (
+                    scope.cancelled_caught or trio.current_time() >= scope.deadline
+                )
+
+    async def committed(self, item: Finished) -> None:
+        self.result.measurements.append(item.measurement)
+        self.result.bytes_used += item.bytes_used
+        if self.progress is not None:
+            self.progress(item.measurement)
+        if self.after_save is not None:
+            await self.after_save(item.measurement)
+
+    async def save(self, m: Measurement) -> None:
         cost = estimate_bytes(m)
-        if plan.budget is not None:
+        if self.plan.budget is not None:
             # Spent at once (the bytes have crossed the network), so the next target's
             # budget check counts them although the commit comes a little later.
-            plan.budget.spend(cost)
+            self.plan.budget.spend(cost)
+        assert self.send is not None
         # A broken channel means the writer failed: its error ends the run.
         with trio.CancelScope(shield=True), suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await send.send(Finished(m, cost))
+            await self.send.send(Finished(m, cost))
 
-    async def one(target: Target, role: str) -> None:
-        async with limiter:
+    async def one(self, target: Target, role: str) -> None:
+        plan = self.plan
+        async with self.limiter:
             if plan.budget is not None and plan.budget.exhausted():
                 # Checked when a slot frees up, so at most `concurrency` measurements
                 # can still be in flight when the cap is reached.
-                result.skipped_for_budget += 1
+                self.result.skipped_for_budget += 1
                 return
-            started_at = utc_now() + timedelta(seconds=settings.clock_offset)
+            started_at = utc_now() + timedelta(seconds=plan.settings.clock_offset)
             try:
                 m = await measure_url(
-                    target, ctx, role=role, control=plan.control if role == "target" else None
+                    target, self.ctx, role=role, control=plan.control if role == "target" else None
                 )
             except Exception as exc:  # one target's trouble is that target's record
-                m = failed_measurement(target, ctx, role, exc, started_at)
+                m = failed_measurement(target, self.ctx, role, exc, started_at)
             except BaseExceptionGroup as group:
                 _, cancellation = group.split(Exception)
                 if cancellation is None:  # pragma: no cover -- split() leaves something
@@ -164,41 +233,7 @@ async def execute_run(
                 raise cancellation from None  # the run is being cancelled: not a failure
             # Handed over while still holding the slot, so the next target's budget
             # check already counts this measurement's bytes.
-            await save(m)
-
-    try:
-        scope = trio.move_on_after(plan.deadline) if plan.deadline and math.isfinite(plan.deadline) else None
-        try:
-            async with trio.open_nursery() as outer:
-                outer.start_soon(writer.run, receive)
-                async with send:  # closed when measuring ends: the writer commits the rest
-                    with scope if scope is not None else nullcontext():
-                        async with trio.open_nursery() as nursery:
-                            for canary in plan.canaries:
-                                nursery.start_soon(one, canary, "canary")
-                            for target in plan.targets:
-                                nursery.start_soon(one, target, "target")
-                    # "Hit" also when the work merely ended after the deadline: a report
-                    # that says the deadline held when it did not would be a lie.
-                    result.deadline_hit = scope is not None and (
-                        scope.cancelled_caught or trio.current_time() >= scope.deadline
-                    )
-        except BaseExceptionGroup as group:
-            # The database failing (full disk) is the run's one error, not a group.
-            failed = group.subgroup(StoreError)
-            if failed is not None and group.subgroup(KeyboardInterrupt) is None:
-                first: BaseException = failed
-                while isinstance(first, BaseExceptionGroup):
-                    first = first.exceptions[0]
-                raise first from None
-            raise
-        status = "deadline" if result.deadline_hit else "finished"
-    finally:
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(store.finish_run, run.id, status)
-        run.status = status
-        run.finished_at = utc_now() + timedelta(seconds=plan.settings.clock_offset)
-    return result
+            await self.save(m)
 
 
 def failed_measurement(

@@ -154,19 +154,15 @@ def _import_strict(args: argparse.Namespace) -> int:
 
 
 def _save_all(db: str | None, measurements: Iterable[Measurement]) -> tuple[int, int]:
-    """Store one by one, so that a kill keeps every measurement stored before it; returns
-    (newly stored, already present)."""
+    """Store in bulk, a transaction per chunk (a kill keeps every chunk committed before
+    it); returns (newly stored, already present)."""
+    from probe.ooni_archive.importer import save_stream
+
     store = open_store(db)
-    stored = present = 0
     try:
-        for measurement in measurements:
-            if store.save_measurement(measurement, source="ooni"):
-                stored += 1
-            else:
-                present += 1
+        return save_stream(store, measurements)
     finally:
         store.close()
-    return stored, present
 
 
 def _report(args: argparse.Namespace, stored: int, present: int, skipped: list[str]) -> None:

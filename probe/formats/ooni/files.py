@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 try:
     import orjson as _orjson
 except ImportError:  # pragma: no cover - orjson is a dependency; stay readable without it
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 from probe.formats.ooni.read import measurement_from_ooni
 from probe.formats.ooni.spec import OoniFormatError
@@ -95,9 +95,10 @@ def read_ooni(stream: BinaryIO) -> Iterator[ReadResult]:
     publishes them), or one JSON document (a measurement, or a list of them, as OONI
     Explorer downloads and test fixtures are).  Gzip is recognised by its magic bytes,
     whatever the name.  JSON Lines are read a line at a time, so large files stream."""
-    buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
+    # Any: a BinaryIO with peek() (a file opened "rb") or one wrapped to get it.
+    buffered: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[type-var, unused-ignore]
     source: Any = buffered
-    if buffered.peek(2)[:2] == b"\x1f\x8b":  # type: ignore[attr-defined]
+    if buffered.peek(2)[:2] == b"\x1f\x8b":
         source = gzip.GzipFile(fileobj=buffered)
     number = 1
     raw = source.readline()
