@@ -6,7 +6,7 @@ import argparse
 import json
 
 from probe.commands._output import write_rows
-from probe.config import SETTINGS, load_config, parse_value, save_config
+from probe.volunteer.config import SETTINGS, load_config, parse_value, save_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

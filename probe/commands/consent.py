@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from probe.commands._common import add_json_option, emit
-from probe.consent import CONSENT_TEXT, consent_record, record_consent, withdraw_consent
+from probe.volunteer.consent import CONSENT_TEXT, consent_record, record_consent, withdraw_consent
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

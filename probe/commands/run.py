@@ -230,7 +230,7 @@ def step_summary(m: Measurement) -> dict[str, str]:
 
 def _apply_config(args: argparse.Namespace) -> None:
     """Fill options not given on the command line from the settings file (``kuzot config``)."""
-    from probe.config import load_config
+    from probe.volunteer.config import load_config
 
     config = load_config()
     merged = config.merged_with(
@@ -325,8 +325,8 @@ def _plain_summary(verdicts: list, blocked: list[str], offline: bool) -> str:
 
 def _signing_key(store: Store) -> SigningKey:
     """This installation's key (made on first run) that signs every measurement."""
-    from probe.consent import config_dir
     from probe.signing import SigningKeyError, load_or_create_key
+    from probe.volunteer.consent import config_dir
 
     try:
         return load_or_create_key(config_dir())
@@ -408,7 +408,7 @@ def _upload_after_run(args: argparse.Namespace, during: UploadResult | None = No
 
 
 def handle(args: argparse.Namespace) -> int:
-    from probe.consent import require_consent
+    from probe.volunteer.consent import require_consent
 
     require_consent(accept_flag=args.accept_risks)
     _apply_config(args)

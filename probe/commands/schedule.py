@@ -9,9 +9,9 @@ from pathlib import Path
 
 from probe.commands import CommandError
 from probe.commands._common import add_json_option, emit
-from probe.config import load_config
-from probe.consent import consent_record
-from probe.schedule import Scheduler, parse_every
+from probe.volunteer.config import load_config
+from probe.volunteer.consent import consent_record
+from probe.volunteer.schedule import Scheduler, parse_every
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def collector_from_config(explicit: str | None) -> str | None:
     if explicit:
         return explicit
-    from probe.config import load_config
+    from probe.volunteer.config import load_config
 
     return load_config().get("collector_url")
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from probe.consent import config_dir
 from probe.errors import InputError
+from probe.volunteer.consent import config_dir
 
 
 class ConfigError(InputError, ValueError):
