@@ -32,7 +32,7 @@ PROBE_LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("measuring core", ("probe.steps", "probe.settings", "probe.targets", "probe.measure",
                         "probe.bandwidth", "probe.store", "probe.signing", "probe.formats",
                         "probe.run", "probe.control.client")),
-    ("volunteer", ("probe.volunteer", "probe.upload", "probe.live_upload", "probe.verify")),
+    ("volunteer", ("probe.volunteer", "probe.upload", "probe.verify")),
     ("servers, labs, archive", ("probe.server", "probe.control", "probe.collector", "probe.lab",
                                 "probe.ooni_archive")),
     ("Explorer", ("probe.web",)),

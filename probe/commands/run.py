@@ -17,7 +17,6 @@ from probe.commands import CommandError
 from probe.commands._analysis import parse_date
 from probe.commands._common import add_db_option, open_store, parse_asn
 from probe.commands._output import write_rows
-from probe.live_upload import DEFAULT_EVERY, DEFAULT_INTERVAL, LiveUploader, merge
 from probe.records import Measurement, Run
 from probe.run import RunPlan, RunResult, execute_run
 from probe.settings import ProbeSettings, Timeouts
@@ -32,6 +31,7 @@ from probe.targets import (
     targets_from_urls,
 )
 from probe.upload import UploadResult
+from probe.upload.live import DEFAULT_EVERY, DEFAULT_INTERVAL, LiveUploader, merge
 
 #: Hosts every network can reach; if all of them fail, the volunteer's link is down
 #: and none of the run's measurements may say "blocked".
