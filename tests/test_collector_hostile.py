@@ -7,7 +7,6 @@ refused is not stored, and an honest probe uploading meanwhile is not held back.
 from __future__ import annotations
 
 import contextlib
-
 import json
 import socket
 import threading

@@ -33,7 +33,7 @@ PROBE_LAYERS: list[tuple[str, tuple[str, ...]]] = [
                         "probe.bandwidth", "probe.store", "probe.signing", "probe.formats",
                         "probe.run", "probe.control.client")),
     ("volunteer", ("probe.volunteer", "probe.upload", "probe.verify")),
-    ("servers, labs, archive", ("probe.server", "probe.control", "probe.collector", "probe.lab",
+    ("servers, labs, archive", ("probe.server", "probe.control", "probe.server.collector", "probe.lab",
                                 "probe.ooni_archive")),
     ("Explorer", ("probe.web",)),
     ("CLI", ("probe.commands", "probe.cli", "probe.__main__")),
@@ -50,7 +50,7 @@ MEASURING_CORE = ("probe.steps", "probe.measure", "probe.run", "probe.records", 
 
 #: What the measuring core must never import: servers, labs, the archive, presentation.
 NOT_FROM_CORE = (
-    "probe.collector",
+    "probe.server.collector",
     "probe.control.app",
     "probe.control.doh",
     "probe.control.geolookup",

@@ -14,7 +14,7 @@ from probe.commands.control import add_control_options, control_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from probe.collector.app import (
+    from probe.server.collector.app import (
         DEFAULT_BODY_TIMEOUT,
         DEFAULT_MAX_BYTES,
         DEFAULT_MAX_ITEMS,
@@ -113,9 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from probe.collector.app import CollectorConfig, create_collector_app
     from probe.control.app import ControlConfig
     from probe.server.asgi import serve_until_signal, server_config
+    from probe.server.collector.app import CollectorConfig, create_collector_app
 
     if args.max_batch_items < 1 or args.max_batch_bytes < 1024:
         raise CommandError(

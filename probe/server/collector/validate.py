@@ -27,14 +27,14 @@ from typing import Any
 
 import msgspec
 
-from probe.collector.schema import (
+from probe.records import FORMAT_VERSION, canonical_json
+from probe.server.collector.schema import (
     BATCH_DECODER,
     ITEM_DECODER,
     PLAIN_DECODER,
     RECORD_DECODER,
     SORTED_ENCODER,
 )
-from probe.records import FORMAT_VERSION, canonical_json
 from probe.signing import key_id_of, verify_envelope
 from probe.store.database import PreparedItem, prepare_item
 
