@@ -51,9 +51,9 @@ MEASURING_CORE = ("probe.steps", "probe.measure", "probe.run", "probe.records", 
 #: What the measuring core must never import: servers, labs, the archive, presentation.
 NOT_FROM_CORE = (
     "probe.server.collector",
-    "probe.control.app",
+    "probe.server.control.app",
     "probe.control.doh",
-    "probe.control.geolookup",
+    "probe.server.control.geolookup",
     "probe.lab",
     "probe.ooni_archive",
     "probe.web",

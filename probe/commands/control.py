@@ -82,12 +82,12 @@ def control_settings(args: argparse.Namespace) -> ProbeSettings:
 
 
 def handle_serve(args: argparse.Namespace) -> int:
-    from probe.control.app import ControlConfig, create_control_app
     from probe.server.asgi import serve_until_signal, server_config
+    from probe.server.control.app import ControlConfig, create_control_app
 
     geolookup = None
     if args.asn_db is not None:
-        from probe.control.geolookup import GeoLookup
+        from probe.server.control.geolookup import GeoLookup
 
         for option, path in (("--asn-db", args.asn_db), ("--country-db", args.country_db)):
             if path is not None and not path.is_file():

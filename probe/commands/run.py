@@ -260,7 +260,7 @@ def _apply_config(args: argparse.Namespace) -> None:
 
 def _learn_vantage(args: argparse.Namespace) -> None:
     """Without --probe-asn, ask the control helper which network this is (it answers
-    only the AS number, country and network name; see probe/control/geolookup.py)."""
+    only the AS number, country and network name; see probe/server/control/geolookup.py)."""
     args.asn_source = "option" if args.probe_asn is not None else None
     # The control helper, else the collector this run uploads to (kuzot serve --with-control).
     helper = getattr(args, "control", None)
@@ -271,7 +271,7 @@ def _learn_vantage(args: argparse.Namespace) -> None:
         helper = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else None
     if args.probe_asn is not None or not helper:
         return
-    from probe.control.geolookup import ask_vantage
+    from probe.server.control.geolookup import ask_vantage
 
     vantage = ask_vantage(helper, source_address=args.source_address)
     if vantage is None:

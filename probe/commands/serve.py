@@ -113,9 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from probe.control.app import ControlConfig
     from probe.server.asgi import serve_until_signal, server_config
     from probe.server.collector.app import CollectorConfig, create_collector_app
+    from probe.server.control.app import ControlConfig
 
     if args.max_batch_items < 1 or args.max_batch_bytes < 1024:
         raise CommandError(
@@ -133,7 +133,7 @@ def handle(args: argparse.Namespace) -> int:
         if args.asn_db is not None:
             # With both, probes asking this server for control also learn their network
             # (GET /api/v1/geolookup: AS number, country and name, never the address).
-            from probe.control.geolookup import GeoLookup
+            from probe.server.control.geolookup import GeoLookup
 
             try:
                 geolookup = GeoLookup(args.asn_db, header=args.asn_header)

@@ -51,10 +51,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from probe import __version__
-from probe.control.app import ControlConfig, control_routes
 from probe.server.collector.openapi import openapi_document
 from probe.server.collector.tokens import probe_for_token, register_probe
 from probe.server.collector.validate import Problem, Refusal, validate_batch
+from probe.server.control.app import ControlConfig, control_routes
 from probe.signing import key_id_of, verify_key_proof
 from probe.store import Store, StoreError
 from probe.store.database import BatchConflict, PreparedItem

@@ -42,7 +42,7 @@ class ControlConfig:
     queue_timeout: float = 5.0
     request_timeout: float = 60.0
     allow_private: bool = False
-    #: With an ASN database: answer GET /api/v1/geolookup (probe/control/geolookup.py).
+    #: With an ASN database: answer GET /api/v1/geolookup (probe/server/control/geolookup.py).
     geolookup: Any = None
 
 
