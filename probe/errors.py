@@ -33,7 +33,7 @@ defined where they are used and keep their old standard base too (``ValueError``
     ├── UploadError (2)         (re-exported by probe.upload)  collector URL or credentials
     ├── ReportError (1)         (re-exported by analysis.report)
     │   └── EvidenceError*      analysis.evidence     the evidence files of a report
-    └── CommandError (given)    probe.commands        a CLI option the user must change
+    └── CommandError (given)    probe.cli.commands    a CLI option the user must change
 
 This module imports nothing of the project, so every layer (``analysis`` included, see
 tests/test_layers.py) may raise from it.

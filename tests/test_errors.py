@@ -12,7 +12,7 @@ from probe.errors import KuzotError
 
 #: Where each class of the drawing lives when the drawing does not say (the bases).
 _HOME = {name: "probe.errors" for name in probe.errors.__all__}
-_HOME["CommandError"] = "probe.commands"
+_HOME["CommandError"] = "probe.cli.commands"
 
 def _drawing() -> list[tuple[int, str, str | None, str | None]]:
     """(depth, class name, exit status or None, module) for each line of the drawn tree."""

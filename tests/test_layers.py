@@ -5,7 +5,7 @@
   ``probe.catalogs`` (one way to read every domain's catalog).
 - ``probe.records``, ``probe.failures`` and ``probe.errors`` import nothing else of the
   project (``probe.errors`` and ``probe.catalogs`` nothing at all).
-- only the CLI layer (``probe.cli``, ``probe.commands``) and the Explorer (``probe.web``,
+- only the CLI layer (``probe.cli`` and its ``commands``) and the Explorer (``probe.web``,
   a presentation layer like the CLI) import ``analysis``.
 - ``probe`` is layered bottom-up (:data:`PROBE_LAYERS`, drawn in docs/architecture.md);
   no module imports a layer above its own, and the measuring core never imports a server,
@@ -36,13 +36,13 @@ PROBE_LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("servers, labs, archive", ("probe.server", "probe.control", "probe.server.collector", "probe.lab",
                                 "probe.ooni_archive")),
     ("Explorer", ("probe.web",)),
-    ("CLI", ("probe.commands", "probe.cli", "probe.__main__")),
+    ("CLI", ("probe.cli", "probe.__main__")),
 ]
 
 #: Known upward imports, each with the move that will remove it (issue 14's layout).
 UPWARD_EXCEPTIONS: dict[tuple[str, str], str] = {
     # The Explorer shows the next scheduled run; the helper belongs in probe/volunteer/schedule.
-    ("probe.web.pages", "probe.commands.status"): "move next_scheduled_run out of the CLI",
+    ("probe.web.pages", "probe.cli.commands.status"): "move next_scheduled_run out of the CLI",
 }
 
 #: The measuring core: what a volunteer's run executes.
@@ -57,7 +57,6 @@ NOT_FROM_CORE = (
     "probe.lab",
     "probe.ooni_archive",
     "probe.web",
-    "probe.commands",
     "probe.cli",
     "analysis",
 )
@@ -206,7 +205,7 @@ def test_only_the_cli_layer_imports_analysis() -> None:
     offenders = set()
     for path in _modules("probe"):
         rel = path.relative_to(ROOT).as_posix()
-        if rel.startswith(("probe/commands/", "probe/cli.py", "probe/web/")):
+        if rel.startswith(("probe/cli/", "probe/web/")):
             continue
         if any(_within(i, "analysis") for i in _project_imports(path)):
             offenders.add(rel)

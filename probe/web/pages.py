@@ -151,7 +151,7 @@ def page_routes(ctx: WebContext) -> list[Route]:
 
 def volunteer_data(ctx: WebContext) -> dict[str, Any]:
     """Consent, recent runs and bytes, schedule, upload queue: the volunteer's own machine only."""
-    from probe.commands.status import next_scheduled_run
+    from probe.cli.commands.status import next_scheduled_run
     from probe.volunteer.consent import consent_record
 
     return {

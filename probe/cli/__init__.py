@@ -1,7 +1,7 @@
 """The ``kuzot`` command: parse arguments, dispatch to one module per subcommand.
 
 The CLI is the only layer that joins ``probe`` and ``analysis``; every subcommand
-module under :mod:`probe.commands` parses its own options and calls library code.
+module under :mod:`probe.cli.commands` parses its own options and calls library code.
 Exit status: 0 success, 1 runtime failure, 2 bad input (usage, malformed files),
 3 consent required, 130 interrupted.  Every error meant for a person is a
 :class:`probe.errors.KuzotError`, caught here once; its class gives the status.
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from probe import __version__
-from probe.commands import COMMANDS
+from probe.cli.commands import COMMANDS
 from probe.errors import KuzotError
 from probe.extras import find_missing_extra
 
@@ -44,7 +44,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     named = _named_command(argv)
     for name in COMMANDS if named is None else [named]:
-        module = importlib.import_module(f"probe.commands.{name}")
+        module = importlib.import_module(f"probe.cli.commands.{name}")
         module.register(subparsers)
     return parser
 

@@ -13,10 +13,10 @@ from typing import Any
 import trio
 
 from probe.bandwidth import ByteBudget
-from probe.commands import CommandError
-from probe.commands._analysis import parse_date
-from probe.commands._common import add_db_option, open_store, parse_asn
-from probe.commands._output import write_rows
+from probe.cli.commands import CommandError
+from probe.cli.commands._analysis import parse_date
+from probe.cli.commands._common import add_db_option, open_store, parse_asn
+from probe.cli.commands._output import write_rows
 from probe.records import Measurement, Run
 from probe.run import RunPlan, RunResult, execute_run
 from probe.settings import ProbeSettings, Timeouts
@@ -388,7 +388,7 @@ def _upload_after_run(args: argparse.Namespace, during: UploadResult | None = No
     reach the collector now stays queued for the next upload.  So only a few quick
     retries here (a scheduled run should not hang on a dead collector); ``kuzot upload``
     tries harder."""
-    from probe.commands.upload import describe, run_upload
+    from probe.cli.commands.upload import describe, run_upload
     from probe.errors import KuzotError
 
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from probe.commands._common import add_db_option, add_format_option, open_store, parse_asn
-from probe.commands._output import write_rows
-from probe.commands.run import step_summary
+from probe.cli.commands._common import add_db_option, add_format_option, open_store, parse_asn
+from probe.cli.commands._output import write_rows
+from probe.cli.commands.run import step_summary
 from probe.records import Measurement, format_time
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import trio
 
-from probe.commands import CommandError
-from probe.commands._common import open_store
-from probe.commands.control import add_control_options, control_settings
+from probe.cli.commands import CommandError
+from probe.cli.commands._common import open_store
+from probe.cli.commands.control import add_control_options, control_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -191,8 +191,8 @@ def _mount_web(app, args: argparse.Namespace):  # -> probe.web.source.Source
     read-only connection to the same database."""
     from starlette.routing import Mount
 
-    from probe.commands.orders import load_orders_or_fail
-    from probe.commands.web import open_or_fail, web_config
+    from probe.cli.commands.orders import load_orders_or_fail
+    from probe.cli.commands.web import open_or_fail, web_config
 
     orders = load_orders_or_fail(args.orders)
     web_app, source = open_or_fail(args.db, orders, web_config("public", 15.0))

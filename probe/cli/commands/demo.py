@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from probe.commands import CommandError
+from probe.cli.commands import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +35,7 @@ def handle(args: argparse.Namespace) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="kuzot-demo-"))
     if out.exists() and any(out.iterdir()):
         raise CommandError(f"{out} is not empty: choose a new folder for the demo", status=2)
-    from probe.commands._demo import run_demo
+    from probe.cli.commands._demo import run_demo
 
     def say(line: str) -> None:
         if not args.json:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from probe.commands import CommandError
-from probe.commands._analysis import add_filters
-from probe.commands._common import add_db_option, add_format_option
-from probe.commands._output import write_rows
-from probe.commands.episodes import TABLE_COLUMNS as EPISODE_TABLE_COLUMNS
-from probe.commands.episodes import load_episodes, with_network
+from probe.cli.commands import CommandError
+from probe.cli.commands._analysis import add_filters
+from probe.cli.commands._common import add_db_option, add_format_option
+from probe.cli.commands._output import write_rows
+from probe.cli.commands.episodes import TABLE_COLUMNS as EPISODE_TABLE_COLUMNS
+from probe.cli.commands.episodes import load_episodes, with_network
 
 #: What fits on a screen; json and csv have every column.
 TABLE_COLUMNS = [

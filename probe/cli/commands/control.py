@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trio
 
-from probe.commands import CommandError
+from probe.cli.commands import CommandError
 from probe.settings import ProbeSettings, Timeouts
 from probe.steps import dns
 

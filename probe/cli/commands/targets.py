@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from probe.commands import CommandError
-from probe.commands._common import add_json_option, emit
+from probe.cli.commands import CommandError
+from probe.cli.commands._common import add_json_option, emit
 from probe.store.database import data_dir
 from probe.targets import RefusedInput, TargetsError, load_targets, parse_targets
 
