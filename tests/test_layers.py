@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: A module is placed by its longest listed prefix.
 PROBE_LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("vocabulary", ("probe", "probe.errors", "probe.failures", "probe.records", "probe.bundled",
-                    "probe.extras", "probe.i18n", "probe.catalogs")),
+                    "probe.extras", "probe.i18n", "probe.catalogs", "probe.volunteer.paths")),
     ("measuring core", ("probe.steps", "probe.settings", "probe.targets", "probe.measure",
                         "probe.bandwidth", "probe.store", "probe.signing", "probe.formats",
                         "probe.run", "probe.control.client")),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -43,25 +42,14 @@ from probe.store.models import (
     TcpObservationRow,
     TlsObservationRow,
 )
+from probe.volunteer.paths import data_dir as data_dir  # where it was before paths.py
+from probe.volunteer.paths import default_db_url
 
 MIGRATIONS = bundled_path("store", "migrations")
 
 
 class StoreError(SetupError, RuntimeError):
     """The database cannot be used (full disk, unreadable file, bad URL); says what to do."""
-
-
-def data_dir() -> Path:
-    override = os.environ.get("KUZOT_DATA_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("kuzot"))
-
-
-def default_db_url() -> str:
-    return f"sqlite:///{data_dir() / 'kuzot.db'}"
 
 
 def _aware(value: datetime | None) -> datetime | None:

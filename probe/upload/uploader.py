@@ -223,7 +223,7 @@ class Uploader:
         log: Callable[[str], None] | None = None,
     ) -> None:
         if config_directory is None:
-            from probe.volunteer.consent import config_dir
+            from probe.volunteer.paths import config_dir
 
             config_directory = config_dir()
         self.store = store

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.errors import InputError
-from probe.volunteer.consent import config_dir
+from probe.volunteer.paths import config_dir
 
 
 class ConfigError(InputError, ValueError):

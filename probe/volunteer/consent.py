@@ -21,6 +21,7 @@ from typing import TextIO
 
 from probe.errors import ConsentRequired
 from probe.i18n import LANGUAGES, N_, gettext, language
+from probe.volunteer.paths import config_dir
 
 #: Bumped when the text changes in substance: everyone is asked again.
 CONSENT_VERSION = 1
@@ -70,15 +71,6 @@ CONSENT_TEXT: Mapping[str, str] = _ConsentTexts()
 
 _PROMPT = N_("Type yes / да / ооба to accept, anything else to stop: ")
 _YES = {"yes", "y", "да", "ооба"}
-
-
-def config_dir() -> Path:
-    override = os.environ.get("KUZOT_CONFIG_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("kuzot"))
 
 
 def _path(directory: Path | None) -> Path:

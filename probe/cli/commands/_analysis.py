@@ -24,7 +24,7 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
 
 
 def database_url(args: argparse.Namespace) -> str:
-    from probe.store.database import default_db_url
+    from probe.volunteer.paths import default_db_url
 
     return args.db or default_db_url()
 

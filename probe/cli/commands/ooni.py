@@ -106,9 +106,9 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def default_cache() -> Path:
-    from probe.store.database import data_dir
+    from probe.volunteer.paths import ooni_cache_dir
 
-    return data_dir() / "ooni-archive"
+    return ooni_cache_dir()
 
 
 _FINGERPRINTS: Any = None

@@ -326,7 +326,7 @@ def _plain_summary(verdicts: list, blocked: list[str], offline: bool) -> str:
 def _signing_key(store: Store) -> SigningKey:
     """This installation's key (made on first run) that signs every measurement."""
     from probe.signing import SigningKeyError, load_or_create_key
-    from probe.volunteer.consent import config_dir
+    from probe.volunteer.paths import config_dir
 
     try:
         return load_or_create_key(config_dir())

@@ -11,8 +11,8 @@ import httpx
 
 from probe.cli.commands import CommandError
 from probe.cli.commands._common import add_json_option, emit
-from probe.store.database import data_dir
 from probe.targets import RefusedInput, TargetsError, load_targets, parse_targets
+from probe.volunteer.paths import targets_cache_dir
 
 LICENCE = "CC BY-NC-SA 4.0 (Citizen Lab and others)"
 CITIZENLAB_BASE = "https://raw.githubusercontent.com/citizenlab/test-lists/master/lists"
@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def targets_dir() -> Path:
-    return data_dir() / "targets"
+    return targets_cache_dir()
 
 
 def handle_update(args: argparse.Namespace) -> int:

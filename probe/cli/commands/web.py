@@ -73,7 +73,7 @@ def open_or_fail(db_url: str, orders, config):  # -> (app, Source)
 
 def handle(args: argparse.Namespace) -> int:
     from probe.server.asgi import serve_until_signal, server_config
-    from probe.store.database import default_db_url
+    from probe.volunteer.paths import default_db_url
     from probe.web.webhook import refresh_and_notify
 
     if ":" not in args.listen:
