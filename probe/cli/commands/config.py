@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from probe.cli.commands._output import write_rows
+from probe.cli._output import write_rows
 from probe.volunteer.config import SETTINGS, load_config, parse_value, save_config
 
 

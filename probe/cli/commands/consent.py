@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from probe.cli.commands._common import add_json_option, emit
+from probe.cli._common import add_json_option, emit
 from probe.volunteer.consent import CONSENT_TEXT, consent_record, record_consent, withdraw_consent
 
 

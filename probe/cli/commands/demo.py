@@ -35,7 +35,7 @@ def handle(args: argparse.Namespace) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="kuzot-demo-"))
     if out.exists() and any(out.iterdir()):
         raise CommandError(f"{out} is not empty: choose a new folder for the demo", status=2)
-    from probe.cli.commands._demo import run_demo
+    from probe.cli._demo import run_demo
 
     def say(line: str) -> None:
         if not args.json:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from probe.cli.commands._analysis import add_filters, load_verdicts
-from probe.cli.commands._common import add_db_option, add_format_option
-from probe.cli.commands._output import write_rows
+from probe.cli._analysis import add_filters, load_verdicts
+from probe.cli._common import add_db_option, add_format_option
+from probe.cli._output import write_rows
 
 
 def _columns() -> list[str]:

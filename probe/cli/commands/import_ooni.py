@@ -20,8 +20,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from probe.cli._common import add_db_option, add_json_option, emit, open_store
 from probe.cli.commands import CommandError
-from probe.cli.commands._common import add_db_option, add_json_option, emit, open_store
 from probe.records import Measurement
 
 #: Whatever reading an input can raise besides bad lines: an unreadable file, a gzip

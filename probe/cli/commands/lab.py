@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from probe.cli._common import add_json_option, emit
 from probe.cli.commands import CommandError
-from probe.cli.commands._common import add_json_option, emit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

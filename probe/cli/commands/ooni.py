@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from probe.cli._common import add_db_option, add_json_option, emit, open_store, parse_asn
 from probe.cli.commands import CommandError
-from probe.cli.commands._common import add_db_option, add_json_option, emit, open_store, parse_asn
 
 
 def _day(text: str) -> date:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from probe.cli._analysis import add_filters
+from probe.cli._common import add_db_option, add_format_option
+from probe.cli._output import write_rows
 from probe.cli.commands import CommandError
-from probe.cli.commands._analysis import add_filters
-from probe.cli.commands._common import add_db_option, add_format_option
-from probe.cli.commands._output import write_rows
 from probe.cli.commands.episodes import TABLE_COLUMNS as EPISODE_TABLE_COLUMNS
 from probe.cli.commands.episodes import load_episodes, with_network
 

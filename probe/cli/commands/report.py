@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from probe.cli._analysis import add_filters, database_url
+from probe.cli._common import add_db_option, open_store
 from probe.cli.commands import CommandError
-from probe.cli.commands._analysis import add_filters, database_url
-from probe.cli.commands._common import add_db_option, open_store
 from probe.cli.commands.orders import add_orders_option, load_orders_or_fail
 
 

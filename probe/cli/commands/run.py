@@ -13,10 +13,10 @@ from typing import Any
 import trio
 
 from probe.bandwidth import ByteBudget
+from probe.cli._analysis import parse_date
+from probe.cli._common import add_db_option, open_store, parse_asn
+from probe.cli._output import write_rows
 from probe.cli.commands import CommandError
-from probe.cli.commands._analysis import parse_date
-from probe.cli.commands._common import add_db_option, open_store, parse_asn
-from probe.cli.commands._output import write_rows
 from probe.records import Measurement, Run
 from probe.run import RunPlan, RunResult, execute_run
 from probe.settings import ProbeSettings, Timeouts

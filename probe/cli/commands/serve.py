@@ -8,8 +8,8 @@ from pathlib import Path
 
 import trio
 
+from probe.cli._common import open_store
 from probe.cli.commands import CommandError
-from probe.cli.commands._common import open_store
 from probe.cli.commands.control import add_control_options, control_settings
 
 

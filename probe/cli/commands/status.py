@@ -10,8 +10,8 @@ import subprocess
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from probe.cli.commands._common import add_db_option, open_store
-from probe.cli.commands._output import write_rows
+from probe.cli._common import add_db_option, open_store
+from probe.cli._output import write_rows
 from probe.records import format_time
 from probe.store.models import MeasurementRow
 

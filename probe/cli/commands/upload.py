@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
+from probe.cli._common import add_db_option, open_store
 from probe.cli.commands import CommandError
-from probe.cli.commands._common import add_db_option, open_store
 from probe.upload import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, UploadResult, upload
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from probe.cli.commands._common import parse_asn
+from probe.cli._common import parse_asn
 
 
 def parse_date(text: str) -> datetime:
@@ -38,7 +38,7 @@ def load_verdicts(args: argparse.Namespace):  # -> pandas.DataFrame
     from analysis.verdict_cache import cached_verdicts
 
     fingerprints = load_fingerprints()
-    from probe.cli.commands._common import open_store
+    from probe.cli._common import open_store
 
     open_store(database_url(args), must_exist=True).close()  # a clear error for a bad URL
     return cached_verdicts(
