@@ -122,7 +122,7 @@ def cpu() -> float:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    from probe.cli.commands.ooni import keep_body
+    from probe.cli._analysis import keep_body
     from probe.formats.ooni import read_ooni_path
     from probe.ooni_archive.importer import Importer
 

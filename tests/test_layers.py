@@ -31,19 +31,16 @@ PROBE_LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "probe.extras", "probe.i18n", "probe.catalogs", "probe.volunteer.paths")),
     ("measuring core", ("probe.steps", "probe.settings", "probe.targets", "probe.measure",
                         "probe.bandwidth", "probe.store", "probe.signing", "probe.formats",
-                        "probe.run", "probe.control.client")),
+                        "probe.run", "probe.control")),
     ("volunteer", ("probe.volunteer", "probe.upload", "probe.verify")),
-    ("servers, labs, archive", ("probe.server", "probe.control", "probe.server.collector", "probe.lab",
+    ("servers, labs, archive", ("probe.server", "probe.lab",
                                 "probe.ooni_archive")),
     ("Explorer", ("probe.web",)),
     ("CLI", ("probe.cli", "probe.__main__")),
 ]
 
 #: Known upward imports, each with the move that will remove it (issue 14's layout).
-UPWARD_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # The Explorer shows the next scheduled run; the helper belongs in probe/volunteer/schedule.
-    ("probe.web.pages", "probe.cli.commands.status"): "move next_scheduled_run out of the CLI",
-}
+UPWARD_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 #: The measuring core: what a volunteer's run executes.
 MEASURING_CORE = ("probe.steps", "probe.measure", "probe.run", "probe.records", "probe.failures")
@@ -238,6 +235,17 @@ def test_upward_exceptions_are_still_needed() -> None:
     for here, name in UPWARD_EXCEPTIONS:
         path = ROOT.joinpath(*here.split(".")).with_suffix(".py")
         assert name in _project_imports(path), (here, name)
+
+
+def test_commands_do_not_import_each_other() -> None:
+    """If a subcommand module imports project code, then never another subcommand (what they share is in probe/cli/_*.py or the library)."""
+    offenders = set()
+    for path in _modules("probe/cli/commands"):
+        here = _module_name(path)
+        for name in _project_imports(path):
+            if _within(name, "probe.cli.commands") and here != "probe.cli.commands" and name != here:
+                offenders.add(f"{here}: {name}")
+    assert not offenders, sorted(offenders)
 
 
 def test_the_measuring_core_imports_no_server_lab_or_presentation() -> None:

@@ -10,7 +10,6 @@ Exit status: 0 success, 1 runtime failure, 2 bad input (usage, malformed files),
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
@@ -31,9 +30,9 @@ def _named_command(argv: Sequence[str] | None) -> str | None:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv`` naming a subcommand, only that one is registered.
 
-    Why: registering a subcommand imports its module, and with it what its options'
-    defaults come from (the collector's, the analysis stack's); ``kuzot run`` should
-    pay for none of that at start-up.  Without a subcommand every one is registered,
+    Why: registering a subcommand imports what its options' defaults come from (the
+    collector's, the analysis stack's); ``kuzot run`` should pay for none of that at
+    start-up.  Without a subcommand every one is registered,
     for ``kuzot --help`` and for argparse's "invalid choice" message.
     """
     parser = argparse.ArgumentParser(
@@ -44,8 +43,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     named = _named_command(argv)
     for name in COMMANDS if named is None else [named]:
-        module = importlib.import_module(f"probe.cli.commands.{name}")
-        module.register(subparsers)
+        COMMANDS[name].register(subparsers)
     return parser
 
 

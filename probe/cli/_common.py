@@ -1,4 +1,4 @@
-"""Options several subcommands share, parsed the same way everywhere."""
+"""Options several subcommands share, parsed the same way everywhere, and the CLI's error."""
 
 from __future__ import annotations
 
@@ -6,7 +6,21 @@ import argparse
 import json
 from typing import Any
 
+from probe.errors import KuzotError
 from probe.store import Store
+
+
+class CommandError(KuzotError):
+    """A command line the user must change; the exit status is given where it is raised."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.exit_status = status
+
+    @property
+    def status(self) -> int:
+        """The old name of :attr:`exit_status`."""
+        return self.exit_status
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:

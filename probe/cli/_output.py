@@ -7,7 +7,11 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from probe.records import Measurement
+    from probe.upload import UploadResult
 
 FORMATS = ("json", "jsonl", "csv", "table")
 
@@ -95,3 +99,54 @@ def _cell(value: Any, *, short: bool = False) -> str:
     if isinstance(value, list | dict):
         return json.dumps(value, default=_json_default, ensure_ascii=False)
     return str(value)
+
+
+def step_summary(m: Measurement) -> dict[str, str]:
+    """What each step did, in a word: ``ok``, a failure string, or ``-`` (not reached)."""
+
+    def word(observations: list, *, purpose: str | None = None) -> str:
+        chosen = [o for o in observations if purpose is None or getattr(o, "purpose", None) == purpose]
+        if not chosen:
+            return "-"
+        if any(o.failure is None for o in chosen):
+            return "ok"
+        return str(chosen[0].failure)
+
+    http = "-"
+    if m.http:
+        last = m.http[-1]
+        http = str(last.failure) if last.failure else f"{last.status_code} ({len(m.http)} hop)"
+    elif "failure" in m.annotations:  # the measurement itself failed (probe.run.failed_measurement)
+        http = f"{m.annotations['failure']} ({m.annotations.get('exception', '?')})"
+    return {
+        "url": m.url,
+        "dns": word(m.dns),
+        "tcp": word(m.tcp),
+        "tls": word(m.tls, purpose="target"),
+        "http": http,
+    }
+
+
+def describe_upload(result: UploadResult) -> str:
+    """One paragraph for a person: what arrived, what did not and why, what to do."""
+    if result.error and not result.acknowledged:
+        text = f"Could not upload to {result.collector}: {result.error}."
+    else:
+        text = (
+            f"Uploaded {result.acknowledged} measurements to {result.collector} "
+            f"({result.stored} new, {result.duplicate} already there)."
+        )
+        if result.error:
+            text += f" Then stopped: {result.error}."
+    if result.rejected:
+        text += f" {len(result.rejected)} refused by the collector: " + "; ".join(
+            f"{r['id']}: {r['error']}" for r in result.rejected[:3]
+        )
+    if result.remaining:
+        text += (
+            f" {result.remaining} measurements stay queued here; "
+            f"`kuzot upload --to {result.collector}` sends them later."
+        )
+    else:
+        text += " Nothing left to upload."
+    return text

@@ -19,6 +19,7 @@ from probe.upload.uploader import (
     queued_count,
     save_token,
     upload,
+    upload_database,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "queued_count",
     "save_token",
     "upload",
+    "upload_database",
 ]

@@ -454,3 +454,13 @@ def _retry_after(response: httpx.Response | None) -> float | None:
 def upload(store: Store, collector_url: str, **options: Any) -> UploadResult:
     """Upload everything queued in ``store``; see :class:`Uploader` for the options."""
     return Uploader(store, collector_url, **options).run()
+
+
+def upload_database(db_url: str | None, collector_url: str, **options: Any) -> UploadResult:
+    """Upload what is queued in the database at ``db_url`` (an existing one: a wrong URL is
+    an error, not a new empty database); ``kuzot upload`` and the end of a run use it."""
+    store = Store.open(db_url, must_exist=True)
+    try:
+        return upload(store, collector_url, **options)
+    finally:
+        store.close()

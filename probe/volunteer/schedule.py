@@ -145,3 +145,33 @@ class Scheduler:
 
     def _write_cron(self, lines: list[str]) -> None:
         self._run(self.crontab, "-", stdin="\n".join(lines) + "\n")
+
+
+def next_scheduled_run() -> str | None:
+    """The next run from the systemd user timer or the crontab line; None when unscheduled."""
+    systemctl = shutil.which("systemctl")
+    if systemctl:
+        try:
+            out = subprocess.run(
+                [systemctl, "--user", "list-timers", "kuzot.timer", "--no-legend"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        if out:
+            return out.splitlines()[0]
+    crontab = shutil.which("crontab")
+    if crontab:
+        try:
+            out = subprocess.run(
+                [crontab, "-l"], capture_output=True, text=True, timeout=5, check=False
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        for line in out.splitlines():
+            if "kuzot" in line and not line.lstrip().startswith("#"):
+                return f"cron: {line.strip()}"
+    return None

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from probe.cli._analysis import add_filters
-from probe.cli._common import add_db_option, add_json_option, emit
-from probe.cli.commands import CommandError
-from probe.cli.commands.episodes import load_episodes
-from probe.cli.commands.orders import add_orders_option, load_orders_or_fail
+from probe.cli._analysis import add_filters, add_orders_option, load_episodes, load_orders_or_fail
+from probe.cli._common import CommandError, add_db_option, add_json_option, emit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

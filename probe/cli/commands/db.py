@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from probe.cli._common import add_db_option, add_json_option, emit
-from probe.cli.commands import CommandError
+from probe.cli._common import CommandError, add_db_option, add_json_option, emit
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from probe.cli.commands import CommandError
+from probe.cli._common import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from probe.cli._analysis import add_filters, database_url
-from probe.cli._common import add_db_option, open_store
-from probe.cli.commands import CommandError
+from probe.cli._common import CommandError, add_db_option, open_store
 from probe.records import Measurement
 
 #: Our blocking kinds in OONI's vocabulary; OONI's classic test has no "tls" and counts a

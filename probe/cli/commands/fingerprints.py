@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from probe.cli._common import add_json_option, emit
-from probe.cli.commands import CommandError
+from probe.cli._common import CommandError, add_json_option, emit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

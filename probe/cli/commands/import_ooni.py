@@ -20,8 +20,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from probe.cli._common import add_db_option, add_json_option, emit, open_store
-from probe.cli.commands import CommandError
+from probe.cli._common import CommandError, add_db_option, add_json_option, emit, open_store
 from probe.records import Measurement
 
 #: Whatever reading an input can raise besides bad lines: an unreadable file, a gzip
@@ -79,7 +78,7 @@ def _check_inputs(files: list[str]) -> None:
 def _import_folders(args: argparse.Namespace) -> int:
     """A folder (one synced by ``oonidata``, or our cache) is imported as it is, fast,
     by ``kuzot ooni import``'s importer."""
-    from probe.cli.commands.ooni import keep_body
+    from probe.cli._analysis import keep_body
     from probe.ooni_archive.sync import import_directory
 
     store = open_store(args.db)

@@ -15,8 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from probe.cli._common import add_json_option, emit
-from probe.cli.commands import CommandError
+from probe.cli._common import CommandError, add_json_option, emit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from probe.cli._common import add_db_option, add_json_option, emit, open_store, parse_asn
-from probe.cli.commands import CommandError
+from probe.cli._analysis import keep_body
+from probe.cli._common import CommandError, add_db_option, add_json_option, emit, open_store, parse_asn
 
 
 def _day(text: str) -> date:
@@ -109,20 +109,6 @@ def default_cache() -> Path:
     from probe.volunteer.paths import ooni_cache_dir
 
     return ooni_cache_dir()
-
-
-_FINGERPRINTS: Any = None
-
-
-def keep_body(obs: Any) -> bool:
-    """Whether a response body is kept: when it matches a blockpage fingerprint.  Loaded
-    once per worker process (a module-level function, so workers can be handed it)."""
-    global _FINGERPRINTS
-    if _FINGERPRINTS is None:
-        from analysis.fingerprints import load_fingerprints
-
-        _FINGERPRINTS = load_fingerprints()
-    return _FINGERPRINTS.match_http(obs) is not None
 
 
 class _RichProgress:

@@ -6,10 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from probe.cli._analysis import add_filters, database_url
-from probe.cli._common import add_db_option, open_store
-from probe.cli.commands import CommandError
-from probe.cli.commands.orders import add_orders_option, load_orders_or_fail
+from probe.cli._analysis import add_filters, add_orders_option, database_url, load_orders_or_fail
+from probe.cli._common import CommandError, add_db_option, open_store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

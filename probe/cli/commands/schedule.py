@@ -7,8 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from probe.cli._common import add_json_option, emit
-from probe.cli.commands import CommandError
+from probe.cli._common import CommandError, add_json_option, emit
 from probe.volunteer.config import load_config
 from probe.volunteer.consent import consent_record
 from probe.volunteer.schedule import Scheduler, parse_every

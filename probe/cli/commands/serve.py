@@ -8,9 +8,8 @@ from pathlib import Path
 
 import trio
 
-from probe.cli._common import open_store
-from probe.cli.commands import CommandError
-from probe.cli.commands.control import add_control_options, control_settings
+from probe.cli._common import CommandError, open_store
+from probe.cli._control import add_control_options, control_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -191,10 +190,11 @@ def _mount_web(app, args: argparse.Namespace):  # -> probe.web.source.Source
     read-only connection to the same database."""
     from starlette.routing import Mount
 
-    from probe.cli.commands.orders import load_orders_or_fail
-    from probe.cli.commands.web import open_or_fail, web_config
+    from probe.cli._analysis import load_orders_or_fail
+    from probe.web.app import open_explorer
+    from probe.web.context import WebConfig
 
     orders = load_orders_or_fail(args.orders)
-    web_app, source = open_or_fail(args.db, orders, web_config("public", 15.0))
+    web_app, source = open_explorer(args.db, orders, WebConfig(mode="public", refresh_seconds=15.0))
     app.router.routes.append(Mount("/", app=web_app))
     return source

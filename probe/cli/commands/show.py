@@ -6,8 +6,7 @@ import argparse
 from typing import Any
 
 from probe.cli._common import add_db_option, add_format_option, open_store, parse_asn
-from probe.cli._output import write_rows
-from probe.cli.commands.run import step_summary
+from probe.cli._output import step_summary, write_rows
 from probe.records import Measurement, format_time
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,6 +12,7 @@ from probe.cli._common import add_db_option, open_store
 from probe.cli._output import write_rows
 from probe.records import format_time
 from probe.store.models import MeasurementRow
+from probe.volunteer.schedule import next_scheduled_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,36 +21,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, default=5, help="how many recent runs to show (default 5)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=handle)
-
-
-def next_scheduled_run() -> str | None:
-    """The next run from the systemd user timer or the crontab line; None when unscheduled."""
-    systemctl = shutil.which("systemctl")
-    if systemctl:
-        try:
-            out = subprocess.run(
-                [systemctl, "--user", "list-timers", "kuzot.timer", "--no-legend"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=False,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            out = ""
-        if out:
-            return out.splitlines()[0]
-    crontab = shutil.which("crontab")
-    if crontab:
-        try:
-            out = subprocess.run(
-                [crontab, "-l"], capture_output=True, text=True, timeout=5, check=False
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            out = ""
-        for line in out.splitlines():
-            if "kuzot" in line and not line.lstrip().startswith("#"):
-                return f"cron: {line.strip()}"
-    return None
 
 
 def handle(args: argparse.Namespace) -> int:

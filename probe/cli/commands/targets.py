@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from probe.cli._common import add_json_option, emit
-from probe.cli.commands import CommandError
+from probe.cli._common import CommandError, add_json_option, emit
 from probe.targets import RefusedInput, TargetsError, load_targets, parse_targets
 from probe.volunteer.paths import targets_cache_dir
 

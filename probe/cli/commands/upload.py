@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 
-from probe.cli._common import add_db_option, open_store
-from probe.cli.commands import CommandError
-from probe.upload import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, UploadResult, upload
+from probe.cli._common import CommandError, add_db_option
+from probe.cli._output import describe_upload
+from probe.upload import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, upload_database
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,47 +56,6 @@ def collector_from_config(explicit: str | None) -> str | None:
     return load_config().get("collector_url")
 
 
-def run_upload(
-    db: str | None,
-    collector: str,
-    *,
-    log_progress: bool,
-    **options: object,
-) -> UploadResult:
-    """Upload from the database ``db``; shared by ``kuzot upload`` and ``kuzot run --upload``."""
-    store = open_store(db, must_exist=True)
-    try:
-        log = (lambda message: print(f"upload: {message}", file=sys.stderr)) if log_progress else None
-        return upload(store, collector, log=log, **options)
-    finally:
-        store.close()
-
-
-def describe(result: UploadResult) -> str:
-    """One paragraph for a person: what arrived, what did not and why, what to do."""
-    if result.error and not result.acknowledged:
-        text = f"Could not upload to {result.collector}: {result.error}."
-    else:
-        text = (
-            f"Uploaded {result.acknowledged} measurements to {result.collector} "
-            f"({result.stored} new, {result.duplicate} already there)."
-        )
-        if result.error:
-            text += f" Then stopped: {result.error}."
-    if result.rejected:
-        text += f" {len(result.rejected)} refused by the collector: " + "; ".join(
-            f"{r['id']}: {r['error']}" for r in result.rejected[:3]
-        )
-    if result.remaining:
-        text += (
-            f" {result.remaining} measurements stay queued here; "
-            f"`kuzot upload --to {result.collector}` sends them later."
-        )
-    else:
-        text += " Nothing left to upload."
-    return text
-
-
 def handle(args: argparse.Namespace) -> int:
     collector = collector_from_config(args.to)
     if not collector:
@@ -105,10 +64,11 @@ def handle(args: argparse.Namespace) -> int:
         )
     if args.batch_size < 1:
         raise CommandError("--batch-size must be at least 1", status=2)
-    result = run_upload(
+    log = None if args.quiet or args.json else (lambda message: print(f"upload: {message}", file=sys.stderr))
+    result = upload_database(
         args.db,
         collector,
-        log_progress=not args.quiet and not args.json,
+        log=log,
         batch_items=args.batch_size,
         batch_bytes=args.batch_bytes,
         max_retries=args.retries,
@@ -118,5 +78,5 @@ def handle(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**result.to_dict(), "ok": not failed}, indent=2))
     elif not args.quiet or failed:
-        print(describe(result), file=sys.stderr if failed else sys.stdout)
+        print(describe_upload(result), file=sys.stderr if failed else sys.stdout)
     return 1 if failed else 0

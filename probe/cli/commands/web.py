@@ -9,8 +9,8 @@ from functools import partial
 
 import trio
 
-from probe.cli.commands import CommandError
-from probe.cli.commands.orders import add_orders_option, load_orders_or_fail
+from probe.cli._analysis import add_orders_option, load_orders_or_fail
+from probe.cli._common import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

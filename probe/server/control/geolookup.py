@@ -11,42 +11,14 @@ the answer says (``asn_source = "control-helper"`` in the run's options).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-PATH = "/api/v1/geolookup"
-
-
-@dataclass(frozen=True, slots=True)
-class Vantage:
-    probe_asn: int | None
-    probe_cc: str | None
-    probe_network_name: str | None
-
-
-def _asn(record: dict[str, Any]) -> int | None:
-    value = record.get("autonomous_system_number", record.get("asn"))
-    if isinstance(value, str):
-        value = value.strip().upper().removeprefix("AS")
-        value = int(value) if value.isdigit() else None
-    return value if isinstance(value, int) and 0 < value < 2**32 else None
-
-
-def _country(record: dict[str, Any]) -> str | None:
-    country = record.get("country")
-    code = country.get("iso_code") if isinstance(country, dict) else record.get("country_code", country)
-    return code.upper() if isinstance(code, str) and len(code) == 2 and code.isalpha() else None
-
-
-def _name(record: dict[str, Any]) -> str | None:
-    name = record.get("autonomous_system_organization", record.get("as_name"))
-    return name.strip()[:200] or None if isinstance(name, str) else None
+from probe.control.vantage import PATH, Vantage, ask_vantage, asn_number, country_code, network_name
 
 
 class GeoLookup:
@@ -72,7 +44,8 @@ class GeoLookup:
 
         record = get(self._asn)
         country = get(self._country) if self._country is not None else record
-        return Vantage(_asn(record), _country(country) or _country(record), _name(record))
+        code = country_code(country) or country_code(record)
+        return Vantage(asn_number(record), code, network_name(record))
 
     def route(self) -> Route:
         async def geolookup(request: Request) -> JSONResponse:
@@ -94,27 +67,6 @@ class GeoLookup:
             )
 
         return Route(PATH, geolookup, methods=["GET"])
-
-
-def ask_vantage(
-    helper_url: str, *, timeout: float = 15.0, source_address: str | None = None
-) -> Vantage | None:
-    """The helper's answer, or None when it has none (no database, unreachable, nonsense)."""
-    base = helper_url.rstrip("/").removesuffix("/api/v1/control")
-    transport = httpx.HTTPTransport(local_address=source_address, retries=1)
-    try:
-        with httpx.Client(timeout=timeout, transport=transport) as client:
-            response = client.get(base + PATH)
-        if response.status_code != 200:
-            return None
-        data = response.json()
-    except (httpx.HTTPError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    vantage = Vantage(_asn({"asn": data.get("probe_asn")}), _country({"country_code": data.get("probe_cc")}),
-                      _name({"as_name": data.get("probe_network_name")}))  # fmt: skip
-    return vantage if vantage.probe_asn is not None else None
 
 
 __all__ = ["PATH", "GeoLookup", "Vantage", "ask_vantage"]
