@@ -19,8 +19,9 @@ may send ``rate_limit`` batches per minute (429 with ``Retry-After`` beyond), an
 client that hangs up mid-body is dropped without a traceback in the log.
 
 Parsing, validation and ed25519 checks run in a pool of worker processes
-(``workers``), so they use every core and never block the event loop; the database
-transaction only moves rows (multi-row inserts, COPY on PostgreSQL).
+(``workers``, :mod:`probe.server.collector.workers`), so they use every core and never
+block the event loop; the database transaction only moves rows (multi-row inserts,
+COPY on PostgreSQL).
 
 Database work runs in worker threads (SQLAlchemy's asyncio layer does not run under
 trio).  SQLite has one writer at a time, so its writes are queued through a limiter of
@@ -31,10 +32,8 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, replace
@@ -51,9 +50,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from probe import __version__
-from probe.server.collector.openapi import openapi_document
+from probe.server.collector.openapi import OPERATIONS, openapi_document
 from probe.server.collector.tokens import probe_for_token, register_probe
-from probe.server.collector.validate import Problem, Refusal, validate_batch
+from probe.server.collector.validate import Problem, Refusal
+from probe.server.collector.workers import Validator
 from probe.server.control.app import ControlConfig, control_routes
 from probe.signing import key_id_of, verify_key_proof
 from probe.store import Store, StoreError
@@ -223,112 +223,32 @@ class _RateLimiter:
         return (1.0 - tokens) / self.rate
 
 
-def _warm_worker() -> None:
-    """Import the validator once per worker, not on its first batch."""
-    import probe.server.collector.validate  # noqa: F401
+class _Collector:
+    """The request handlers over one open store, and what they share between requests."""
 
+    def __init__(self, store: Store, config: CollectorConfig) -> None:
+        self.store = store
+        self.config = config
+        sqlite = store.engine.dialect.name == "sqlite"
+        self.write_limiter = trio.CapacityLimiter(config.write_concurrency or (1 if sqlite else 8))
+        self.asn_lookup = _AsnLookup(config.asn_db, config.asn_header) if config.asn_db else None
+        #: token -> probe id, for tokens already seen (unknown tokens are never cached).
+        self.known_tokens: dict[str, str] = {}
+        self.document = openapi_document(
+            max_items=config.max_items, max_bytes=config.max_bytes, control=config.control is not None
+        )
+        workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
+        self.validator = Validator(workers)
+        self.limiter = _RateLimiter(config.rate_limit) if config.rate_limit > 0 else None
 
-def _start_worker(parent: int) -> None:
-    """In each worker: end when the collector ends, even if it was killed (-9), so no
-    orphaned workers outlive it."""
-    import threading
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="kuzot-parent-watch", daemon=True).start()
-    _warm_worker()
-
-
-class _Validator:
-    """Runs :func:`validate_batch` in worker processes, or in a thread when there are none."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.pool: ProcessPoolExecutor | None = None
-
-    def _pool(self) -> ProcessPoolExecutor:
-        if self.pool is None:
-            # spawn: never fork this process, which has threads and an event loop; the
-            # workers are its own children, so they can tell when it is gone.
-            context = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
-            )
-        return self.pool
-
-    async def __call__(
-        self, body: bytes, max_items: int, probe_id: str
-    ) -> list[PreparedItem] | list[Problem] | Refusal:
-        if self.workers <= 0:
-            return await trio.to_thread.run_sync(validate_batch, body, max_items, probe_id)
-        for attempt in range(2):
-            try:
-                future = self._pool().submit(validate_batch, body, max_items, probe_id)
-                return await _wait(future)
-            except BrokenProcessPool:
-                # A worker died (killed, out of memory): start a fresh pool once.
-                self.close()
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def start(self) -> None:
-        """Start every worker now, so the first batches do not wait for processes to
-        start and import (seconds on a loaded machine)."""
-        if self.workers > 0:
-            pool = self._pool()
-            await _wait_all([pool.submit(_warm_worker) for _ in range(self.workers)])
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = None
-
-
-async def _wait_all(futures: list[Future[Any]]) -> None:
-    for future in futures:
-        await _wait(future)
-
-
-async def _wait(future: Future[Any]) -> Any:
-    """Wait for a concurrent future without holding a thread."""
-    token = trio.lowlevel.current_trio_token()
-    done = trio.Event()
-    future.add_done_callback(lambda _f: token.run_sync_soon(done.set))
-    try:
-        await done.wait()
-    finally:
-        future.cancel()
-    return future.result()
-
-
-def create_collector_app(store: Store, config: CollectorConfig | None = None) -> Starlette:
-    """The collector as an ASGI app over an open store (whose schema is current)."""
-    config = config or CollectorConfig()
-    sqlite = store.engine.dialect.name == "sqlite"
-    writers = config.write_concurrency or (1 if sqlite else 8)
-    write_limiter = trio.CapacityLimiter(writers)
-    asn_lookup = _AsnLookup(config.asn_db, config.asn_header) if config.asn_db else None
-    #: token -> probe id, for tokens already seen (unknown tokens are never cached).
-    known_tokens: dict[str, str] = {}
-    document = openapi_document(
-        max_items=config.max_items, max_bytes=config.max_bytes, control=config.control is not None
-    )
-    workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
-    validator = _Validator(workers)
-    limiter = _RateLimiter(config.rate_limit) if config.rate_limit > 0 else None
-
-    async def probes(_request: Request) -> JSONResponse:
+    async def probes(self, _request: Request) -> JSONResponse:
         try:
-            probe_id, token = await trio.to_thread.run_sync(register_probe, store)
+            probe_id, token = await trio.to_thread.run_sync(register_probe, self.store)
         except SQLAlchemyError:
             return _error(503, "the collector's database is unavailable; retry later")
         return JSONResponse({"probe_id": probe_id, "token": token}, status_code=201)
 
-    async def authenticate(request: Request) -> str | JSONResponse:
+    async def authenticate(self, request: Request) -> str | JSONResponse:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -336,44 +256,63 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
                 401,
                 "missing token: register with POST /api/v1/probes, then send 'Authorization: Bearer TOKEN'",
             )
-        if token in known_tokens:
-            return known_tokens[token]
+        if token in self.known_tokens:
+            return self.known_tokens[token]
         try:
-            probe_id = await trio.to_thread.run_sync(probe_for_token, store, token)
+            probe_id = await trio.to_thread.run_sync(probe_for_token, self.store, token)
         except SQLAlchemyError:
             return _error(503, "the collector's database is unavailable; retry later")
         if probe_id is None:
             return _error(401, "unknown token: register again with POST /api/v1/probes")
-        known_tokens[token] = probe_id
+        self.known_tokens[token] = probe_id
         return probe_id
 
-    async def measurements(request: Request) -> Response:
+    async def measurements(self, request: Request) -> Response:
         try:
-            return await receive_batch(request)
+            return await self.receive_batch(request)
         except _Disconnected:
             return Response(status_code=400)  # nobody will read it; no traceback either
 
-    async def receive_batch(request: Request) -> JSONResponse:
-        probe_id = await authenticate(request)
+    def _rate_limited(self, probe_id: str) -> JSONResponse | None:
+        wait = self.limiter.retry_after(probe_id) if self.limiter is not None else 0
+        if wait <= 0:
+            return None
+        seconds = max(1, math.ceil(wait))
+        response = _error(
+            429,
+            f"too many batches from this probe: at most {self.config.rate_limit} per minute; "
+            f"retry in {seconds} s",
+            retry_after=seconds,
+        )
+        response.headers["Retry-After"] = str(seconds)
+        return response
+
+    def _with_connection_asn(self, request: Request, items: list[PreparedItem]) -> list[PreparedItem]:
+        """Records without an AS number get the connection's, when an ASN database is given."""
+        if self.asn_lookup is None or all(item.row["probe_asn"] is not None for item in items):
+            return items
+        asn = self.asn_lookup(request)
+        if asn is None:
+            return items
+        return [
+            replace(item, row={**item.row, "probe_asn": asn}, asn_source="connection")
+            if item.row["probe_asn"] is None
+            else item
+            for item in items
+        ]
+
+    async def receive_batch(self, request: Request) -> JSONResponse:
+        probe_id = await self.authenticate(request)
         if isinstance(probe_id, JSONResponse):
             return probe_id
-        if limiter is not None:
-            wait = limiter.retry_after(probe_id)
-            if wait > 0:
-                seconds = max(1, math.ceil(wait))
-                response = _error(
-                    429,
-                    f"too many batches from this probe: at most {config.rate_limit} per minute; "
-                    f"retry in {seconds} s",
-                    retry_after=seconds,
-                )
-                response.headers["Retry-After"] = str(seconds)
-                return response
-        body = await _read_body(request, config.max_bytes, config.body_timeout)
+        refused = self._rate_limited(probe_id)
+        if refused is not None:
+            return refused
+        body = await _read_body(request, self.config.max_bytes, self.config.body_timeout)
         if isinstance(body, JSONResponse):
             return body
         try:
-            checked = await validator(body, config.max_items, probe_id)
+            checked = await self.validator(body, self.config.max_items, probe_id)
         except BrokenProcessPool:
             return _error(503, "the collector's validation workers failed; nothing was kept, retry later")
         if isinstance(checked, Refusal):
@@ -382,17 +321,12 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
             return _problems(422, checked, "nothing of this batch was stored")
         # A batch is all problems or all prepared items; the problems returned above.
         items: list[PreparedItem] = checked  # type: ignore[assignment]
-        if asn_lookup is not None and any(item.row["probe_asn"] is None for item in items):
-            asn = asn_lookup(request)
-            if asn is not None:
-                items = [
-                    replace(item, row={**item.row, "probe_asn": asn}, asn_source="connection")
-                    if item.row["probe_asn"] is None
-                    else item
-                    for item in items
-                ]
+        return await self._save(self._with_connection_asn(request, items))
+
+    async def _save(self, items: list[PreparedItem]) -> JSONResponse:
         try:
-            stored = await trio.to_thread.run_sync(store.save_prepared, items, limiter=write_limiter)
+            save = self.store.save_prepared
+            stored = await trio.to_thread.run_sync(save, items, limiter=self.write_limiter)
         except BatchConflict as conflict:
             problems = [Problem(i, f, m) for i, f, m in conflict.problems]
             return _problems(409, problems, "nothing of this batch was stored; send the others without it")
@@ -407,14 +341,14 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
             {"results": results, "stored": new_count, "duplicate": len(stored) - new_count}, status_code=200
         )
 
-    async def keys(request: Request) -> Response:
+    async def keys(self, request: Request) -> Response:
         """A probe proves it holds a signing key, so records signed by it are accepted
         from this registration too (a new token, or two registrations of one probe)."""
-        probe_id = await authenticate(request)
+        probe_id = await self.authenticate(request)
         if isinstance(probe_id, JSONResponse):
             return probe_id
         try:
-            body = await _read_body(request, 4096, config.body_timeout)
+            body = await _read_body(request, 4096, self.config.body_timeout)
         except _Disconnected:
             return Response(status_code=400)
         if isinstance(body, JSONResponse):
@@ -431,21 +365,22 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
             return _error(422, f"proof: {why}", field="proof")
         key_id = key_id_of(public_key)
         try:
-            await trio.to_thread.run_sync(store.bind_key, key_id, probe_id, limiter=write_limiter)
+            await trio.to_thread.run_sync(self.store.bind_key, key_id, probe_id, limiter=self.write_limiter)
         except (StoreError, SQLAlchemyError):
             return _error(503, "the collector's database is unavailable; retry later")
         return JSONResponse({"key_id": key_id, "probe_id": probe_id}, status_code=200)
 
-    def database_ok() -> bool:
+    def database_ok(self) -> bool:
         try:
-            with store.engine.connect() as connection:
+            with self.store.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError:
             return False
         return True
 
-    async def health(_request: Request) -> JSONResponse:
-        ok = await trio.to_thread.run_sync(database_ok)
+    async def health(self, _request: Request) -> JSONResponse:
+        ok = await trio.to_thread.run_sync(self.database_ok)
+        config = self.config
         return JSONResponse(
             {
                 "status": "ok" if ok else "degraded",
@@ -458,24 +393,33 @@ def create_collector_app(store: Store, config: CollectorConfig | None = None) ->
             status_code=200 if ok else 503,
         )
 
-    async def openapi(_request: Request) -> JSONResponse:
-        return JSONResponse(document)
+    async def openapi(self, _request: Request) -> JSONResponse:
+        return JSONResponse(self.document)
 
     @asynccontextmanager
-    async def lifespan(_app: Starlette) -> Any:
-        await validator.start()
+    async def lifespan(self, _app: Starlette) -> Any:
+        await self.validator.start()
         try:
             yield
         finally:
-            validator.close()
+            self.validator.close()
 
-    routes = [
-        Route("/api/v1/probes", probes, methods=["POST"]),
-        Route("/api/v1/measurements", measurements, methods=["POST"]),
-        Route("/api/v1/keys", keys, methods=["POST"]),
-        Route("/api/v1/health", health, methods=["GET"]),
-        Route("/api/v1/openapi.json", openapi, methods=["GET"]),
-    ]
-    if config.control is not None:
-        routes += control_routes(config.control)
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_QuietDisconnects)])
+    def routes(self) -> list[Route]:
+        """The collector's routes from the table the OpenAPI document is made of, then
+        the control helper's when it is mounted."""
+        routes = [
+            Route(op.path, getattr(self, op.handler), methods=[op.method.upper()])
+            for op in OPERATIONS
+            if not op.control
+        ]
+        if self.config.control is not None:
+            routes += control_routes(self.config.control)
+        return routes
+
+
+def create_collector_app(store: Store, config: CollectorConfig | None = None) -> Starlette:
+    """The collector as an ASGI app over an open store (whose schema is current)."""
+    collector = _Collector(store, config or CollectorConfig())
+    return Starlette(
+        routes=collector.routes(), lifespan=collector.lifespan, middleware=[Middleware(_QuietDisconnects)]
+    )
