@@ -13,13 +13,6 @@ from probe.cli._control import add_control_options, control_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from probe.server.collector.app import (
-        DEFAULT_BODY_TIMEOUT,
-        DEFAULT_MAX_BYTES,
-        DEFAULT_MAX_ITEMS,
-        DEFAULT_RATE_LIMIT,
-    )
-
     p = subparsers.add_parser("serve", help="run the collector (receives uploads from probes)")
     p.add_argument(
         "--db",
@@ -35,6 +28,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="address to serve plain HTTP on, normally behind a TLS reverse proxy (default 127.0.0.1:8080; "
         "port 0 picks a free one)",
     )
+    _add_limit_options(p)
+    _add_mount_options(p)
+    add_control_options(p)
+    p.set_defaults(handler=handle)
+
+
+def _add_limit_options(p: argparse.ArgumentParser) -> None:
+    from probe.server.collector.app import (
+        DEFAULT_BODY_TIMEOUT,
+        DEFAULT_MAX_BYTES,
+        DEFAULT_MAX_ITEMS,
+        DEFAULT_RATE_LIMIT,
+    )
+
     p.add_argument(
         "--max-batch-items",
         type=int,
@@ -90,6 +97,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="processes that parse and check batches and their signatures (default: the number of CPUs, "
         "at most 4; 0: in this process)",
     )
+
+
+def _add_mount_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--with-control",
         action="store_true",
@@ -107,15 +117,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --with-web: the orders file the Explorer correlates with "
         "(default: the one shipped with Kuzot)",
     )
-    add_control_options(p)
-    p.set_defaults(handler=handle)
 
 
-def handle(args: argparse.Namespace) -> int:
-    from probe.server.asgi import serve_until_signal, server_config
-    from probe.server.collector.app import CollectorConfig, create_collector_app
-    from probe.server.control.app import ControlConfig
-
+def _check(args: argparse.Namespace) -> None:
     if args.max_batch_items < 1 or args.max_batch_bytes < 1024:
         raise CommandError(
             "--max-batch-items must be at least 1 and --max-batch-bytes at least 1024", status=2
@@ -126,27 +130,37 @@ def handle(args: argparse.Namespace) -> int:
         )
     if args.asn_db is not None and not args.asn_db.is_file():
         raise CommandError(f"--asn-db {args.asn_db}: no such file", status=2)
-    control = None
-    if args.with_control:
-        geolookup = None
-        if args.asn_db is not None:
-            # With both, probes asking this server for control also learn their network
-            # (GET /api/v1/geolookup: AS number, country and name, never the address).
-            from probe.server.control.geolookup import GeoLookup
 
-            try:
-                geolookup = GeoLookup(args.asn_db, header=args.asn_header)
-            except (RuntimeError, OSError, ValueError) as exc:
-                raise CommandError(f"--asn-db {args.asn_db}: {exc}", status=2) from exc
-        control = ControlConfig(
-            settings=control_settings(args),
-            concurrency=args.concurrency,
-            allow_private=args.allow_private_targets,
-            geolookup=geolookup,
-        )
-    store = open_store(args.db)
+
+def _control_config(args: argparse.Namespace):  # -> ControlConfig | None
+    """The control helper to mount (``--with-control``), or None."""
+    from probe.server.control.app import ControlConfig
+
+    if not args.with_control:
+        return None
+    geolookup = None
+    if args.asn_db is not None:
+        # With both, probes asking this server for control also learn their network
+        # (GET /api/v1/geolookup: AS number, country and name, never the address).
+        from probe.server.control.geolookup import GeoLookup
+
+        try:
+            geolookup = GeoLookup(args.asn_db, header=args.asn_header)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise CommandError(f"--asn-db {args.asn_db}: {exc}", status=2) from exc
+    return ControlConfig(
+        settings=control_settings(args),
+        concurrency=args.concurrency,
+        allow_private=args.allow_private_targets,
+        geolookup=geolookup,
+    )
+
+
+def _collector_app(args: argparse.Namespace, store, control):  # -> Starlette
+    from probe.server.collector.app import CollectorConfig, create_collector_app
+
     try:
-        app = create_collector_app(
+        return create_collector_app(
             store,
             CollectorConfig(
                 max_items=args.max_batch_items,
@@ -163,6 +177,15 @@ def handle(args: argparse.Namespace) -> int:
     except (RuntimeError, OSError, ValueError) as exc:  # maxminddb's InvalidDatabaseError is a RuntimeError
         store.close()
         raise CommandError(f"--asn-db {args.asn_db}: {exc}", status=2) from exc
+
+
+def handle(args: argparse.Namespace) -> int:
+    from probe.server.asgi import serve_until_signal, server_config
+
+    _check(args)
+    control = _control_config(args)
+    store = open_store(args.db)
+    app = _collector_app(args, store, control)
     web_source = None
     if args.with_web:
         web_source = _mount_web(app, args)

@@ -74,6 +74,48 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+async def _requested_url(request: Request, allow_private: bool) -> str | JSONResponse:
+    """The URL a probe asks about, or the answer refusing the request."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_REQUEST_BYTES):
+        return _error(413, f"request body larger than {MAX_REQUEST_BYTES} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            return _error(413, f"request body larger than {MAX_REQUEST_BYTES} bytes")
+    try:
+        payload = json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, 'body is not JSON; send {"url": "https://..."}')
+    if not isinstance(payload, dict) or not isinstance(payload.get("url"), str):
+        return _error(400, "field 'url' is required and must be a string")
+    url: str = payload["url"]
+    problem = check_url(url)
+    if problem:
+        return _error(400, f"field 'url': {problem}")
+    host = urlsplit(url).hostname or ""
+    try:
+        if not allow_private and _private(host):
+            return _error(403, "field 'url': private and loopback addresses are not measured")
+    except ValueError:
+        pass  # a name, checked after resolution
+    return url
+
+
+def _answer(measurement: Measurement, request: Request) -> JSONResponse:
+    result = to_control(measurement, source=str(request.url))
+    data = {
+        "source": result.source,
+        "failure": None,
+        "dns": [_plain(o) for o in result.dns],
+        "tcp": [_plain(o) for o in result.tcp],
+        "tls": [_plain(o) for o in result.tls],
+        "http": [_plain(o) for o in result.http],
+    }
+    return JSONResponse(data)
+
+
 def control_routes(config: ControlConfig) -> list[Route]:
     """Routes to mount in the control helper, and in the collector beside its own."""
     limiter = trio.CapacityLimiter(config.concurrency)
@@ -85,30 +127,9 @@ def control_routes(config: ControlConfig) -> list[Route]:
         return ctx_holder["ctx"]
 
     async def control(request: Request) -> JSONResponse:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_REQUEST_BYTES):
-            return _error(413, f"request body larger than {MAX_REQUEST_BYTES} bytes")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_REQUEST_BYTES:
-                return _error(413, f"request body larger than {MAX_REQUEST_BYTES} bytes")
-        try:
-            payload = json.loads(body or b"null")
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, 'body is not JSON; send {"url": "https://..."}')
-        if not isinstance(payload, dict) or not isinstance(payload.get("url"), str):
-            return _error(400, "field 'url' is required and must be a string")
-        url = payload["url"]
-        problem = check_url(url)
-        if problem:
-            return _error(400, f"field 'url': {problem}")
-        host = urlsplit(url).hostname or ""
-        try:
-            if not config.allow_private and _private(host):
-                return _error(403, "field 'url': private and loopback addresses are not measured")
-        except ValueError:
-            pass  # a name, checked after resolution
+        url = await _requested_url(request, config.allow_private)
+        if isinstance(url, JSONResponse):
+            return url
         measurement: Measurement | None = None
         with trio.move_on_after(config.queue_timeout) as queue_scope:
             await limiter.acquire()
@@ -123,16 +144,7 @@ def control_routes(config: ControlConfig) -> list[Route]:
             return _error(504, "measurement did not finish in time")
         if not config.allow_private and any(_private(a) for d in measurement.dns for a in d.addresses()):
             return _error(403, "field 'url': the name resolves to a private address; not measured")
-        result = to_control(measurement, source=str(request.url))
-        data = {
-            "source": result.source,
-            "failure": None,
-            "dns": [_plain(o) for o in result.dns],
-            "tcp": [_plain(o) for o in result.tcp],
-            "tls": [_plain(o) for o in result.tls],
-            "http": [_plain(o) for o in result.http],
-        }
-        return JSONResponse(data)
+        return _answer(measurement, request)
 
     async def health(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "service": "control", "version": __version__})
