@@ -34,6 +34,7 @@ from probe.server.collector.schema import (
     PLAIN_DECODER,
     RECORD_DECODER,
     SORTED_ENCODER,
+    ItemUpload,
 )
 from probe.signing import key_id_of, verify_envelope
 from probe.store.database import PreparedItem, prepare_item
@@ -239,6 +240,33 @@ def _semantics(record: Any, index: int) -> list[Problem]:
     return problems
 
 
+def _signature(index: int, item: ItemUpload, content_hash: str) -> dict[str, str] | list[Problem] | None:
+    """The item's verified signature fields, None for an unsigned item, or what is wrong."""
+    if item.signature is None and item.key_id is None and item.public_key is None:
+        return None
+    problems = [
+        Problem(index, name, "is required when the item is signed (or leave out every signature field)")
+        for name in ("signature", "public_key")
+        if getattr(item, name) is None
+    ]
+    if problems:
+        return problems
+    envelope = {"content_hash": content_hash, "signature": item.signature, "public_key": item.public_key}
+    if item.key_id is not None:
+        envelope["key_id"] = item.key_id
+    # The hash was just computed from these bytes: verify over it, not a re-hash.
+    for why in verify_envelope(None, envelope, content_hash=content_hash):
+        problems.append(Problem(index, "key_id" if why.startswith("key id") else "signature", why))
+    if problems:
+        return problems
+    assert item.signature is not None and item.public_key is not None  # checked above
+    return {
+        "signature": item.signature,
+        "public_key": item.public_key,
+        "key_id": item.key_id or key_id_of(item.public_key),
+    }
+
+
 def check_item(index: int, raw: bytes, *, probe_id: str | None = None) -> PreparedItem | list[Problem]:
     """The item's rows ready to store, or what is wrong with it."""
     try:
@@ -270,33 +298,9 @@ def check_item(index: int, raw: bytes, *, probe_id: str | None = None) -> Prepar
                 "(sha256 of its canonical JSON: sorted keys, no spaces, UTF-8)",
             )
         ]
-    signature: dict[str, str] | None = None
-    if item.signature is not None or item.key_id is not None or item.public_key is not None:
-        for name in ("signature", "public_key"):
-            if getattr(item, name) is None:
-                problems.append(
-                    Problem(
-                        index,
-                        name,
-                        "is required when the item is signed (or leave out every signature field)",
-                    )
-                )
-        if problems:
-            return problems
-        envelope = {"content_hash": content_hash, "signature": item.signature, "public_key": item.public_key}
-        if item.key_id is not None:
-            envelope["key_id"] = item.key_id
-        # The hash was just computed from these bytes: verify over it, not a re-hash.
-        for why in verify_envelope(None, envelope, content_hash=content_hash):
-            problems.append(Problem(index, "key_id" if why.startswith("key id") else "signature", why))
-        if problems:
-            return problems
-        signature = {
-            # mypy: checked present above (verify_envelope); the struct has them optional
-            "signature": item.signature,  # type: ignore[dict-item]
-            "public_key": item.public_key,  # type: ignore[dict-item]
-            "key_id": item.key_id or key_id_of(item.public_key),  # type: ignore[arg-type]
-        }
+    signature = _signature(index, item, content_hash)
+    if isinstance(signature, list):
+        return signature
     return prepare_item(
         record,
         record=record_json.decode(),
