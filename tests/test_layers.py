@@ -47,10 +47,8 @@ MEASURING_CORE = ("probe.steps", "probe.measure", "probe.run", "probe.records", 
 
 #: What the measuring core must never import: servers, labs, the archive, presentation.
 NOT_FROM_CORE = (
-    "probe.server.collector",
-    "probe.server.control.app",
+    "probe.server",
     "probe.control.doh",
-    "probe.server.control.geolookup",
     "probe.lab",
     "probe.ooni_archive",
     "probe.web",
