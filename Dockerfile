@@ -41,6 +41,6 @@ EXPOSE 8080
 # Healthy when the server this container runs (kuzot serve, kuzot control serve) answers
 # /api/v1/health; always healthy for one-shot commands such as kuzot run.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-m", "probe.container_health"]
+    CMD ["python", "-m", "probe.volunteer.container_health"]
 ENTRYPOINT ["kuzot"]
 CMD ["run"]

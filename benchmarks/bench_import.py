@@ -162,7 +162,7 @@ def main() -> None:
     n = int(args[0]) if args else 100_000
     judge = "--no-judge" not in sys.argv
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
-    from probe.commands.ooni import keep_body
+    from probe.cli._analysis import keep_body
     from probe.formats.ooni import read_ooni_path
     from probe.ooni_archive.importer import Importer
 

@@ -14,7 +14,7 @@ defined where they are used and keep their old standard base too (``ValueError``
 
     KuzotError (1)
     ├── InputError (2)
-    │   ├── ConfigError*        probe.config          config.toml / `kuzot config set`
+    │   ├── ConfigError*        probe.volunteer.config config.toml / `kuzot config set`
     │   ├── TargetsError*       probe.targets         targets file or URLs
     │   ├── ScenarioError*      probe.lab.scenarios   lab scenario file
     │   ├── OoniFormatError*    probe.formats.ooni    one OONI line not importable
@@ -24,16 +24,16 @@ defined where they are used and keep their old standard base too (``ValueError``
     ├── SetupError (1)
     │   ├── StoreError*         probe.store.database  the database cannot be used
     │   ├── SigningKeyError*    probe.signing         the signing key file
-    │   ├── ScheduleError*      probe.schedule        cron / systemd
+    │   ├── ScheduleError*      probe.volunteer.schedule cron / systemd
     │   ├── LabError*           probe.lab.netns       the namespace lab
     │   ├── ArchiveError*       probe.ooni_archive.s3 OONI's S3 archive
     │   │   └── Verification*   probe.ooni_archive.s3
     │   └── AsnDatabaseError*   analysis.asn          the ASN database
-    ├── ConsentRequired (3)     (re-exported by probe.consent)
+    ├── ConsentRequired (3)     (re-exported by probe.volunteer.consent)
     ├── UploadError (2)         (re-exported by probe.upload)  collector URL or credentials
     ├── ReportError (1)         (re-exported by analysis.report)
     │   └── EvidenceError*      analysis.evidence     the evidence files of a report
-    └── CommandError (given)    probe.commands        a CLI option the user must change
+    └── CommandError (given)    probe.cli.commands    a CLI option the user must change
 
 This module imports nothing of the project, so every layer (``analysis`` included, see
 tests/test_layers.py) may raise from it.

@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from probe.collector.app import CollectorConfig, create_collector_app
-from probe.collector.openapi import openapi_document
-from probe.control.app import ControlConfig
 from probe.records import FORMAT_VERSION
+from probe.server.collector.app import CollectorConfig, create_collector_app
+from probe.server.collector.openapi import openapi_document
+from probe.server.control.app import ControlConfig
 from probe.settings import ProbeSettings
 from probe.signing import SigningKey, verify_envelope
 from probe.store import Store

@@ -295,8 +295,8 @@ def test_live_uploader_sends_after_the_interval(collector: CollectorProcess, tmp
     """If fewer measurements than the threshold are waiting, then the live uploader still sends them once the interval has passed, and stops when told."""
     import trio
 
-    from probe.live_upload import LiveUploader
     from probe.store import Store
+    from probe.upload.live import LiveUploader
 
     db, ids, env = _probe(tmp_path, "live", 3)
     store = Store.open(db)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from probe.cli import main
-from probe.config import ConfigError, load_config, parse_value
-from probe.consent import record_consent
+from probe.volunteer.config import ConfigError, load_config, parse_value
+from probe.volunteer.consent import record_consent
 
 
 @pytest.fixture

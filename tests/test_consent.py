@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from probe.consent import CONSENT_TEXT, ConsentRequired, consent_record, require_consent
+from probe.volunteer.consent import CONSENT_TEXT, ConsentRequired, consent_record, require_consent
 from tests.conftest import kuzot
 
 

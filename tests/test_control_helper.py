@@ -72,7 +72,7 @@ def test_private_targets_refused_by_default() -> None:
     """If a helper is not configured for a lab, then URLs on private or loopback addresses are refused."""
     import trio
 
-    from probe.control.app import ControlConfig, create_control_app
+    from probe.server.control.app import ControlConfig, create_control_app
     from probe.settings import ProbeSettings
 
     app = create_control_app(ControlConfig(settings=ProbeSettings(system_resolver=False)))

@@ -12,7 +12,7 @@ from probe.errors import KuzotError
 
 #: Where each class of the drawing lives when the drawing does not say (the bases).
 _HOME = {name: "probe.errors" for name in probe.errors.__all__}
-_HOME["CommandError"] = "probe.commands"
+_HOME["CommandError"] = "probe.cli.commands"
 
 def _drawing() -> list[tuple[int, str, str | None, str | None]]:
     """(depth, class name, exit status or None, module) for each line of the drawn tree."""
@@ -55,8 +55,8 @@ def test_the_drawn_tree_is_the_class_hierarchy() -> None:
 def test_old_names_stay_importable_where_they_were() -> None:
     """If code imports an exception from its old module, then it still gets the tree's class."""
     from analysis.report import ReportError
-    from probe.consent import ConsentRequired
     from probe.upload import UploadError
+    from probe.volunteer.consent import ConsentRequired
 
     assert ConsentRequired is probe.errors.ConsentRequired and ConsentRequired.exit_status == 3
     assert UploadError is probe.errors.UploadError
@@ -65,8 +65,8 @@ def test_old_names_stay_importable_where_they_were() -> None:
 
 def test_old_standard_bases_still_catch() -> None:
     """If a caller catches ValueError or RuntimeError around Kuzot code, then the same errors are still caught."""
-    from probe.config import ConfigError
     from probe.store import StoreError
+    from probe.volunteer.config import ConfigError
 
     assert issubclass(ConfigError, ValueError) and issubclass(StoreError, RuntimeError)
 

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from analysis.orders import ORDER_COLUMNS, OrdersFileError, orders_frame, parse_orders
-from probe.collector.validate import Problem, Refusal, validate_batch
-from probe.config import SETTINGS, Config, ConfigError, load_config, parse_value, save_config
+from probe.server.collector.validate import Problem, Refusal, validate_batch
 from probe.store.database import PreparedItem
 from probe.targets import HEADER, TargetsError, parse_targets
+from probe.volunteer.config import SETTINGS, Config, ConfigError, load_config, parse_value, save_config
 from tests.test_store import make_measurement
 
 FUZZ = settings(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from probe.cli import main
-from probe.config import load_config
+from probe.volunteer.config import load_config
 from tests.conftest import kuzot
 from tests.test_store import make_measurement
 

@@ -16,7 +16,7 @@ import pytest
 
 from probe.bundled import default_targets_file
 from probe.cli import build_parser
-from probe.commands import COMMANDS
+from probe.cli.commands import COMMANDS
 from tests.conftest import kuzot
 
 #: Commands that run until stopped and so have no single answer to give.

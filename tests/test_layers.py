@@ -5,7 +5,7 @@
   ``probe.catalogs`` (one way to read every domain's catalog).
 - ``probe.records``, ``probe.failures`` and ``probe.errors`` import nothing else of the
   project (``probe.errors`` and ``probe.catalogs`` nothing at all).
-- only the CLI layer (``probe.cli``, ``probe.commands``) and the Explorer (``probe.web``,
+- only the CLI layer (``probe.cli`` and its ``commands``) and the Explorer (``probe.web``,
   a presentation layer like the CLI) import ``analysis``.
 - ``probe`` is layered bottom-up (:data:`PROBE_LAYERS`, drawn in docs/architecture.md);
   no module imports a layer above its own, and the measuring core never imports a server,
@@ -28,37 +28,30 @@ ROOT = Path(__file__).resolve().parents[1]
 #: A module is placed by its longest listed prefix.
 PROBE_LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("vocabulary", ("probe", "probe.errors", "probe.failures", "probe.records", "probe.bundled",
-                    "probe.extras", "probe.i18n", "probe.catalogs")),
+                    "probe.extras", "probe.i18n", "probe.catalogs", "probe.volunteer.paths")),
     ("measuring core", ("probe.steps", "probe.settings", "probe.targets", "probe.measure",
                         "probe.bandwidth", "probe.store", "probe.signing", "probe.formats",
-                        "probe.run", "probe.control.client")),
-    ("volunteer", ("probe.consent", "probe.config", "probe.schedule", "probe.upload",
-                   "probe.live_upload", "probe.verify", "probe.container_health")),
-    ("servers, labs, archive", ("probe.server", "probe.control", "probe.collector", "probe.lab",
+                        "probe.run", "probe.control")),
+    ("volunteer", ("probe.volunteer", "probe.upload", "probe.verify")),
+    ("servers, labs, archive", ("probe.server", "probe.lab",
                                 "probe.ooni_archive")),
     ("Explorer", ("probe.web",)),
-    ("CLI", ("probe.commands", "probe.cli", "probe.__main__")),
+    ("CLI", ("probe.cli", "probe.__main__")),
 ]
 
 #: Known upward imports, each with the move that will remove it (issue 14's layout).
-UPWARD_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # The Explorer shows the next scheduled run; the helper belongs in probe/volunteer/schedule.
-    ("probe.web.pages", "probe.commands.status"): "move next_scheduled_run out of the CLI",
-}
+UPWARD_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 #: The measuring core: what a volunteer's run executes.
 MEASURING_CORE = ("probe.steps", "probe.measure", "probe.run", "probe.records", "probe.failures")
 
 #: What the measuring core must never import: servers, labs, the archive, presentation.
 NOT_FROM_CORE = (
-    "probe.collector",
-    "probe.control.app",
+    "probe.server",
     "probe.control.doh",
-    "probe.control.geolookup",
     "probe.lab",
     "probe.ooni_archive",
     "probe.web",
-    "probe.commands",
     "probe.cli",
     "analysis",
 )
@@ -207,7 +200,7 @@ def test_only_the_cli_layer_imports_analysis() -> None:
     offenders = set()
     for path in _modules("probe"):
         rel = path.relative_to(ROOT).as_posix()
-        if rel.startswith(("probe/commands/", "probe/cli.py", "probe/web/")):
+        if rel.startswith(("probe/cli/", "probe/web/")):
             continue
         if any(_within(i, "analysis") for i in _project_imports(path)):
             offenders.add(rel)
@@ -240,6 +233,17 @@ def test_upward_exceptions_are_still_needed() -> None:
     for here, name in UPWARD_EXCEPTIONS:
         path = ROOT.joinpath(*here.split(".")).with_suffix(".py")
         assert name in _project_imports(path), (here, name)
+
+
+def test_commands_do_not_import_each_other() -> None:
+    """If a subcommand module imports project code, then never another subcommand (what they share is in probe/cli/_*.py or the library)."""
+    offenders = set()
+    for path in _modules("probe/cli/commands"):
+        here = _module_name(path)
+        for name in _project_imports(path):
+            if _within(name, "probe.cli.commands") and here != "probe.cli.commands" and name != here:
+                offenders.add(f"{here}: {name}")
+    assert not offenders, sorted(offenders)
 
 
 def test_the_measuring_core_imports_no_server_lab_or_presentation() -> None:

@@ -7,7 +7,7 @@ import tomllib
 
 import pytest
 
-from probe.container_health import health_url
+from probe.volunteer.container_health import health_url
 from tests.conftest import REPO
 
 
@@ -55,7 +55,7 @@ def test_docker_image_installs_the_wheel_as_a_non_root_user() -> None:
     assert not re.search(r"pip install[^;&]*\s-e\s", runs), "no editable install"
     users = [rest for word, rest in steps if word == "USER"]
     assert users and users[-1] not in ("root", "0")
-    assert any(word == "HEALTHCHECK" and "probe.container_health" in rest for word, rest in steps)
+    assert any(word == "HEALTHCHECK" and "probe.volunteer.container_health" in rest for word, rest in steps)
     assert ("ENTRYPOINT", '["kuzot"]') in steps
     copied = [rest for word, rest in steps if word == "COPY"]
     assert not any("targets" in c for c in copied), "data ships inside the wheel"

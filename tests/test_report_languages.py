@@ -141,8 +141,8 @@ def test_a_one_day_block_is_not_from_a_day_to_the_same_day():
 
 def test_consent_and_run_summary_speak_the_volunteers_language(monkeypatch):
     """If KUZOT_LANG names Russian or Kyrgyz, then the run summary is in it, with its plural; the consent text exists in all three."""
-    from probe.commands.run import _plain_summary
-    from probe.consent import CONSENT_TEXT
+    from probe.cli.commands.run import _plain_summary
+    from probe.volunteer.consent import CONSENT_TEXT
 
     assert sorted(CONSENT_TEXT) == ["en", "ky", "ru"]
     assert "ПЕРЕД НАЧАЛОМ" in CONSENT_TEXT["ru"] and "БАШТООДОН МУРУН" in CONSENT_TEXT["ky"]

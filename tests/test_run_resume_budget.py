@@ -85,7 +85,7 @@ _REPORTING_RUN = """
 import sys
 import trio
 from probe.cli import build_parser
-from probe.commands.run import build_settings
+from probe.cli.commands.run import build_settings
 from probe.run import RunPlan, execute_run
 from probe.signing import SigningKey
 from probe.store import Store

@@ -113,7 +113,13 @@ def _draw_charts(report: Report, out: Path, notice: list[str] | None) -> dict[st
         suffix = "" if lang == "en" else f"-{lang}"
         timeline = charts.save(
             charts.timeline(
-                domain, report.episodes, report.verdicts, report.orders, labels=labels, simulated=notice, lang=lang
+                domain,
+                report.episodes,
+                report.verdicts,
+                report.orders,
+                labels=labels,
+                simulated=notice,
+                lang=lang,
             ),
             out / "charts" / f"timeline{suffix}",
         )

@@ -77,7 +77,7 @@ def _reason(response: httpx.Response) -> str:
 
 
 def refusal_failure(status: int, reason: str) -> Failure:
-    """The failure string for a helper's non-200 answer (see probe/control/app.py).
+    """The failure string for a helper's non-200 answer (see probe/server/control/app.py).
 
     403 is the helper refusing a private or loopback target (without
     ``--allow-private-targets``); 503 and 429 are a full helper; 400, 413 and 422 are a

@@ -124,8 +124,8 @@ class LoopbackLab:
         self.doh_ip, self.doh_url = self._start_doh()
 
     def _start_control(self) -> str:
-        from probe.control.app import ControlConfig, create_control_app
         from probe.server.asgi import serve, server_config
+        from probe.server.control.app import ControlConfig, create_control_app
 
         settings = ProbeSettings(
             resolvers=(self.honest_address,),

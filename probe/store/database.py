@@ -14,11 +14,9 @@ through the same two steps: :func:`prepare_item` builds its rows and
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import Engine, select, update
@@ -38,6 +36,8 @@ from probe.store.engine import (
 )
 from probe.store.models import MeasurementRow, ProbeKeyRow, RunRow
 from probe.store.rows import BatchItem, PreparedItem, prepare_item
+from probe.volunteer.paths import data_dir as data_dir  # where it was before paths.py
+from probe.volunteer.paths import default_db_url
 
 # The names this module always offered, now defined by concern in engine.py (opening),
 # rows.py (building a measurement's rows) and bulk.py (writing them).
@@ -56,19 +56,6 @@ __all__ = [
     "prepare_item",
     "upgrade_schema",
 ]
-
-
-def data_dir() -> Path:
-    override = os.environ.get("KUZOT_DATA_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("kuzot"))
-
-
-def default_db_url() -> str:
-    return f"sqlite:///{data_dir() / 'kuzot.db'}"
 
 
 def _aware(value: datetime | None) -> datetime | None:

@@ -151,8 +151,8 @@ def page_routes(ctx: WebContext) -> list[Route]:
 
 def volunteer_data(ctx: WebContext) -> dict[str, Any]:
     """Consent, recent runs and bytes, schedule, upload queue: the volunteer's own machine only."""
-    from probe.commands.status import next_scheduled_run
-    from probe.consent import consent_record
+    from probe.volunteer.consent import consent_record
+    from probe.volunteer.schedule import next_scheduled_run
 
     return {
         "runs": ctx.source.runs(),
