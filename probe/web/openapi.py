@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from probe import __version__
-from probe.web.queries import DEFAULT_LIMIT, MAX_LIMIT
+from probe.web.rows import DEFAULT_LIMIT, MAX_LIMIT
 
 
 def _param(name: str, where: str, description: str, kind: str = "string", required: bool = False) -> dict:
