@@ -48,8 +48,8 @@ def simulated_counts(snap: Snapshot | None, name: str, data: dict[str, Any]) -> 
     if name == "site.html":
         ranges = [span for (domain, _asn), span in snap.series.items() if domain == data.get("domain")]
         return sum(int(flags[a:b].sum()) for a, b in ranges), sum(b - a for a, b in ranges)
-    total = rows.memo(snap, "simulated_count", lambda: int(flags.sum()))
-    return total, len(flags)
+    total = rows.memo(snap, "simulated_count", lambda: int(flags[snap.live()].sum()))
+    return total, snap.measurements
 
 
 def citations(lang: str, data: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
