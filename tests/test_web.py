@@ -598,6 +598,7 @@ def test_browser_run_now_starts_a_run_in_local_mode(browser, local_explorer, scr
     post = f"{web.url}/en/volunteer/run"
     assert httpx.post(post, data={"csrf": "forged"}).status_code == 403
     assert httpx.post(post, data={"csrf": token}, headers={"Origin": "http://elsewhere.example"}).status_code == 403
+    assert httpx.post(post, data={"csrf": token}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
     assert httpx.post(post, data={"csrf": token}, headers={"Host": "rebound.example:80"}).status_code == 403
     withdraw_consent(config)
     assert httpx.post(post, data={"csrf": token}).status_code == 403
