@@ -307,7 +307,10 @@ class Snapshot:
 
 
 def _asn_key(value: object) -> int | None:
-    return None if value is None or pd.isna(value) else int(value)  # type: ignore[arg-type]
+    """A series' network as a plain int (frames hand back numpy ints and ``pd.NA``)."""
+    if value is None or pd.isna(value) or not isinstance(value, int | float | np.number):
+        return None
+    return int(value)
 
 
 def _keys(frame: pd.DataFrame) -> list[tuple[str, int | None]]:

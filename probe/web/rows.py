@@ -62,7 +62,7 @@ def iso_ns(value: int) -> str:
 def iso(value: object) -> str | None:
     if value is None or (not isinstance(value, str | list) and pd.isna(value)):
         return None
-    stamp = pd.Timestamp(value)  # type: ignore[arg-type]  # a time, as the check above leaves it
+    stamp = pd.Timestamp(value)
     stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -71,7 +71,7 @@ def plain(value: object) -> Any:
     """A frame's cell as a JSON value: times as ISO 8601 UTC, missing values as None."""
     if isinstance(value, list | tuple | np.ndarray):
         return [plain(v) for v in value]
-    if value is None or pd.isna(value):  # type: ignore[call-overload]  # a scalar here
+    if value is None or pd.isna(value):
         return None
     if isinstance(value, date | pd.Timestamp | np.datetime64):
         return iso(value)
