@@ -37,6 +37,7 @@ def _get(summary: str, parameters: list[dict], media: str = "application/json") 
             "parameters": parameters,
             "responses": {
                 "200": {"description": "OK", "content": {media: {"schema": {"type": "object"}}}},
+                "304": {"description": "not modified since the ETag / Last-Modified the client sent"},
                 "400": {"description": "a malformed parameter"},
                 "404": {"description": "no such item"},
             },
