@@ -53,10 +53,11 @@ from probe.store.database import PreparedItem, prepare_item  # noqa: E402
 REQUESTS = 60
 
 
-def spec_for(size: int) -> HistorySpec:
+def spec_for(size: int, *, canaries: bool = True) -> HistorySpec:
     domains = [f"site{i:03d}.kg" for i in range(40)]
     asns = {64601 + i: f"ISP {i} (synthetic)" for i in range(10)}
-    runs = max(10, size // ((len(domains) + 1) * len(asns)))
+    per_run = (len(domains) + canaries) * len(asns)
+    runs = max(10, -(-size // per_run))
     start = datetime(2022, 1, 1, tzinfo=UTC)
     every = timedelta(hours=6)
     end = start + every * runs
@@ -171,7 +172,7 @@ def main(size: int, reuse: Path | None = None, slow: bool = False) -> None:
     db = f"sqlite:///{reuse or directory / 'bench.db'}"
     store = Store.open(db)
     if reuse is None:
-        spec = spec_for(size)
+        spec = spec_for(size, canaries=slow)
         t0, c0 = time.perf_counter(), time.process_time()
         if slow:
             sign = SigningKey.generate().sign

@@ -192,22 +192,30 @@ def _timeline(snap: Snapshot, part: slice, t0: int, t1: int) -> list[dict[str, A
             {"x": round((int(t) - t0) / width, 5), "status": s, "measurement_id": m, "n": 1}
             for t, s, m in zip(times, status, ids, strict=True)
         ]
+    # A series is sorted by time, so each bin is one run of rows: reduce over the runs.
     bins = np.minimum(((times - t0) * TIMELINE_POINTS) // width, TIMELINE_POINTS - 1)
-    out = []
-    for b in np.unique(bins):
-        sel = bins == b
-        here = status[sel]
-        chosen = next((s for s in STATUS_ORDER if (here == s).any()), here[0])
-        first = int(np.argmax(sel))
-        out.append(
-            {
-                "x": round(float(b) / TIMELINE_POINTS, 5),
-                "status": chosen,
-                "measurement_id": ids[first],
-                "n": int(sel.sum()),
-            }
-        )
-    return out
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(bins)) + 1))
+    worst = np.minimum.reduceat(_status_ranks(snap)[part], starts)
+    counts = np.diff(np.append(starts, len(bins)))
+    return [
+        {
+            "x": round(float(bins[a]) / TIMELINE_POINTS, 5),
+            "status": STATUS_ORDER[r] if r < len(STATUS_ORDER) else status[a],
+            "measurement_id": ids[a],
+            "n": int(n),
+        }
+        for a, r, n in zip(starts.tolist(), worst.tolist(), counts.tolist(), strict=True)
+    ]
+
+
+def _status_ranks(snap: Snapshot) -> np.ndarray:
+    """Each verdict's place in :data:`STATUS_ORDER` (worst first; other statuses last)."""
+    ranks = {s: i for i, s in enumerate(STATUS_ORDER)}
+    return memo(
+        snap,
+        "status_ranks",
+        lambda: pd.Series(_columns(snap)["status"]).map(ranks).fillna(len(STATUS_ORDER)).to_numpy("int64"),
+    )
 
 
 class _Scale:
