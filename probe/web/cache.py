@@ -231,7 +231,9 @@ class StoredVerdictProvider(JudgingProvider):
         missing = (
             f"WHERE {where} AND ((role <> 'canary' AND {uncached.format(a='measurements')}) OR "
             "(role = 'canary' AND run_id IN (SELECT t.run_id FROM measurements t WHERE t.role <> 'canary' "
-            f"AND t.run_id IS NOT NULL AND {uncached.format(a='t')})))"
+            # The same range again (its bare names are t's here): without it this reads every
+            # stored target on each refresh, minutes over a million records.
+            f"AND t.run_id IS NOT NULL AND {where} AND {uncached.format(a='t')})))"
         )
         rows.extend(self._judge(self._records(missing, params)))
         return _frame(rows), top
