@@ -189,10 +189,11 @@ def main(size: int, reuse: Path | None = None, slow: bool = False) -> None:
 
     env = {**os.environ, "KUZOT_DATA_DIR": str(directory), "KUZOT_CONFIG_DIR": str(directory / "config")}
     t0 = time.perf_counter()
+    errors = open(directory / "web.err", "wb")  # noqa: SIM115 - the server's stderr, kept open while it runs
     proc = subprocess.Popen(
         [sys.executable, "-m", "probe", "web", "--db", db, "--listen", "127.0.0.1:0", "--json",
          "--refresh", "1", "--mode", "public"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=errors, env=env, text=True,
     )  # fmt: skip
     try:
         assert proc.stdout is not None

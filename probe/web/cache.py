@@ -316,9 +316,8 @@ def _asn_key(value: object) -> int | None:
 
 
 def _keys(frame: pd.DataFrame) -> list[tuple[str, int | None]]:
-    return [
-        (d, _asn_key(a)) for d, a in zip(frame["site_domain"], frame["probe_asn"].astype(object), strict=True)
-    ]
+    domains, asns = frame["site_domain"].to_numpy(), frame["probe_asn"].astype(object).to_numpy()
+    return [(d, _asn_key(a)) for d, a in zip(domains, asns, strict=True)]
 
 
 def _sorted(verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -337,10 +336,12 @@ def _ranges(verdicts: pd.DataFrame, base: int = 0) -> dict[tuple[str, int | None
 
 def _names(verdicts: pd.DataFrame, categories: dict[str, str], names: dict[int, str]) -> None:
     """Add the frame's site categories and network names to the two lookups."""
-    for domain, category in zip(verdicts["site_domain"], verdicts["category_code"], strict=True):
+    domains, codes = verdicts["site_domain"].to_numpy(), verdicts["category_code"].to_numpy()
+    for domain, category in zip(domains, codes, strict=True):
         if isinstance(category, str) and category:
             categories[domain] = category
-    for asn, name in zip(verdicts["probe_asn"], verdicts["probe_network"], strict=True):
+    asns, networks = verdicts["probe_asn"].astype(object).to_numpy(), verdicts["probe_network"].to_numpy()
+    for asn, name in zip(asns, networks, strict=True):
         if isinstance(name, str) and name and not pd.isna(asn):
             names[int(asn)] = name
 
@@ -408,17 +409,16 @@ def fold(old: Snapshot, new: pd.DataFrame, mark: Any) -> Snapshot:
     rebuilt (their verdicts re-sorted, their episodes found again) and appended; every
     other series, its rows and its episodes stay where they are."""
     touched = set(_keys(new))
-    replaced = set(new["measurement_id"])
-    parts = [new]
-    for key in touched & old.series.keys():
-        part = old.verdicts.iloc[slice(*old.series[key])]
-        parts.append(part[~part["measurement_id"].isin(replaced)])
-    block = _sorted(pd.concat(parts, ignore_index=True))
+    # The touched series' old rows, less those judged again (one selection, not one per series).
+    ranges = [np.arange(*old.series[key]) for key in touched & old.series.keys()]
+    again = np.array([old.rows[m] for m in new["measurement_id"] if m in old.rows], dtype="int64")
+    kept = np.setdiff1d(np.concatenate(ranges), again) if ranges else np.empty(0, dtype="int64")
+    block = _sorted(pd.concat([new, old.verdicts.iloc[kept]], ignore_index=True))
     base = len(old.verdicts)
     series = {**old.series, **_ranges(block, base)}
     left = sum(b - a for key, (a, b) in old.series.items() if key in touched)
     categories, names = dict(old.categories), dict(old.network_names)
-    _names(block, categories, names)
+    _names(new, categories, names)
     episode_keys = zip(old.episodes["domain"], old.episodes["probe_asn"].astype(object), strict=True)
     stay = np.array([(d, _asn_key(a)) not in touched for d, a in episode_keys], dtype=bool)
     kept = old.episodes[stay] if len(stay) else old.episodes
