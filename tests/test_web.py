@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -184,7 +185,12 @@ def test_episode_page_has_evidence_rules_orders_and_citations(client):
     assert any(o["status"] in ("enforced", "enforced_after_withdrawal") for o in data["orders"])
     assert set(data["citation"]) == {"en", "ru", "ky"}
     assert "azattyk.org was blocked by DNS tampering" in data["citation"]["en"]
-    assert data["simulated"] and "Simulated" in data["citation"]["en"]
+    assert data["simulated"]
+    from analysis import report_text
+
+    n = data["measurement_total"]
+    for lang in ("en", "ru", "ky"):
+        assert data["citation"][lang].endswith(report_text.simulated_sentence(lang, n, n))
 
 
 def test_evidence_bundle_verifies(client, tmp_path):
@@ -308,6 +314,49 @@ def test_atom_feeds(client):
     assert any(i.endswith("/closed") for i in ids)
 
 
+def test_atom_entries_of_simulated_episodes_say_so(client):
+    """If a feed lists episodes built from synthetic or lab measurements, then each entry's title and summary say so, in the feed's language."""
+    from analysis import report_text
+
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    episodes = {e["episode_id"]: e for e in client.get("/api/v1/episodes", params={"limit": 500}).json()["episodes"]}
+    for lang, mark in (("en", "[simulated or lab data]"), ("ru", "[смоделированные"), ("ky", "[симуляцияланган")):
+        root = ET.fromstring(client.get(f"/{lang}/feeds/episodes.atom").content)
+        entries = root.findall("a:entry", ns)
+        assert entries
+        for entry in entries:
+            episode = episodes[entry.find("a:id", ns).text.split("/")[-2]]
+            assert episode["simulated"]
+            assert entry.find("a:title", ns).text.startswith(mark)
+            sentence = report_text.simulated_sentence(
+                lang, episode["simulated_measurements"], episode["measurements_total"]
+            )
+            assert entry.find("a:summary", ns).text.endswith(sentence)
+
+
+def test_conditional_requests_get_304(client):
+    """If a client revalidates a page, feed, API answer or CSV it holds, then an unchanged one is a 304 without a body and a stale tag gets the page."""
+    ep = first_episode(client)
+    for path in ("/en/episodes/", f"/ru/episodes/{ep['episode_id']}", "/ky/feeds/episodes.atom",
+                 "/api/v1/episodes", "/api/v1/overview", "/api/v1/episodes.csv", "/en/"):  # fmt: skip
+        first = client.get(path)
+        etag, modified = first.headers["etag"], first.headers["last-modified"]
+        assert etag.startswith('W/"')
+        again = client.get(path, headers={"If-None-Match": etag})
+        if again.status_code == 200:  # a refresh or (pages showing ages) the clock moved on
+            etag = again.headers["etag"]
+            again = client.get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 304, path
+        assert again.content == b"" and again.headers["etag"] == etag
+        assert again.headers["cache-control"].startswith("public")
+        assert client.get(path, headers={"If-None-Match": 'W/"other"'}).status_code == 200
+        since = client.get(path, headers={"If-Modified-Since": again.headers["last-modified"]})
+        assert since.status_code == 304, path
+        assert client.get(path, headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}).status_code == 200
+        assert modified
+    assert "etag" not in client.get("/en/nowhere").headers
+
+
 def test_openapi_lists_every_endpoint(client):
     """If the OpenAPI document is read, then it describes every /api/v1/ GET endpoint the Explorer serves."""
     doc = client.get("/api/v1/explorer/openapi.json").json()
@@ -333,15 +382,19 @@ def test_no_client_address_logged(explorer, client):
 
 
 def test_new_measurements_appear_without_restart(explorer, client, lab, explorer_db):
-    """If the probe stores new measurements while the Explorer runs, then they are judged and shown within a refresh."""
-    before = client.get("/api/v1/sites/honest.kg/verdicts").json()["total"]
+    """If the probe stores new measurements while the Explorer runs, then they are judged and shown within a refresh, under a new ETag."""
+    path = "/api/v1/sites/honest.kg/verdicts"
+    first = client.get(path)
+    before, etag = first.json()["total"], first.headers["etag"]
     run_probe(lab, explorer_db["db"])
     deadline = time.monotonic() + 60
     after = before
     while time.monotonic() < deadline and after == before:
         time.sleep(1.5)
-        after = client.get("/api/v1/sites/honest.kg/verdicts").json()["total"]
+        after = client.get(path).json()["total"]
     assert after == before + 1
+    changed = client.get(path, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
 
 
 def test_refuses_a_missing_database(tmp_path):
@@ -501,6 +554,82 @@ def test_browser_hostile_title_stays_text(page, client, screenshots):
     assert page.evaluate("typeof window.kuzotPwned") == "undefined"
     page.screenshot(path=str(screenshots / "hostile-title.png"), full_page=True)
     assert page.problems == []  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def local_explorer(lab, tmp_path, monkeypatch):
+    """``kuzot web`` in local mode over a volunteer's own database, with a config directory
+    of its own (no consent yet) and the button's run pointed at the loopback lab."""
+    db = f"sqlite:///{tmp_path / 'mine.db'}"
+    run_probe(lab, db)
+    config = tmp_path / "config"
+    config.mkdir()
+    monkeypatch.setenv("KUZOT_CONFIG_DIR", str(config))
+    monkeypatch.delenv("KUZOT_ACCEPT_RISKS", raising=False)
+    args = ["--url", lab.targets["honest"].url, *lab.probe_args(), "--probe-asn", LAB_ASN, "--probe-cc", "KG"]
+    monkeypatch.setenv("KUZOT_WEB_RUN_ARGS", shlex.join(args))
+    web = WebProcess(db, tmp_path / "web", "--refresh", "1", "--mode", "local").start()
+    try:
+        yield web, config
+    finally:
+        web.stop()
+
+
+def _run_state(tab) -> str | None:
+    marks = tab.locator(".run-state")
+    return marks.get_attribute("data-state") if marks.count() else None
+
+
+@pytest.mark.browser
+def test_browser_run_now_starts_a_run_in_local_mode(browser, local_explorer, screenshots):
+    """If a volunteer with consent on record clicks "Run now" on the local page, then a kuzot run starts, shows as running then finished, and its measurements appear; without consent, a token or from another origin nothing starts."""
+    from probe.consent import record_consent, withdraw_consent
+
+    web, config = local_explorer
+    context = browser.new_context(base_url=web.url)
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    tab.goto("/en/volunteer")
+    assert tab.locator("button.run-now-button").count() == 0  # no consent yet
+    record_consent("test", config)
+    tab.reload()
+    token = tab.locator("input[name=csrf]").get_attribute("value")
+    post = f"{web.url}/en/volunteer/run"
+    assert httpx.post(post, data={"csrf": "forged"}).status_code == 403
+    assert httpx.post(post, data={"csrf": token}, headers={"Origin": "http://elsewhere.example"}).status_code == 403
+    assert httpx.post(post, data={"csrf": token}, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert httpx.post(post, data={"csrf": token}, headers={"Host": "rebound.example:80"}).status_code == 403
+    withdraw_consent(config)
+    assert httpx.post(post, data={"csrf": token}).status_code == 403
+    record_consent("test", config)
+    before = httpx.get(f"{web.url}/api/v1/sites/honest.kg/verdicts").json()["total"]
+    tab.click("button.run-now-button")
+    tab.wait_for_url("**/en/volunteer")
+    assert _run_state(tab) in ("running", "finished")
+    tab.screenshot(path=str(screenshots / "volunteer-run-now.png"), full_page=True)
+    deadline = time.monotonic() + 180
+    while _run_state(tab) != "finished" and time.monotonic() < deadline:
+        time.sleep(1)
+        tab.reload()
+    assert _run_state(tab) == "finished", web.logs()[-2000:]
+    assert "has finished" in tab.locator(".run-state").inner_text()
+    tab.screenshot(path=str(screenshots / "volunteer-run-finished.png"), full_page=True)
+    after = before
+    while after == before and time.monotonic() < deadline:
+        time.sleep(1)
+        after = httpx.get(f"{web.url}/api/v1/sites/honest.kg/verdicts").json()["total"]
+    assert after == before + 1
+    tab.reload()
+    assert tab.locator("table tbody tr").count() == 2  # both runs, with their bytes
+    assert problems == []
+    context.close()
+
+
+def test_run_now_does_not_exist_in_public_mode(client):
+    """If the Explorer runs in public mode, then there is no form to start a run and posting to its address is refused."""
+    assert client.post("/en/volunteer/run", data={"csrf": "x"}).status_code in (404, 405)
+    assert "csrf" not in client.get("/en/").text
 
 
 @pytest.mark.postgres

@@ -3,7 +3,8 @@ and the episode evidence bundle."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -14,9 +15,11 @@ from starlette.routing import Route
 
 from probe.web import params, queries
 from probe.web.bundle import build_bundle, folder_name
+from probe.web.caching import Handler, conditional
 from probe.web.context import WebContext
 from probe.web.csvout import csv_response
 from probe.web.openapi import openapi_document
+from probe.web.rows import CORRELATION_FIELDS, EPISODE_FIELDS
 
 OVERVIEW_CSV = (
     "domain",
@@ -29,13 +32,7 @@ OVERVIEW_CSV = (
     "measurement_id",
     "open_episode",
 )
-EPISODE_CSV = tuple(
-    [
-        "episode_id", "domain", "probe_asn", "network", "blocking", "confirmed", "first_blocked",
-        "last_blocked", "last_accessible_before", "first_accessible_after", "duration_days_min",
-        "duration_days_max", "measurements_blocked", "measurements_total", "ongoing",
-    ]
-)  # fmt: skip
+EPISODE_CSV = EPISODE_FIELDS
 VERDICT_CSV = (
     "measurement_id",
     "measured_at",
@@ -51,25 +48,9 @@ VERDICT_CSV = (
     "rules_version",
     "simulated",
 )
-ORDER_CSV = (
-    "order_id",
-    "domain",
-    "probe_asn",
-    "network",
-    "status",
-    "first_blocked",
-    "last_blocked",
-    "enforcement_lag_days",
-    "ordered_days",
-    "blocked_days_min",
-    "blocked_days_max",
-    "days_past_order_end",
-    "days_after_withdrawal",
-    "measurements_blocked",
-    "measurements_total",
-    "ongoing",
-    "episode_ids",
-)
+#: An order's enforcement table: the correlation's own columns (as ``kuzot orders`` and
+#: the report's orders.csv) with the network's name.
+ORDER_CSV = CORRELATION_FIELDS
 
 
 async def compute(ctx: WebContext, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -85,81 +66,109 @@ async def compute(ctx: WebContext, fn: Callable[..., Any], *args: Any, **kwargs:
         raise HTTPException(404, str(exc)) from None
 
 
+Arguments = Callable[[Request], tuple[tuple[Any, ...], dict[str, Any]]]
+
+
+def _overview_args(request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (), params.overview_filters(request)
+
+
+def _site_args(request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (request.path_params["domain"],), {}
+
+
+def _site_verdicts_args(request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    kwargs = {"asn": params.integer(request, "asn"), **params.page(request)}
+    return (request.path_params["domain"],), kwargs
+
+
+def _episodes_args(request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    kwargs = {"domain": params.text(request, "domain", 253), "asn": params.integer(request, "asn")}
+    return (), {**kwargs, **params.page(request)}
+
+
+def _episode_args(request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (request.path_params["episode_id"],), params.page(request)
+
+
+def _orders_args(request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (), params.page(request)
+
+
+def _order_args(request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (request.path_params["order_id"],), {}
+
+
+def _overview_table(data: dict[str, Any]) -> list[dict[str, Any]]:
+    labels = {n["asn"]: n["label"] for n in data["networks"]}
+    return [
+        {"domain": s["domain"], "category": s["category"], "network": labels.get(c["asn"]), **c}
+        for s in data["sites"]
+        for c in s["cells"]
+        if c["status"] is not None
+    ]
+
+
+def _all_sites(request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    args, kwargs = _overview_args(request)
+    return args, {**kwargs, "limit": queries.MAX_LIMIT}
+
+
+#: path, query, its arguments, whether the data shows ages (see :mod:`probe.web.caching`).
+JSON: list[tuple[str, Callable[..., Any], Arguments, bool]] = [
+    ("/api/v1/overview", queries.overview, _overview_args, True),
+    ("/api/v1/sites/{domain}/verdicts", queries.site_verdicts, _site_verdicts_args, False),
+    ("/api/v1/sites/{domain}", queries.site, _site_args, False),
+    ("/api/v1/episodes", queries.episodes_list, _episodes_args, False),
+    ("/api/v1/episodes/{episode_id}", queries.episode, _episode_args, False),
+    ("/api/v1/orders", queries.orders_list, _orders_args, False),
+    ("/api/v1/orders/{order_id}", queries.order, _order_args, False),
+]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A CSV download: the rows of one query's data."""
+
+    path: str
+    query: Callable[..., Any]
+    arguments: Arguments
+    rows: Callable[[dict], list]
+    columns: Sequence[str]
+    filename: Callable[[dict], str]
+    clock: bool = False
+
+
+CSV = [
+    Table("/api/v1/overview.csv", queries.overview, _all_sites, _overview_table, OVERVIEW_CSV,
+          lambda d: "overview.csv", clock=True),
+    Table("/api/v1/sites/{domain}/verdicts.csv", queries.site_verdicts, _site_verdicts_args,
+          lambda d: d["verdicts"], VERDICT_CSV, lambda d: f"{d['domain']}-verdicts.csv"),
+    Table("/api/v1/episodes.csv", queries.episodes_list, _episodes_args, lambda d: d["episodes"], EPISODE_CSV,
+          lambda d: "episodes.csv"),
+    Table("/api/v1/orders/{order_id}.csv", queries.order, _order_args, lambda d: d["enforcement"], ORDER_CSV,
+          lambda d: f"{d['order_id']}.csv"),
+]  # fmt: skip
+
+
+def _json(ctx: WebContext, query: Callable[..., Any], arguments: Arguments) -> Handler:
+    async def answer(request: Request) -> Response:
+        args, kwargs = arguments(request)
+        return JSONResponse(await compute(ctx, query, *args, **kwargs))
+
+    return answer
+
+
+def _csv(ctx: WebContext, table: Table) -> Handler:
+    async def answer(request: Request) -> Response:
+        args, kwargs = table.arguments(request)
+        data = await compute(ctx, table.query, *args, **kwargs)
+        return csv_response(table.rows(data), table.columns, table.filename(data))
+
+    return answer
+
+
 def api_routes(ctx: WebContext) -> list[Route]:
-    async def overview(request: Request) -> Response:
-        return JSONResponse(await compute(ctx, queries.overview, **params.overview_filters(request)))
-
-    async def overview_csv(request: Request) -> Response:
-        filters = params.overview_filters(request)
-        filters["limit"] = queries.MAX_LIMIT
-        data = await compute(ctx, queries.overview, **filters)
-        labels = {n["asn"]: n["label"] for n in data["networks"]}
-        rows = [
-            {"domain": s["domain"], "category": s["category"], "network": labels.get(c["asn"]), **c}
-            for s in data["sites"]
-            for c in s["cells"]
-            if c["status"] is not None
-        ]
-        return csv_response(rows, OVERVIEW_CSV, "overview.csv")
-
-    async def site(request: Request) -> Response:
-        return JSONResponse(await compute(ctx, queries.site, request.path_params["domain"]))
-
-    async def site_verdicts(request: Request) -> Response:
-        data = await compute(
-            ctx,
-            queries.site_verdicts,
-            request.path_params["domain"],
-            asn=params.integer(request, "asn"),
-            **params.page(request),
-        )
-        return JSONResponse(data)
-
-    async def site_verdicts_csv(request: Request) -> Response:
-        data = await compute(
-            ctx,
-            queries.site_verdicts,
-            request.path_params["domain"],
-            asn=params.integer(request, "asn"),
-            **params.page(request),
-        )
-        return csv_response(data["verdicts"], VERDICT_CSV, f"{data['domain']}-verdicts.csv")
-
-    async def episodes(request: Request) -> Response:
-        data = await compute(
-            ctx,
-            queries.episodes_list,
-            domain=params.text(request, "domain", 253),
-            asn=params.integer(request, "asn"),
-            **params.page(request),
-        )
-        return JSONResponse(data)
-
-    async def episodes_csv(request: Request) -> Response:
-        data = await compute(
-            ctx,
-            queries.episodes_list,
-            domain=params.text(request, "domain", 253),
-            asn=params.integer(request, "asn"),
-            **params.page(request),
-        )
-        return csv_response(data["episodes"], EPISODE_CSV, "episodes.csv")
-
-    async def episode(request: Request) -> Response:
-        return JSONResponse(
-            await compute(ctx, queries.episode, request.path_params["episode_id"], **params.page(request))
-        )
-
-    async def orders(request: Request) -> Response:
-        return JSONResponse(await compute(ctx, queries.orders_list, **params.page(request)))
-
-    async def order(request: Request) -> Response:
-        return JSONResponse(await compute(ctx, queries.order, request.path_params["order_id"]))
-
-    async def order_csv(request: Request) -> Response:
-        data = await compute(ctx, queries.order, request.path_params["order_id"])
-        return csv_response(data["enforcement"], ORDER_CSV, f"{data['order_id']}.csv")
-
     async def measurement(request: Request) -> Response:
         return JSONResponse(await measurement_data(ctx, request.path_params["measurement_id"]))
 
@@ -169,21 +178,20 @@ def api_routes(ctx: WebContext) -> list[Route]:
     async def bundle(request: Request) -> Response:
         return await evidence_bundle(ctx, request.path_params["episode_id"])
 
+    csv_routes = [Route(t.path, conditional(ctx, _csv(ctx, t), clock=t.clock)) for t in CSV]
+    json_routes = [
+        Route(path, conditional(ctx, _json(ctx, query, arguments), clock=clock))
+        for path, query, arguments, clock in JSON
+    ]
     return [
-        Route("/api/v1/explorer/openapi.json", openapi),
-        Route("/api/v1/overview", overview),
-        Route("/api/v1/overview.csv", overview_csv),
-        Route("/api/v1/sites/{domain}/verdicts.csv", site_verdicts_csv),
-        Route("/api/v1/sites/{domain}/verdicts", site_verdicts),
-        Route("/api/v1/sites/{domain}", site),
-        Route("/api/v1/episodes.csv", episodes_csv),
-        Route("/api/v1/episodes", episodes),
+        Route("/api/v1/explorer/openapi.json", conditional(ctx, openapi)),
+        # CSV first: "/api/v1/orders/{order_id}" would take "O1.csv" as an id.
+        *csv_routes,
         Route("/api/v1/episodes/{episode_id}/evidence.zip", bundle),
-        Route("/api/v1/episodes/{episode_id}", episode),
-        Route("/api/v1/orders", orders),
-        Route("/api/v1/orders/{order_id}.csv", order_csv),
-        Route("/api/v1/orders/{order_id}", order),
-        Route("/api/v1/measurements/{measurement_id}", measurement, methods=["GET", "HEAD"]),
+        *json_routes,
+        Route(
+            "/api/v1/measurements/{measurement_id}", conditional(ctx, measurement), methods=["GET", "HEAD"]
+        ),
     ]
 
 

@@ -231,7 +231,9 @@ class StoredVerdictProvider(JudgingProvider):
         missing = (
             f"WHERE {where} AND ((role <> 'canary' AND {uncached.format(a='measurements')}) OR "
             "(role = 'canary' AND run_id IN (SELECT t.run_id FROM measurements t WHERE t.role <> 'canary' "
-            f"AND t.run_id IS NOT NULL AND {uncached.format(a='t')})))"
+            # The same range again (its bare names are t's here): without it this reads every
+            # stored target on each refresh, minutes over a million records.
+            f"AND t.run_id IS NOT NULL AND {where} AND {uncached.format(a='t')})))"
         )
         rows.extend(self._judge(self._records(missing, params)))
         return _frame(rows), top
@@ -264,12 +266,16 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 @dataclass
 class Snapshot:
-    """One consistent view of the judged history; never changed after it is built."""
+    """One consistent view of the judged history; never changed after it is built.
+
+    ``verdicts`` holds each (domain, network) series as one contiguous block sorted by
+    time; ``series`` says where.  A refresh appends the series it touched as new blocks
+    and leaves the old ones behind, unreferenced (``dead`` rows), so nothing else moves;
+    once the dead outnumber the live the next refresh compacts."""
 
     version: int
     rules_version: str
     built_at: float
-    #: Verdicts sorted by (site_domain, probe_asn, measured_at, measurement_id).
     verdicts: pd.DataFrame
     episodes: pd.DataFrame
     correlation: pd.DataFrame
@@ -287,61 +293,157 @@ class Snapshot:
     #: ``verdicts.measured_at`` as int64 nanoseconds, for searchsorted within a series.
     times: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
     simulated_any: bool = False
-    #: Values derived from this snapshot on first use (see :func:`probe.web.queries.memo`).
+    #: Rows of ``verdicts`` no series points to any more (left behind by refreshes).
+    dead: int = 0
+    #: Values derived from this snapshot on first use (see :func:`probe.web.rows.memo`).
     memo: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def measurements(self) -> int:
-        return len(self.verdicts)
+        return len(self.rows)
+
+    def live(self) -> np.ndarray:
+        """Row numbers of every current verdict, series by series."""
+        ranges = [np.arange(a, b) for a, b in self.series.values()]
+        return np.concatenate(ranges) if ranges else np.empty(0, dtype="int64")
 
 
 def _asn_key(value: object) -> int | None:
-    return None if value is None or pd.isna(value) else int(value)  # type: ignore[arg-type]
+    """A series' network as a plain int (frames hand back numpy ints and ``pd.NA``)."""
+    if value is None or pd.isna(value) or not isinstance(value, int | float | np.number):
+        return None
+    return int(value)
+
+
+def _keys(frame: pd.DataFrame) -> list[tuple[str, int | None]]:
+    domains, asns = frame["site_domain"].to_numpy(), frame["probe_asn"].astype(object).to_numpy()
+    return [(d, _asn_key(a)) for d, a in zip(domains, asns, strict=True)]
+
+
+def _sorted(verdicts: pd.DataFrame) -> pd.DataFrame:
+    return verdicts.sort_values(
+        ["site_domain", "probe_asn", "measured_at", "measurement_id"], kind="mergesort"
+    ).reset_index(drop=True)
+
+
+def _ranges(verdicts: pd.DataFrame, base: int = 0) -> dict[tuple[str, int | None], tuple[int, int]]:
+    """Each series' row range in a frame sorted by :func:`_sorted`, shifted by ``base``."""
+    keys = _keys(verdicts)
+    starts = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]] if keys else []
+    bounds = [*starts[1:], len(keys)]
+    return {keys[a]: (base + a, base + b) for a, b in zip(starts, bounds, strict=True)}
+
+
+def _names(verdicts: pd.DataFrame, categories: dict[str, str], names: dict[int, str]) -> None:
+    """Add the frame's site categories and network names to the two lookups."""
+    domains, codes = verdicts["site_domain"].to_numpy(), verdicts["category_code"].to_numpy()
+    for domain, category in zip(domains, codes, strict=True):
+        if isinstance(category, str) and category:
+            categories[domain] = category
+    asns, networks = verdicts["probe_asn"].astype(object).to_numpy(), verdicts["probe_network"].to_numpy()
+    for asn, name in zip(asns, networks, strict=True):
+        if isinstance(name, str) and name and not pd.isna(asn):
+            names[int(asn)] = name
+
+
+def _ns(verdicts: pd.DataFrame) -> np.ndarray:
+    return verdicts["measured_at"].dt.as_unit("ns").astype("int64").to_numpy()
+
+
+def _episode_frame(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame(columns=[*EPISODE_COLUMNS, *EXTRA_COLUMNS])
+    episodes = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return episodes.sort_values(["first_blocked", "episode_id"], ascending=[False, True]).reset_index(
+        drop=True
+    )
+
+
+def _correlation(snap: Snapshot) -> pd.DataFrame:
+    """Orders against episodes, reading only the series of domains some order names."""
+    if not len(snap.orders) or not snap.series:
+        return pd.DataFrame()
+    named = {d for domains in snap.orders["domains"] for d in domains}
+    ranges = [np.arange(a, b) for (d, _), (a, b) in snap.series.items() if d in named]
+    subset = snap.verdicts.iloc[np.concatenate(ranges)] if ranges else snap.verdicts.iloc[:0]
+    return correlate(snap.orders, snap.episodes, subset)
+
+
+def _finish(snap: Snapshot) -> Snapshot:
+    """The lookups derived from a snapshot's frames."""
+    snap.episode_rows = dict(zip(snap.episodes["episode_id"], range(len(snap.episodes)), strict=True))
+    snap.correlation = _correlation(snap)
+    return snap
 
 
 def _index(
     version: int, verdicts: pd.DataFrame, episodes: pd.DataFrame, orders: pd.DataFrame, mark: Any
 ) -> Snapshot:
-    verdicts = verdicts.sort_values(
-        ["site_domain", "probe_asn", "measured_at", "measurement_id"], kind="mergesort"
-    ).reset_index(drop=True)
-    series: dict[tuple[str, int | None], tuple[int, int]] = {}
-    if len(verdicts):
-        keys = list(zip(verdicts["site_domain"], verdicts["probe_asn"].astype(object), strict=True))
-        starts = [0] + [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
-        bounds = [*starts[1:], len(keys)]
-        for start, stop in zip(starts, bounds, strict=True):
-            domain, asn = keys[start]
-            series[(domain, _asn_key(asn))] = (start, stop)
-    episodes = episodes.sort_values(["first_blocked", "episode_id"], ascending=[False, True]).reset_index(
-        drop=True
-    )
-    correlation = correlate(orders, episodes, verdicts) if len(orders) and len(verdicts) else pd.DataFrame()
+    """A snapshot built from scratch: every verdict sorted into its series."""
+    verdicts = _sorted(verdicts)
     categories: dict[str, str] = {}
-    for domain, category in zip(verdicts["site_domain"], verdicts["category_code"], strict=True):
-        if isinstance(category, str) and category:
-            categories[domain] = category
     names: dict[int, str] = {}
-    for asn, name in zip(verdicts["probe_asn"], verdicts["probe_network"], strict=True):
-        if isinstance(name, str) and name and not pd.isna(asn):
-            names[int(asn)] = name
-    return Snapshot(
+    _names(verdicts, categories, names)
+    snap = Snapshot(
         version=version,
         rules_version=RULES_VERSION,
         built_at=time.time(),
         verdicts=verdicts,
-        episodes=episodes,
-        correlation=correlation,
+        episodes=_episode_frame([episodes]),
+        correlation=pd.DataFrame(),
         orders=orders,
-        series=series,
+        series=_ranges(verdicts),
         rows=dict(zip(verdicts["measurement_id"], range(len(verdicts)), strict=True)),
-        episode_rows=dict(zip(episodes["episode_id"], range(len(episodes)), strict=True)),
         categories=categories,
         network_names=names,
         high_water=mark,
-        times=verdicts["measured_at"].dt.as_unit("ns").astype("int64").to_numpy(),
+        times=_ns(verdicts),
         simulated_any=bool(verdicts["simulated"].any()),
     )
+    return _finish(snap)
+
+
+def fold(old: Snapshot, new: pd.DataFrame, mark: Any) -> Snapshot:
+    """``old`` with the verdicts ``new`` (re)judged: only the series they touch are
+    rebuilt (their verdicts re-sorted, their episodes found again) and appended; every
+    other series, its rows and its episodes stay where they are."""
+    touched = set(_keys(new))
+    # The touched series' old rows, less those judged again (one selection, not one per series).
+    ranges = [np.arange(*old.series[key]) for key in touched & old.series.keys()]
+    again = np.array([old.rows[m] for m in new["measurement_id"] if m in old.rows], dtype="int64")
+    kept = np.setdiff1d(np.concatenate(ranges), again) if ranges else np.empty(0, dtype="int64")
+    block = _sorted(pd.concat([new, old.verdicts.iloc[kept]], ignore_index=True))
+    base = len(old.verdicts)
+    series = {**old.series, **_ranges(block, base)}
+    left = sum(b - a for key, (a, b) in old.series.items() if key in touched)
+    categories, names = dict(old.categories), dict(old.network_names)
+    _names(new, categories, names)
+    episode_keys = zip(old.episodes["domain"], old.episodes["probe_asn"].astype(object), strict=True)
+    stay = np.array([(d, _asn_key(a)) not in touched for d, a in episode_keys], dtype=bool)
+    kept = old.episodes[stay] if len(stay) else old.episodes
+    rows = dict(old.rows)
+    rows.update(zip(block["measurement_id"], range(base, base + len(block)), strict=True))
+    snap = Snapshot(
+        version=old.version + 1,
+        rules_version=old.rules_version,
+        built_at=time.time(),
+        verdicts=pd.concat([old.verdicts, block], ignore_index=True),
+        episodes=_episode_frame([kept, find_episodes(block)]),
+        correlation=pd.DataFrame(),
+        orders=old.orders,
+        series=series,
+        rows=rows,
+        categories=categories,
+        network_names=names,
+        high_water=mark,
+        times=np.concatenate([old.times, _ns(block)]),
+        simulated_any=old.simulated_any or bool(block["simulated"].any()),
+        dead=old.dead + left,
+    )
+    if snap.dead > snap.measurements:
+        return _index(snap.version, snap.verdicts.iloc[snap.live()], snap.episodes, snap.orders, mark)
+    return _finish(snap)
 
 
 class AnalysisCache:
@@ -379,34 +481,11 @@ class AnalysisCache:
             marker = self.source.marker()
             if marker == self._marker:
                 return False
-            old = self.snapshot
-            new, mark = self.provider.verdicts_since(old.high_water)
+            new, mark = self.provider.verdicts_since(self.snapshot.high_water)
             self._marker = marker
             if new.empty:
                 return False
-            kept = old.verdicts[~old.verdicts["measurement_id"].isin(set(new["measurement_id"]))]
-            verdicts = pd.concat([kept, new], ignore_index=True)
-            touched = set(zip(new["site_domain"], new["probe_asn"].astype(object), strict=True))
-            touched_keys = {(d, _asn_key(a)) for d, a in touched}
-            episode_keys = zip(old.episodes["domain"], old.episodes["probe_asn"].astype(object), strict=True)
-            stay = np.array([(d, _asn_key(a)) not in touched_keys for d, a in episode_keys], dtype=bool)
-            mask = np.array(
-                [
-                    (d, _asn_key(a)) in touched_keys
-                    for d, a in zip(
-                        verdicts["site_domain"], verdicts["probe_asn"].astype(object), strict=True
-                    )
-                ],
-                dtype=bool,
-            )
-            fresh = find_episodes(verdicts[mask])
-            parts = [p for p in (old.episodes[stay] if len(stay) else old.episodes, fresh) if len(p)]
-            episodes = (
-                pd.concat(parts, ignore_index=True)
-                if parts
-                else pd.DataFrame(columns=[*EPISODE_COLUMNS, *EXTRA_COLUMNS])
-            )
-            self.snapshot = _index(old.version + 1, verdicts, episodes, self.orders, mark)
+            self.snapshot = fold(self.snapshot, new, mark)
             return True
         finally:
             self._lock.release()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from probe import __version__
-from probe.web.queries import DEFAULT_LIMIT, MAX_LIMIT
+from probe.web.rows import DEFAULT_LIMIT, MAX_LIMIT
 
 
 def _param(name: str, where: str, description: str, kind: str = "string", required: bool = False) -> dict:
@@ -37,6 +37,7 @@ def _get(summary: str, parameters: list[dict], media: str = "application/json") 
             "parameters": parameters,
             "responses": {
                 "200": {"description": "OK", "content": {media: {"schema": {"type": "object"}}}},
+                "304": {"description": "not modified since the ETag / Last-Modified the client sent"},
                 "400": {"description": "a malformed parameter"},
                 "404": {"description": "no such item"},
             },

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-import trio
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from probe.web import i18n, params, queries
+from probe.web import i18n, params, queries, rows
 from probe.web.api import compute, evidence_bundle, measurement_data
 from probe.web.cache import Snapshot
+from probe.web.caching import Handler, conditional
 from probe.web.context import WebContext
 from probe.web.render import render, simulated_banner
 
@@ -35,23 +36,20 @@ def simulated_counts(snap: Snapshot | None, name: str, data: dict[str, Any]) -> 
     """How many of the measurements behind a page are simulated or from a lab, of how many:
     the page's own (a measurement, an episode, a site) or, for overviews and lists, the
     whole database's.  A page whose data says it shows no simulated measurement has none."""
-    if snap is None or data.get("simulated") is False:
+    if snap is None or data.get("simulated") is False or not len(snap.verdicts):
         return 0, 0
     if name == "measurement.html":
         return 1, 1
-    flags = snap.verdicts["simulated"].to_numpy() if len(snap.verdicts) else None
-    if flags is None:
-        return 0, 0
     if name == "episode.html" and data.get("episode_id") in snap.episode_rows:
-        ids = snap.episodes.iloc[snap.episode_rows[data["episode_id"]]]["measurement_ids"]
-        rows = [snap.rows[m] for m in ids if m in snap.rows]
-        return int(flags[rows].sum()), len(rows)
+        return rows.simulated_count(
+            snap, snap.episodes.iloc[snap.episode_rows[data["episode_id"]]]["measurement_ids"]
+        )
+    flags = snap.verdicts["simulated"].to_numpy()
     if name == "site.html":
         ranges = [span for (domain, _asn), span in snap.series.items() if domain == data.get("domain")]
         return sum(int(flags[a:b].sum()) for a, b in ranges), sum(b - a for a, b in ranges)
-    if "simulated_count" not in snap.memo:
-        snap.memo["simulated_count"] = int(flags.sum())
-    return snap.memo["simulated_count"], len(flags)
+    total = rows.memo(snap, "simulated_count", lambda: int(flags[snap.live()].sum()))
+    return total, snap.measurements
 
 
 def citations(lang: str, data: dict[str, Any]) -> list[tuple[str, str, list[str]]]:
@@ -78,74 +76,76 @@ def page(request: Request, ctx: WebContext, name: str, **context: Any) -> HTMLRe
     return HTMLResponse(html)
 
 
+Arguments = Callable[[Request], tuple[tuple[Any, ...], dict[str, Any]]]
+
+
+def _path(name: str) -> Arguments:
+    return lambda request: ((request.path_params[name],), {})
+
+
+def _paged(name: str | None = None) -> Arguments:
+    def arguments(request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return ((request.path_params[name],) if name else ()), params.page(request)
+
+    return arguments
+
+
+def _episodes_filters(request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (), {"asn": params.integer(request, "asn"), **params.page(request)}
+
+
+#: path, template, query, its arguments from the request, whether the page shows ages.
+PAGES: list[tuple[str, str, Callable[..., Any], Arguments, bool]] = [
+    ("/{lang}/", "overview.html", queries.overview, lambda r: ((), params.overview_filters(r)), True),
+    ("/{lang}/sites/{domain}", "site.html", queries.site, _path("domain"), False),
+    ("/{lang}/episodes/", "episodes.html", queries.episodes_list, _episodes_filters, False),
+    ("/{lang}/episodes/{episode_id}", "episode.html", queries.episode, _paged("episode_id"), False),
+    ("/{lang}/orders/", "orders.html", queries.orders_list, _paged(), False),
+    ("/{lang}/orders/{order_id}", "order.html", queries.order, _path("order_id"), False),
+]
+
+
+def _view(ctx: WebContext, template: str, query: Callable[..., Any], arguments: Arguments) -> Handler:
+    async def view(request: Request) -> Response:
+        language(request)
+        args, kwargs = arguments(request)
+        data = await compute(ctx, query, *args, **kwargs)
+        return page(request, ctx, template, data=data)
+
+    return view
+
+
+async def root(request: Request) -> Response:
+    """``/``: the reader's language by ``Accept-Language``, English otherwise."""
+    for part in request.headers.get("accept-language", "").split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in i18n.LANGUAGES:
+            return RedirectResponse(f"/{code}/", status_code=302, headers={"Vary": "Accept-Language"})
+    return RedirectResponse("/en/", status_code=302, headers={"Vary": "Accept-Language"})
+
+
 def page_routes(ctx: WebContext) -> list[Route]:
-    async def root(request: Request) -> Response:
-        accepted = request.headers.get("accept-language", "")
-        for part in accepted.split(","):
-            code = part.split(";")[0].strip().lower()[:2]
-            if code in i18n.LANGUAGES:
-                return RedirectResponse(f"/{code}/", status_code=302)
-        return RedirectResponse("/en/", status_code=302)
-
-    async def overview(request: Request) -> Response:
-        language(request)
-        data = await compute(ctx, queries.overview, **params.overview_filters(request))
-        return page(request, ctx, "overview.html", data=data)
-
-    async def site(request: Request) -> Response:
-        language(request)
-        data = await compute(ctx, queries.site, request.path_params["domain"])
-        return page(request, ctx, "site.html", data=data)
-
-    async def episodes(request: Request) -> Response:
-        language(request)
-        data = await compute(
-            ctx, queries.episodes_list, asn=params.integer(request, "asn"), **params.page(request)
-        )
-        return page(request, ctx, "episodes.html", data=data)
-
-    async def episode(request: Request) -> Response:
-        language(request)
-        data = await compute(ctx, queries.episode, request.path_params["episode_id"], **params.page(request))
-        return page(request, ctx, "episode.html", data=data)
+    from probe.web.volunteer import volunteer_routes  # it builds on this module
 
     async def bundle(request: Request) -> Response:
         language(request)
         return await evidence_bundle(ctx, request.path_params["episode_id"])
-
-    async def orders(request: Request) -> Response:
-        language(request)
-        data = await compute(ctx, queries.orders_list, **params.page(request))
-        return page(request, ctx, "orders.html", data=data)
-
-    async def order(request: Request) -> Response:
-        language(request)
-        data = await compute(ctx, queries.order, request.path_params["order_id"])
-        return page(request, ctx, "order.html", data=data)
 
     async def measurement(request: Request) -> Response:
         language(request)
         data = await measurement_data(ctx, request.path_params["measurement_id"])
         return page(request, ctx, "measurement.html", data=data)
 
-    async def volunteer(request: Request) -> Response:
-        language(request)
-        if ctx.config.mode != "local":
-            raise HTTPException(404, "the volunteer page exists only in local mode")
-        data = await trio.to_thread.run_sync(volunteer_data, ctx)
-        return page(request, ctx, "volunteer.html", data=data)
-
+    views = [
+        Route(path, conditional(ctx, _view(ctx, template, query, arguments), clock=clock))
+        for path, template, query, arguments, clock in PAGES
+    ]
     return [
         Route("/", root),
-        Route("/{lang}/", overview),
-        Route("/{lang}/sites/{domain}", site),
-        Route("/{lang}/episodes/", episodes),
+        *views,
         Route("/{lang}/episodes/{episode_id}/evidence.zip", bundle),
-        Route("/{lang}/episodes/{episode_id}", episode),
-        Route("/{lang}/orders/", orders),
-        Route("/{lang}/orders/{order_id}", order),
-        Route("/{lang}/measurements/{measurement_id}", measurement),
-        Route("/{lang}/volunteer", volunteer),
+        Route("/{lang}/measurements/{measurement_id}", conditional(ctx, measurement)),
+        *volunteer_routes(ctx),
     ]
 
 

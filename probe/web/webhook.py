@@ -54,9 +54,11 @@ async def refresh_and_notify(
     async with httpx.AsyncClient(timeout=30, headers={"User-Agent": f"kuzot-web/{__version__}"}) as client:
         while True:
             await trio.sleep(every)
-            await trio.to_thread.run_sync(cache.refresh)
+            if not await trio.to_thread.run_sync(cache.refresh):
+                continue
             snap = cache.snapshot
-            fresh = new_confirmed(snap, known)
+            # Summarising a new snapshot's episodes takes a while on a big history: off the event loop.
+            fresh = await trio.to_thread.run_sync(new_confirmed, snap, known)
             for episode in fresh:
                 known.add(episode["episode_id"])
                 if webhook:
