@@ -583,7 +583,7 @@ def _run_state(tab) -> str | None:
 @pytest.mark.browser
 def test_browser_run_now_starts_a_run_in_local_mode(browser, local_explorer, screenshots):
     """If a volunteer with consent on record clicks "Run now" on the local page, then a kuzot run starts, shows as running then finished, and its measurements appear; without consent, a token or from another origin nothing starts."""
-    from probe.consent import record_consent, withdraw_consent
+    from probe.volunteer.consent import record_consent, withdraw_consent
 
     web, config = local_explorer
     context = browser.new_context(base_url=web.url)

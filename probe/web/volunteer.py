@@ -145,7 +145,7 @@ def volunteer_routes(ctx: WebContext) -> list[Route]:
             raise HTTPException(403, "runs are started only from this computer's own Explorer")
         if not hmac.compare_digest(await _form_token(request), launcher.token):
             raise HTTPException(403, "the form has expired: reload the page and try again")
-        from probe.consent import consent_record
+        from probe.volunteer.consent import consent_record
 
         if consent_record() is None:
             raise HTTPException(403, "no consent on record: run kuzot consent first")
