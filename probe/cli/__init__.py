@@ -93,7 +93,7 @@ def _use_configured_language() -> None:
     """The config's ``language`` (only when set there): a config file that cannot be read
     is not this step's error to report (``kuzot config`` says what is wrong with it)."""
     from probe import i18n
-    from probe.config import load_config
+    from probe.volunteer.config import load_config
 
     try:
         chosen = load_config().values.get("language")
