@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from probe.cli._common import CommandError, parse_asn
+from probe.i18n import gettext as _
 
 
 def parse_date(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+        raise argparse.ArgumentTypeError(
+            _("not a date: {value} (use YYYY-MM-DD)").format(value=repr(text))
+        ) from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -105,7 +108,7 @@ def load_orders_or_fail(path: Path | None):  # -> DataFrame
     try:
         return load_orders(path)
     except FileNotFoundError:
-        raise CommandError(f"{path}: no such file", status=2) from None
+        raise CommandError(_("{path}: no such file").format(path=path), status=2) from None
 
 
 _FINGERPRINTS: Any = None

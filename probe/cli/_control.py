@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from probe.cli._common import CommandError
+from probe.i18n import gettext as _
 from probe.settings import ProbeSettings, Timeouts
 from probe.steps import dns
 
@@ -43,7 +44,7 @@ def control_settings(args: argparse.Namespace) -> ProbeSettings:
     except ValueError as exc:
         raise CommandError(f"--resolver: {exc}", status=2) from exc
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
-        raise CommandError(f"--ca-bundle {args.ca_bundle}: no such file", status=2)
+        raise CommandError(_("{path}: no such file").format(path=f"--ca-bundle {args.ca_bundle}"), status=2)
     return ProbeSettings(
         resolvers=resolvers or tuple(dns.system_nameservers()),
         system_resolver=not args.no_system_resolver,

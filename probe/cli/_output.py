@@ -9,6 +9,9 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
+from probe.i18n import gettext as _
+from probe.i18n import ngettext
+
 if TYPE_CHECKING:
     from probe.records import Measurement
     from probe.upload import UploadResult
@@ -130,23 +133,29 @@ def step_summary(m: Measurement) -> dict[str, str]:
 def describe_upload(result: UploadResult) -> str:
     """One paragraph for a person: what arrived, what did not and why, what to do."""
     if result.error and not result.acknowledged:
-        text = f"Could not upload to {result.collector}: {result.error}."
+        text = _("Could not upload to {collector}: {error}.").format(
+            collector=result.collector, error=result.error
+        )
     else:
-        text = (
-            f"Uploaded {result.acknowledged} measurements to {result.collector} "
-            f"({result.stored} new, {result.duplicate} already there)."
+        text = ngettext(
+            "Uploaded {n} measurement to {collector} ({new} new, {duplicate} already there).",
+            "Uploaded {n} measurements to {collector} ({new} new, {duplicate} already there).",
+            result.acknowledged,
+        ).format(
+            n=result.acknowledged, collector=result.collector, new=result.stored, duplicate=result.duplicate
         )
         if result.error:
-            text += f" Then stopped: {result.error}."
+            text += " " + _("Then stopped: {error}.").format(error=result.error)
     if result.rejected:
-        text += f" {len(result.rejected)} refused by the collector: " + "; ".join(
-            f"{r['id']}: {r['error']}" for r in result.rejected[:3]
+        n = len(result.rejected)
+        text += " " + ngettext("{n} refused by the collector: ", "{n} refused by the collector: ", n).format(
+            n=n
         )
+        text += "; ".join(f"{r['id']}: {r['error']}" for r in result.rejected[:3])
     if result.remaining:
-        text += (
-            f" {result.remaining} measurements stay queued here; "
-            f"`kuzot upload --to {result.collector}` sends them later."
-        )
+        text += " " + _(
+            "{n} measurements stay queued here; `kuzot upload --to {collector}` sends them later."
+        ).format(n=result.remaining, collector=result.collector)
     else:
-        text += " Nothing left to upload."
+        text += " " + _("Nothing left to upload.")
     return text

@@ -27,6 +27,7 @@ import trio
 
 from probe.bandwidth import ByteBudget
 from probe.errors import InputError, KuzotError, SetupError
+from probe.i18n import gettext as _
 from probe.records import Measurement, Run
 from probe.run import RunPlan, RunResult, execute_run
 from probe.settings import ProbeSettings, Timeouts
@@ -134,7 +135,7 @@ def build_settings(options: SessionOptions) -> ProbeSettings:
     if not resolvers:
         resolvers = tuple(dns.system_nameservers())
     if options.ca_bundle is not None and not options.ca_bundle.is_file():
-        raise InputError(f"--ca-bundle {options.ca_bundle}: no such file")
+        raise InputError(_("{path}: no such file").format(path=f"--ca-bundle {options.ca_bundle}"))
     for network in options.lab_public_network:
         try:
             ipaddress.ip_network(network)
@@ -254,7 +255,7 @@ def _signing_key(store: Store) -> SigningKey:
         return load_or_create_key(config_dir())
     except (SigningKeyError, OSError) as exc:
         store.close()
-        raise InputError(f"cannot use the signing key: {exc}") from exc
+        raise InputError(_("cannot use the signing key: {error}").format(error=exc)) from exc
 
 
 def _control_fetcher(options: SessionOptions) -> Any:  # ControlClient | DohControl | None
@@ -269,7 +270,7 @@ def _control_fetcher(options: SessionOptions) -> Any:  # ControlClient | DohCont
     if doh.lower() == "off":
         return None
     if not doh.startswith("https://"):
-        raise InputError(f"--doh-control {doh!r}: must be an https:// URL or 'off'")
+        raise InputError(_("--doh-control {value}: must be an https:// URL or 'off'").format(value=repr(doh)))
     return DohControl(doh, connect_ip=options.doh_connect_ip, ca_bundle=options.ca_bundle)
 
 
@@ -284,7 +285,7 @@ def _budget(options: SessionOptions, store: Store) -> ByteBudget | None:
     )
     if budget.exhausted():
         store.close()
-        raise SetupError("today's byte cap is already used up; nothing measured (try tomorrow)")
+        raise SetupError(_("today's byte cap is already used up; nothing measured (try tomorrow)"))
     return budget
 
 
@@ -297,9 +298,9 @@ def _prepare(options: SessionOptions) -> tuple[SessionOptions, ProbeSettings, li
     settings = build_settings(options)
     canaries = _canaries(options)
     if options.concurrency is None or options.concurrency < 1:
-        raise InputError("--concurrency must be at least 1")
+        raise InputError(_("--concurrency must be at least 1"))
     if options.upload_every < 1:
-        raise InputError("--upload-every must be at least 1")
+        raise InputError(_("--upload-every must be at least 1"))
     return options, settings, canaries
 
 
@@ -323,7 +324,7 @@ def _open(
     if options.resume:
         return store, plan
     if not plan.targets and refused:
-        raise InputError("no valid URL to measure (each one was refused, see above)")
+        raise InputError(_("no valid URL to measure (each one was refused, see above)"))
     return Store.open(options.db), plan
 
 

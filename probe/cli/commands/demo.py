@@ -36,7 +36,8 @@ def handle(args: argparse.Namespace) -> int:
         raise CommandError(message, status=2)
     out = args.out or Path(tempfile.mkdtemp(prefix="kuzot-demo-"))
     if out.exists() and any(out.iterdir()):
-        raise CommandError(f"{out} is not empty: choose a new folder for the demo", status=2)
+        message = _("{out} is not empty: choose a new folder for the demo").format(out=out)
+        raise CommandError(message, status=2)
     from probe.cli._demo import run_demo
 
     def say(line: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from probe.cli._analysis import parse_date
 from probe.cli._common import add_db_option, parse_asn
 from probe.cli._output import describe_upload, step_summary, write_rows
+from probe.i18n import gettext as _
 from probe.records import Measurement
 from probe.settings import ProbeSettings
 from probe.upload.live import DEFAULT_EVERY, DEFAULT_INTERVAL
@@ -163,9 +164,10 @@ class _Console:
 
     def planned(self, plan: session.SessionPlan) -> None:
         if plan.resumed is not None:
-            print(f"Resuming run {plan.resumed.id}: {len(plan.targets)} targets left.", file=sys.stderr)
+            message = _("Resuming run {run}: {n} targets left.")
+            print(message.format(run=plan.resumed.id, n=len(plan.targets)), file=sys.stderr)
         for item in plan.refused:
-            print(f"not measured: {item}", file=sys.stderr)
+            print(_("not measured: {item}").format(item=item), file=sys.stderr)
 
     def started(self, plan: session.SessionPlan) -> None:
         if not (self.chatty and sys.stderr.isatty()):
@@ -203,7 +205,8 @@ def _upload_summary(console: _Console, done: session.SessionResult) -> dict | No
     """Say how the upload went (never a failure of the run: what was not sent stays queued)."""
     if done.upload_error is not None:
         error = done.upload_error
-        print(f"kuzot run: upload skipped: {error}; the measurements stay queued", file=sys.stderr)
+        message = _("upload skipped: {error}; the measurements stay queued").format(error=error)
+        print(f"kuzot run: {message}", file=sys.stderr)
         return {"error": done.upload_error}
     outcome = done.upload
     if outcome is None:
@@ -219,7 +222,7 @@ def handle(args: argparse.Namespace) -> int:
     console = _Console(args)
     done = session.run_session(session.SessionOptions.from_namespace(args), console.hooks())
     if done.result is None:
-        print("Nothing to resume: the last run finished.", file=sys.stderr)
+        print(_("Nothing to resume: the last run finished."), file=sys.stderr)
         return 0
     upload = _upload_summary(console, done)
     verdicts = _judge(done.result.measurements)
@@ -261,20 +264,25 @@ def _print_summary(done: session.SessionResult, verdicts: list, blocked: list[st
     targets = len(done.plan.targets)
     rows = [step_summary(m) for m in result.measurements if m.role == "target"]
     rows.sort(key=lambda r: r["url"])
-    write_rows(rows, "table", columns=["url", "dns", "tcp", "tls", "http"], title=f"run {result.run.id}")
-    note = " (deadline reached: unmeasured targets were skipped)" if result.deadline_hit else ""
+    title = _("run {run}").format(run=result.run.id)
+    write_rows(rows, "table", columns=["url", "dns", "tcp", "tls", "http"], title=title)
+    note = " " + _("(deadline reached: unmeasured targets were skipped)") if result.deadline_hit else ""
     if result.skipped_for_budget:
-        note += f" ({result.skipped_for_budget} skipped: byte cap reached)"
+        note += " " + _("({n} skipped: byte cap reached)").format(n=result.skipped_for_budget)
     print(
-        f"{len(rows)} of {targets} targets measured{note}; about {result.bytes_used:,} bytes used.",
+        _("{measured} of {targets} targets measured{note}; about {bytes} bytes used.").format(
+            measured=len(rows), targets=targets, note=note, bytes=f"{result.bytes_used:,}"
+        ),
         file=sys.stderr,
     )
     refusals = control_refusals(result.measurements)
     if refusals["count"]:
         reasons = "; ".join(f"{r['failure']}: {r['reason']}" for r in refusals["reasons"])
         print(
-            f"The control helper refused {refusals['count']} of {len(rows)} targets ({reasons}); "
-            "their verdicts cannot rule out an outage.",
+            _(
+                "The control helper refused {refused} of {targets} targets ({reasons}); "
+                "their verdicts cannot rule out an outage."
+            ).format(refused=refusals["count"], targets=len(rows), reasons=reasons),
             file=sys.stderr,
         )
     print(_plain_summary(verdicts, blocked, offline))
@@ -289,7 +297,7 @@ def _judge(measurements: list[Measurement]) -> list:
 
         return judge_all(measurements, fingerprints=load_fingerprints())
     except Exception as exc:  # the run is stored; only the summary is missing
-        print(f"(could not judge this run: {exc})", file=sys.stderr)
+        print(_("(could not judge this run: {error})").format(error=exc), file=sys.stderr)
         return []
 
 

@@ -130,7 +130,7 @@ def _check(args: argparse.Namespace) -> None:
             _("--body-timeout must be positive, --rate-limit and --workers zero or more"), status=2
         )
     if args.asn_db is not None and not args.asn_db.is_file():
-        raise CommandError(f"--asn-db {args.asn_db}: no such file", status=2)
+        raise CommandError(_("{path}: no such file").format(path=f"--asn-db {args.asn_db}"), status=2)
 
 
 def _control_config(args: argparse.Namespace):  # -> ControlConfig | None

@@ -64,7 +64,7 @@ def handle(args: argparse.Namespace) -> int:
             _("no collector: pass --to URL or set one with `kuzot config set collector_url URL`"), status=2
         )
     if args.batch_size < 1:
-        raise CommandError("--batch-size must be at least 1", status=2)
+        raise CommandError(_("--batch-size must be at least 1"), status=2)
     log = None if args.quiet or args.json else (lambda message: print(f"upload: {message}", file=sys.stderr))
     result = upload_database(
         args.db,
