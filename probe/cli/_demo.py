@@ -48,26 +48,20 @@ def scenario_at(network: DemoNetwork, hour: float) -> str:
     return current
 
 
-def run_demo(
-    out_dir: Path,
-    *,
-    every_hours: int = 2,
-    say: Callable[[str], None] = print,
-) -> dict[str, object]:
-    """Measure a simulated day, then write verdicts, episodes and the report under
-    ``out_dir``; the lab is torn down whatever happens."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    db = f"sqlite:///{out_dir / 'demo.db'}"
-    # The demo's own installation key and consent: lab data is never signed with the
-    # volunteer's real key.
-    os.environ["KUZOT_CONFIG_DIR"] = str(out_dir / "config")
-    rounds = [DAY + timedelta(hours=h) for h in range(0, 24, every_hours)]
-    say(
-        _(
-            "Building the lab (volunteer, ISP, internet, control) and measuring {rounds} rounds "
-            "on {networks} networks, 26 October 2022, simulated clock..."
-        ).format(rounds=len(rounds), networks=len(NETWORKS))
-    )
+def _probe_args(db: str, urls: list[str], network: DemoNetwork, when: datetime) -> list[str]:
+    """``kuzot run`` arguments for one network's round: its ASN and name, and the simulated clock."""
+    return [
+        "--db", db, *urls, "--probe-asn", str(network.asn), "--probe-cc", "KG",
+        "--probe-network", network.name, "--simulated-start", when.isoformat(), "--quiet",
+    ]  # fmt: skip
+
+
+def _measure_day(db: str, rounds: list[datetime], say: Callable[[str], None]) -> tuple[list[str], list[str]]:
+    """Run every round for every network in one lab; returns (failures, lab namespaces).
+
+    One lab for the whole day, switching its scenario only when the next network's
+    differs, because building namespaces is the slow part.  A failed round is noted,
+    not fatal: the demo still shows what the other rounds measured."""
     failures: list[str] = []
     with NetnsLab("clean", timeout=2.0) as lab:
         namespaces = sorted(lab.namespaces.values())
@@ -79,16 +73,17 @@ def run_demo(
                 if wanted != active:
                     lab.set_scenario(wanted)
                     active = wanted
-                args = [
-                    "--db", db, *urls, "--probe-asn", str(network.asn), "--probe-cc", "KG",
-                    "--probe-network", network.name, "--simulated-start", when.isoformat(), "--quiet",
-                ]  # fmt: skip
-                result = lab.exec_probe(args)
+                result = lab.exec_probe(_probe_args(db, urls, network, when))
                 if result.returncode != 0:
                     failures.append(f"{network.name} at {when:%H:%M}: {result.stderr.strip()[-300:]}")
                 say(f"  {when:%H:%M}  {network.name:<12} {wanted:<9} " + _("measured"))
-    # Reached only when NetnsLab.__exit__ removed everything (it raises LabError otherwise).
-    say(_("Lab torn down."))
+    return failures, namespaces
+
+
+def _analyse(db: str, out_dir: Path) -> dict[str, object]:
+    """Verdicts, episodes, the correlation with the bundled orders and the report, as for real data.
+
+    Imported here so that ``kuzot demo --help`` does not load pandas."""
     from analysis.bundled import orders_file
     from analysis.data import load_verdicts
     from analysis.episodes import episodes_to_records, find_episodes
@@ -112,6 +107,30 @@ def run_demo(
             for row in enforcement.itertuples()
             if row.probe_asn is not None and str(row.probe_asn) != "<NA>"
         },
-        "failures": failures,
-        "lab_namespaces": namespaces,
     }
+
+
+def run_demo(
+    out_dir: Path,
+    *,
+    every_hours: int = 2,
+    say: Callable[[str], None] = print,
+) -> dict[str, object]:
+    """Measure a simulated day, then write verdicts, episodes and the report under
+    ``out_dir``; the lab is torn down whatever happens."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db = f"sqlite:///{out_dir / 'demo.db'}"
+    # The demo's own installation key and consent: lab data is never signed with the
+    # volunteer's real key.
+    os.environ["KUZOT_CONFIG_DIR"] = str(out_dir / "config")
+    rounds = [DAY + timedelta(hours=h) for h in range(0, 24, every_hours)]
+    say(
+        _(
+            "Building the lab (volunteer, ISP, internet, control) and measuring {rounds} rounds "
+            "on {networks} networks, 26 October 2022, simulated clock..."
+        ).format(rounds=len(rounds), networks=len(NETWORKS))
+    )
+    failures, namespaces = _measure_day(db, rounds, say)
+    # Reached only when NetnsLab.__exit__ removed everything (it raises LabError otherwise).
+    say(_("Lab torn down."))
+    return {**_analyse(db, out_dir), "failures": failures, "lab_namespaces": namespaces}

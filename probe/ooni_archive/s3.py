@@ -117,6 +117,112 @@ def _hash_file(path: Path) -> Any:
     return digest
 
 
+def _part_paths(target: Path) -> tuple[Path, Path]:
+    """The partial download and its note of which object version it belongs to."""
+    return target.with_name(target.name + ".part"), target.with_name(target.name + ".part.json")
+
+
+def _discard_part(part: Path, meta: Path) -> None:
+    """Throw a part away with its note, so the next run starts the object afresh."""
+    part.unlink(missing_ok=True)
+    meta.unlink(missing_ok=True)
+
+
+def _resume_offset(part: Path, meta: Path, entry: ArchiveFile) -> int:
+    """How many bytes of ``part`` may be kept: all of them only if they belong to this version.
+
+    A part noted for another ETag or size, or longer than the object, cannot be
+    continued; it is dropped and the note rewritten for the version now wanted."""
+    version = {"etag": entry.etag, "size": entry.size}
+    offset = 0
+    if part.exists() and meta.exists():
+        try:
+            same = json.loads(meta.read_text()) == version
+        except (OSError, ValueError):
+            same = False
+        offset = part.stat().st_size if same else 0
+        if offset > entry.size:
+            offset = 0
+    if offset == 0:
+        part.unlink(missing_ok=True)
+        meta.write_text(json.dumps(version))
+    return offset
+
+
+def _get_object(client: Any, entry: ArchiveFile, offset: int, part: Path, meta: Path) -> Any:
+    """Ask for the object from ``offset`` on, only if it is still the version listed.
+
+    A failed precondition means the object changed under us: the part is useless, so it
+    is discarded and the error says to run again."""
+    request: dict[str, Any] = {"Bucket": entry.bucket, "Key": entry.key}
+    if entry.etag:
+        request["IfMatch"] = f'"{entry.etag}"'
+    if offset:
+        request["Range"] = f"bytes={offset}-"
+    try:
+        return client.get_object(**request)
+    except client_errors() as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        if code in ("PreconditionFailed", "412"):
+            _discard_part(part, meta)
+            raise ArchiveError(f"s3://{entry.bucket}/{entry.key} changed while syncing; run again") from exc
+        raise ArchiveError(f"cannot fetch s3://{entry.bucket}/{entry.key}: {exc}") from exc
+
+
+def _append_body(
+    body: Any,
+    part: Path,
+    digest: Any,
+    entry: ArchiveFile,
+    *,
+    limit: RateLimit,
+    progress: Callable[[int], None],
+) -> None:
+    """Stream ``body`` onto the end of ``part``, hashing and pacing as it goes.
+
+    The part is fsynced so that what a later run resumes from is really on disk; a
+    connection that breaks off is an :class:`ArchiveError` (the part is kept to resume),
+    any other OS error (a full disk) propagates as it is."""
+    broke_off = f"download of s3://{entry.bucket}/{entry.key} broke off"
+    try:
+        with open(part, "ab") as out:
+            while True:
+                block = body.read(CHUNK)
+                if not block:
+                    break
+                out.write(block)
+                digest.update(block)
+                progress(len(block))
+                limit.take(len(block))
+            out.flush()
+            os.fsync(out.fileno())
+    except client_errors() as exc:
+        raise ArchiveError(f"{broke_off}: {exc}") from exc
+    except OSError as exc:
+        if isinstance(exc, ConnectionError | TimeoutError):
+            raise ArchiveError(f"{broke_off}: {exc}") from exc
+        raise
+    finally:
+        body.close()
+
+
+def _verify_part(part: Path, meta: Path, entry: ArchiveFile, digest: Any) -> None:
+    """Refuse a part that is not a complete copy of the object.
+
+    Too short is kept (the next run resumes it); too long or the wrong content cannot
+    be repaired by resuming, so it is discarded."""
+    size = part.stat().st_size
+    if size != entry.size:
+        if size > entry.size:
+            _discard_part(part, meta)
+        raise Verification(
+            f"s3://{entry.bucket}/{entry.key}: got {size} bytes of {entry.size}; run again to resume"
+        )
+    if _plain_md5(entry.etag) and digest.hexdigest() != entry.etag.lower():
+        _discard_part(part, meta)
+        raise Verification(f"s3://{entry.bucket}/{entry.key}: content does not match its ETag; run again")
+
+
 def download(
     client: Any,
     entry: ArchiveFile,
@@ -130,73 +236,13 @@ def download(
     Raises :class:`ArchiveError` (the part is kept when it may still be good).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    meta = target.with_name(target.name + ".part.json")
-    version = {"etag": entry.etag, "size": entry.size}
-    offset = 0
-    if part.exists() and meta.exists():
-        try:
-            same = json.loads(meta.read_text()) == version
-        except (OSError, ValueError):
-            same = False
-        offset = part.stat().st_size if same else 0
-        if offset > entry.size:
-            offset = 0
-    resumed = offset > 0
-    if offset == 0:
-        part.unlink(missing_ok=True)
-        meta.write_text(json.dumps(version))
+    part, meta = _part_paths(target)
+    offset = _resume_offset(part, meta, entry)
     digest = _hash_file(part) if offset else hashlib.md5(usedforsecurity=False)
     if offset < entry.size or entry.size == 0:
-        request: dict[str, Any] = {"Bucket": entry.bucket, "Key": entry.key}
-        if entry.etag:
-            request["IfMatch"] = f'"{entry.etag}"'
-        if offset:
-            request["Range"] = f"bytes={offset}-"
-        try:
-            response = client.get_object(**request)
-        except client_errors() as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            if code in ("PreconditionFailed", "412"):
-                part.unlink(missing_ok=True)
-                meta.unlink(missing_ok=True)
-                raise ArchiveError(
-                    f"s3://{entry.bucket}/{entry.key} changed while syncing; run again"
-                ) from exc
-            raise ArchiveError(f"cannot fetch s3://{entry.bucket}/{entry.key}: {exc}") from exc
-        body = response["Body"]
-        try:
-            with open(part, "ab") as out:
-                while True:
-                    block = body.read(CHUNK)
-                    if not block:
-                        break
-                    out.write(block)
-                    digest.update(block)
-                    progress(len(block))
-                    limit.take(len(block))
-                out.flush()
-                os.fsync(out.fileno())
-        except client_errors() as exc:
-            raise ArchiveError(f"download of s3://{entry.bucket}/{entry.key} broke off: {exc}") from exc
-        except OSError as exc:
-            if isinstance(exc, ConnectionError | TimeoutError):
-                raise ArchiveError(f"download of s3://{entry.bucket}/{entry.key} broke off: {exc}") from exc
-            raise
-        finally:
-            body.close()
-    size = part.stat().st_size
-    if size != entry.size:
-        if size > entry.size:
-            part.unlink(missing_ok=True)
-            meta.unlink(missing_ok=True)
-        raise Verification(
-            f"s3://{entry.bucket}/{entry.key}: got {size} bytes of {entry.size}; run again to resume"
-        )
-    if _plain_md5(entry.etag) and digest.hexdigest() != entry.etag.lower():
-        part.unlink(missing_ok=True)
-        meta.unlink(missing_ok=True)
-        raise Verification(f"s3://{entry.bucket}/{entry.key}: content does not match its ETag; run again")
+        response = _get_object(client, entry, offset, part, meta)
+        _append_body(response["Body"], part, digest, entry, limit=limit, progress=progress)
+    _verify_part(part, meta, entry, digest)
     os.replace(part, target)
     meta.unlink(missing_ok=True)
-    return resumed
+    return offset > 0

@@ -111,6 +111,96 @@ class Progress:
     def measurements(self, amount: int) -> None: ...
 
 
+def _list_archive(client: Any, request: SyncRequest, ccs: list[str], progress: Progress) -> list[ArchiveFile]:
+    """Every file under the prefixes the request's countries, tests and days map to.
+
+    Listing is by prefix because the archive is laid out by day, country and test, so
+    only the part of it asked for is walked; ``--bucket`` re-points each prefix."""
+    entries: list[ArchiveFile] = []
+    plan = prefixes(ccs, request.tests, request.since, request.until, cans=request.cans)
+    for index, prefix in enumerate(plan, start=1):
+        if request.bucket:
+            prefix = type(prefix)(request.bucket, prefix.prefix)
+        entries.extend(list_files(client, prefix))
+        progress.listing(index, len(plan), len(entries))
+    return entries
+
+
+def _filters(request: SyncRequest, ccs: list[str]) -> Filters:
+    """The per-measurement filters; domains compared as the importer sees them (lower, no www.)."""
+    return Filters(
+        asns=frozenset(request.asns),
+        domains=frozenset(d.lower().removeprefix("www.") for d in request.domains),
+        ccs=frozenset(ccs),
+    )
+
+
+def _fetched(
+    todo: list[ArchiveFile],
+    client: Any,
+    cache: Path,
+    limit: RateLimit,
+    report: SyncReport,
+    progress: Progress,
+) -> Iterator[tuple[Path, str]]:
+    """Each file once it is in the cache (downloading it if needed), with its archive URL.
+
+    A generator, so the importer parses one file while the next downloads; a file that
+    cannot be fetched is noted in the report and left for the next run, not fatal."""
+
+    def counted(amount: int) -> None:
+        report.bytes_downloaded += amount
+        progress.bytes(amount)
+
+    for entry in todo:
+        target = cache_path(cache, entry)
+        if _cached(target, entry):
+            progress.bytes(entry.size)
+        else:
+            try:
+                resumed = download(client, entry, target, limit=limit, progress=counted)
+            except ArchiveError as exc:
+                report.errors.append(str(exc))
+                continue
+            target.with_name(target.name + ".etag").write_text(entry.etag)
+            report.downloaded += 1
+            report.resumed += int(resumed)
+        yield target, archive_url(entry)
+
+
+def _recorder(
+    store: Any,
+    cache: Path,
+    todo: list[ArchiveFile],
+    report: SyncReport,
+    progress: Progress,
+) -> Callable[[FileOutcome], None]:
+    """What to do as each file's import finishes: count it and note its version as imported.
+
+    Noting per file (not at the end) is what lets an interrupted sync skip the files it
+    already finished."""
+    from probe.store.ooni_files import record_import
+
+    by_label = {archive_url(e): e for e in todo}
+
+    def done(outcome: FileOutcome) -> None:
+        entry = by_label[archive_url_of(outcome.path, cache)]
+        _tally(report, outcome)
+        record_import(
+            store,
+            archive_url(entry),
+            entry.etag,
+            entry.size,
+            measurements=outcome.lines,
+            stored=outcome.stored,
+            skipped=len(outcome.skipped),
+            error=outcome.error,
+        )
+        progress.file_done(entry.name)
+
+    return done
+
+
 def sync(
     request: SyncRequest,
     store: Any,
@@ -120,19 +210,17 @@ def sync(
     progress: Progress | None = None,
     workers: int | None = None,
 ) -> SyncReport:
-    from probe.store.ooni_files import imported_versions, record_import
+    """List the archive, fetch what is not yet imported in this version, and import it.
+
+    The work is planned against ``ooni_files`` before anything is downloaded, so a
+    repeated sync over the same period lists, finds nothing new and fetches nothing."""
+    from probe.store.ooni_files import imported_versions
 
     progress = progress or Progress()
     report = SyncReport(cache=str(cache))
     client = make_client(request.endpoint_url)
     ccs = [c.upper() for c in request.ccs]
-    entries: list[ArchiveFile] = []
-    plan = prefixes(ccs, request.tests, request.since, request.until, cans=request.cans)
-    for index, prefix in enumerate(plan, start=1):
-        if request.bucket:
-            prefix = type(prefix)(request.bucket, prefix.prefix)
-        entries.extend(list_files(client, prefix))
-        progress.listing(index, len(plan), len(entries))
+    entries = _list_archive(client, request, ccs, progress)
     report.listed = len(entries)
     chosen = wanted(entries, ccs, request.tests)
     report.matched = len(chosen)
@@ -141,58 +229,17 @@ def sync(
     report.already_imported = len(chosen) - len(todo)
     progress.planned(len(todo), sum(e.size for e in todo))
     limit = RateLimit(request.rate)
-    filters = Filters(
-        asns=frozenset(request.asns),
-        domains=frozenset(d.lower().removeprefix("www.") for d in request.domains),
-        ccs=frozenset(ccs),
-    )
-
-    def counted(amount: int) -> None:
-        report.bytes_downloaded += amount
-        progress.bytes(amount)
-
     with Importer(
         store,
-        filters=filters,
+        filters=_filters(request, ccs),
         keep_body=keep_body,
         workers=workers,
         on_progress=lambda lines, stored: progress.measurements(lines),
     ) as importer:
-        by_label = {archive_url(e): e for e in todo}
-
-        def fetched() -> Iterator[tuple[Path, str]]:
-            """Each file once it is in the cache (downloading it if needed)."""
-            for entry in todo:
-                target = cache_path(cache, entry)
-                if _cached(target, entry):
-                    progress.bytes(entry.size)
-                else:
-                    try:
-                        resumed = download(client, entry, target, limit=limit, progress=counted)
-                    except ArchiveError as exc:
-                        report.errors.append(str(exc))
-                        continue
-                    target.with_name(target.name + ".etag").write_text(entry.etag)
-                    report.downloaded += 1
-                    report.resumed += int(resumed)
-                yield target, archive_url(entry)
-
-        def done(outcome: FileOutcome) -> None:
-            entry = by_label[archive_url_of(outcome.path, cache)]
-            _tally(report, outcome)
-            record_import(
-                store,
-                archive_url(entry),
-                entry.etag,
-                entry.size,
-                measurements=outcome.lines,
-                stored=outcome.stored,
-                skipped=len(outcome.skipped),
-                error=outcome.error,
-            )
-            progress.file_done(entry.name)
-
-        importer.import_files(fetched(), done)
+        importer.import_files(
+            _fetched(todo, client, cache, limit, report, progress),
+            _recorder(store, cache, todo, report, progress),
+        )
     return report
 
 

@@ -190,10 +190,7 @@ async def query_udp(
     """
     rdtype = _rdtype(query_type)
     ip, port = resolver
-    # Both addresses are checked as IP literals here, because trio would otherwise
-    # resolve a name given to bind() or connect() through the system resolver.
-    version = ipaddress.ip_address(ip).version
-    source_version = version if source_address is None else ipaddress.ip_address(source_address).version
+    version, source_version = _ip_versions(ip, source_address)
     started = trio.current_time() - t0
     observation = DnsObservation(
         id=obs_id,
@@ -219,11 +216,30 @@ async def query_udp(
         first = await _first_reply(sock, query, observation, (ip, port), source_address, t0, timeout)
         if first is None:
             return observation
-        observation.rcode = dns.rcode.to_text(first.rcode())
-        observation.answers, observation.answers_dropped = _answers(first)
-        observation.failure = _reply_failure(first, rdtype)
+        _record_first_reply(observation, first, rdtype)
         await _watch_window(sock, query, observation, t0, window)
     return observation
+
+
+def _ip_versions(ip: str, source_address: str | None) -> tuple[int, int]:
+    """The IP versions of the resolver and of the source address (the resolver's if none).
+
+    Both are checked as IP literals here, because trio would otherwise resolve a name
+    given to bind() or connect() through the system resolver; a name raises ValueError."""
+    version = ipaddress.ip_address(ip).version
+    source_version = version if source_address is None else ipaddress.ip_address(source_address).version
+    return version, source_version
+
+
+def _record_first_reply(
+    observation: DnsObservation, first: dns.message.Message, rdtype: dns.rdatatype.RdataType
+) -> None:
+    """Fill the observation from the first valid reply: it alone decides rcode, answers and failure.
+
+    Later replies are evidence of injection, kept apart in ``extra_responses``."""
+    observation.rcode = dns.rcode.to_text(first.rcode())
+    observation.answers, observation.answers_dropped = _answers(first)
+    observation.failure = _reply_failure(first, rdtype)
 
 
 def _rdtype(query_type: str) -> dns.rdatatype.RdataType:

@@ -36,6 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_limit_options(p: argparse.ArgumentParser) -> None:
+    """What the collector accepts and how much work it takes on, in the order ``--help`` shows.
+
+    Kept in one place (rather than spread through ``register``) because the defaults
+    come from the collector app, imported only when the parser is built."""
     from probe.server.collector.app import (
         DEFAULT_BODY_TIMEOUT,
         DEFAULT_MAX_BYTES,
@@ -43,20 +47,31 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
         DEFAULT_RATE_LIMIT,
     )
 
+    _add_batch_size_options(p, max_items=DEFAULT_MAX_ITEMS, max_bytes=DEFAULT_MAX_BYTES)
+    _add_asn_options(p)
+    _add_load_options(p, body_timeout=DEFAULT_BODY_TIMEOUT, rate_limit=DEFAULT_RATE_LIMIT)
+
+
+def _add_batch_size_options(p: argparse.ArgumentParser, *, max_items: int, max_bytes: int) -> None:
+    """How big one upload may be: the collector refuses larger batches before parsing them."""
     p.add_argument(
         "--max-batch-items",
         type=int,
-        default=DEFAULT_MAX_ITEMS,
+        default=max_items,
         metavar="N",
-        help=f"most measurements per request (default {DEFAULT_MAX_ITEMS})",
+        help=f"most measurements per request (default {max_items})",
     )
     p.add_argument(
         "--max-batch-bytes",
         type=int,
-        default=DEFAULT_MAX_BYTES,
+        default=max_bytes,
         metavar="N",
-        help=f"largest request body in bytes (default {DEFAULT_MAX_BYTES})",
+        help=f"largest request body in bytes (default {max_bytes})",
     )
+
+
+def _add_asn_options(p: argparse.ArgumentParser) -> None:
+    """Where an uploader's AS number comes from when its records do not carry one."""
     p.add_argument(
         "--asn-db",
         type=Path,
@@ -69,6 +84,10 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="with --asn-db behind a reverse proxy: the header holding the client address (e.g. X-Real-IP)",
     )
+
+
+def _add_load_options(p: argparse.ArgumentParser, *, body_timeout: float, rate_limit: int) -> None:
+    """How much work the collector takes on at once and how much one client may ask of it."""
     p.add_argument(
         "--write-concurrency",
         type=int,
@@ -78,18 +97,18 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--body-timeout",
         type=float,
-        default=DEFAULT_BODY_TIMEOUT,
+        default=body_timeout,
         metavar="SECONDS",
         help=f"seconds a request body may take, plus 1 s per 8 KiB of it; slower clients get 408 "
-        f"(default {DEFAULT_BODY_TIMEOUT:g})",
+        f"(default {body_timeout:g})",
     )
     p.add_argument(
         "--rate-limit",
         type=int,
-        default=DEFAULT_RATE_LIMIT,
+        default=rate_limit,
         metavar="PER_MINUTE",
         help=f"batches one probe may send per minute, in bursts of a tenth of that; beyond it 429 with "
-        f"Retry-After (default {DEFAULT_RATE_LIMIT}; 0: no limit)",
+        f"Retry-After (default {rate_limit}; 0: no limit)",
     )
     p.add_argument(
         "--workers",
