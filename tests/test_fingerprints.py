@@ -282,3 +282,21 @@ def test_download_http_error_raises(tmp_path: Path, file_server: tuple[str, dict
     with pytest.raises(httpx.HTTPStatusError):
         download_fingerprints(tmp_path / "out", base_url=base)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("override", [None, "moved-data"])
+def test_download_dir_follows_the_volunteer_paths_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, override: str | None
+) -> None:
+    """If KUZOT_DATA_DIR is set or not, then analysis puts OONI's files where probe.volunteer.paths says.
+
+    analysis may not import the volunteer layer, so it computes the directory itself;
+    this keeps the two rules from drifting apart."""
+    from analysis.fingerprints import user_fingerprint_dir
+    from probe.volunteer.paths import DATA_DIR_ENV, fingerprints_dir
+
+    if override is None:
+        monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    else:
+        monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / override))
+    assert user_fingerprint_dir() == fingerprints_dir()
