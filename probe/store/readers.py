@@ -1,0 +1,124 @@
+"""Reading stored measurements by database URL, for analysis and reports.
+
+Why a module of its own, and the one piece of ``probe.store`` that ``analysis`` may
+import: analysis must be able to read any Kuzot database (a volunteer's SQLite, the
+collector's PostgreSQL) while the schema stays known in one package.  These readers
+take a URL and open a plain engine of their own (no schema upgrade, no directory
+created, no SQLite pragmas), hand back canonical records and envelope columns as
+stored (the archival format itself), and import nothing of the probe but the models,
+so judging stays pure and runs anywhere the data is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import create_engine, select, text
+
+from probe.store.models import MeasurementRow
+
+_TABLE = MeasurementRow.__table__
+
+
+def iter_records(
+    db_url: str,
+    *,
+    domain: str | None = None,
+    probe_asn: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    include_canaries: bool = True,
+    batch: int = 2000,
+) -> Iterator[str]:
+    """Stored canonical records (JSON text) in time order, streamed ``batch`` at a time;
+    ``domain`` means the site with or without "www." (and its run's canaries, if kept)."""
+    clauses = []
+    params: dict[str, object] = {}
+    if domain is not None:
+        bare = domain.strip().lower().rstrip(".").removeprefix("www.")
+        match = "domain IN (:domain, :www_domain)"
+        clauses.append(f"({match} OR role = 'canary')" if include_canaries else match)
+        params["domain"], params["www_domain"] = bare, f"www.{bare}"
+    if probe_asn is not None:
+        clauses.append("probe_asn = :asn")
+        params["asn"] = probe_asn
+    if since is not None:
+        clauses.append("started_at >= :since")
+        params["since"] = since
+    if until is not None:
+        clauses.append("started_at < :until")
+        params["until"] = until
+    if not include_canaries:
+        clauses.append("role <> 'canary'")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    query = text(f"SELECT record FROM measurements {where} ORDER BY started_at, id")
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(yield_per=batch).execute(query, params)
+            for (record,) in result:
+                yield record
+    finally:
+        engine.dispose()
+
+
+def canary_ids(db_url: str, measurement_ids: Sequence[str], *, chunk: int = 500) -> list[str]:
+    """The canaries measured in the same runs as ``measurement_ids``, sorted."""
+    engine = create_engine(db_url)
+    found: set[str] = set()
+    try:
+        with engine.connect() as conn:
+            for i in range(0, len(measurement_ids), chunk):
+                part = measurement_ids[i : i + chunk]
+                params = {f"m{j}": mid for j, mid in enumerate(part)}
+                names = ", ".join(f":m{j}" for j in range(len(part)))
+                query = text(
+                    "SELECT id FROM measurements WHERE role = 'canary' AND run_id IN "
+                    f"(SELECT run_id FROM measurements WHERE id IN ({names}) AND run_id IS NOT NULL)"
+                )
+                found.update(row[0] for row in conn.execute(query, params))
+    finally:
+        engine.dispose()
+    return sorted(found)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def time_order(db_url: str, ids: Sequence[str], *, chunk: int) -> tuple[list[str], set[str]]:
+    """(the ``ids`` found, sorted by (started_at, id) as the database sorts them; the ids
+    not found).  Only the keys are held in memory, never the records."""
+    keys: list[tuple[Any, str]] = []
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            for part in _chunks(ids, chunk):
+                query = select(_TABLE.c.started_at, _TABLE.c.id).where(_TABLE.c.id.in_(part))
+                keys.extend((started_at, mid) for started_at, mid in conn.execute(query))
+    finally:
+        engine.dispose()
+    missing = set(ids) - {mid for _, mid in keys}
+    keys.sort()
+    return [mid for _, mid in keys], missing
+
+
+def iter_envelopes(
+    db_url: str, ids: Sequence[str], columns: Sequence[str], *, chunk: int
+) -> Iterator[Any]:
+    """Rows with ``columns`` of the ``ids``, in the order given (ids not stored are
+    skipped), read ``chunk`` at a time so memory holds one chunk of records."""
+    wanted = [_TABLE.c[name] for name in columns]
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            for part in _chunks(ids, chunk):
+                rows = {row.id: row for row in conn.execute(select(*wanted).where(_TABLE.c.id.in_(part)))}
+                for mid in part:
+                    if mid in rows:
+                        yield rows[mid]
+    finally:
+        engine.dispose()
