@@ -79,7 +79,7 @@ def mark_uploaded(store: Store, ids: Sequence[str]) -> None:
             )
 
 
-def target_counts_by_run(store: Store) -> dict[str, int]:
+def target_counts_by_run(store: Store) -> dict[str | None, int]:
     """{run id: target measurements stored for it} (``kuzot status``)."""
     with Session(store.engine) as session:
         return {
