@@ -80,7 +80,7 @@ ANALYSIS_IO: dict[str, str] = {
 #: by database URL): all SQL lives in ``probe/store/``, analysis asks it for rows.
 STORE_READERS = "probe.store.readers"
 #: The analysis I/O modules that read the database, hence may import :data:`STORE_READERS`.
-READS_THE_STORE = ("analysis/data.py", "analysis/evidence.py")
+READS_THE_STORE = ("analysis/data.py", "analysis/evidence.py", "analysis/verdict_cache.py")
 
 #: Modules whose import means database, network or process I/O.
 IO_MODULES = (
