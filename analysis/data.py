@@ -1,10 +1,10 @@
 """Load measurements from any Kuzot database (a volunteer's SQLite or the collector's
 PostgreSQL) for analysis.
 
-Why not reuse ``probe.store``: the analysis layer may import only the record types
-and failures from the probe, so that judging stays pure and can run anywhere the data
-is.  Reading needs nothing but the ``measurements`` table's canonical records, which is
-the archival format itself, so a plain SQL query suffices.
+Why through :mod:`probe.store.readers` and nothing else of the store: the schema is
+known in one package (``probe.store``), while the analysis layer imports from the probe
+only what keeps judging pure (records, failures) and this one read-only module, which
+opens a plain engine by URL and hands back the stored canonical records.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import create_engine, text
-
+import probe.store.readers as readers
 from probe.records import Measurement
 
 
@@ -29,35 +28,17 @@ def iter_measurements(
 ) -> Iterator[Measurement]:
     """Measurements in time order.  Canaries are included by default because verdicts need
     them to tell a dead link (``probe_offline``) from blocking."""
-    clauses = []
-    params: dict[str, object] = {}
-    if domain is not None:
-        # "azattyk.org" means the site, with or without "www."
-        bare = domain.strip().lower().rstrip(".").removeprefix("www.")
-        match = "domain IN (:domain, :www_domain)"
-        clauses.append(f"({match} OR role = 'canary')" if include_canaries else match)
-        params["domain"], params["www_domain"] = bare, f"www.{bare}"
-    if probe_asn is not None:
-        clauses.append("probe_asn = :asn")
-        params["asn"] = probe_asn
-    if since is not None:
-        clauses.append("started_at >= :since")
-        params["since"] = since
-    if until is not None:
-        clauses.append("started_at < :until")
-        params["until"] = until
-    if not include_canaries:
-        clauses.append("role <> 'canary'")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    query = text(f"SELECT record FROM measurements {where} ORDER BY started_at, id")
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            result = conn.execution_options(yield_per=batch).execute(query, params)
-            for (record,) in result:
-                yield Measurement.from_json(record)
-    finally:
-        engine.dispose()
+    records = readers.iter_records(
+        db_url,
+        domain=domain,
+        probe_asn=probe_asn,
+        since=since,
+        until=until,
+        include_canaries=include_canaries,
+        batch=batch,
+    )
+    for record in records:
+        yield Measurement.from_json(record)
 
 
 def load_measurements(db_url: str, **filters: object) -> list[Measurement]:
@@ -92,19 +73,4 @@ def load_verdicts(db_url: str, **filters: object):  # -> pandas.DataFrame
 def canary_ids(db_url: str, measurement_ids: list[str], *, chunk: int = 500) -> list[str]:
     """The canaries measured in the same runs as ``measurement_ids``: the evidence that
     a run's probe was online (or, when they all failed, that it was not)."""
-    engine = create_engine(db_url)
-    found: set[str] = set()
-    try:
-        with engine.connect() as conn:
-            for i in range(0, len(measurement_ids), chunk):
-                part = measurement_ids[i : i + chunk]
-                params = {f"m{j}": mid for j, mid in enumerate(part)}
-                names = ", ".join(f":m{j}" for j in range(len(part)))
-                query = text(
-                    "SELECT id FROM measurements WHERE role = 'canary' AND run_id IN "
-                    f"(SELECT run_id FROM measurements WHERE id IN ({names}) AND run_id IS NOT NULL)"
-                )
-                found.update(row[0] for row in conn.execute(query, params))
-    finally:
-        engine.dispose()
-    return sorted(found)
+    return readers.canary_ids(db_url, measurement_ids, chunk=chunk)

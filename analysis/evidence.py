@@ -13,8 +13,9 @@ Layout (paths relative to the report directory)::
     evidence/measurements.jsonl   one signed measurement a line, by (started_at, id)
     evidence/MANIFEST.sha256      ``sha256sum`` lines for every other file; written last
 
-Reading uses plain SQL on the ``measurements`` table, as :mod:`analysis.data`, because
-the analysis layer must not depend on the probe's store.
+Reading goes through :mod:`probe.store.readers`, as :mod:`analysis.data` does: the one
+piece of the probe's store the analysis layer may import, so the schema stays known in
+one package.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, column, create_engine, select, table
-
+import probe.store.readers as readers
 from probe.errors import ReportError
 from probe.records import canonical_json
 
@@ -40,18 +40,6 @@ MANIFEST_NAME = "MANIFEST.sha256"
 #: and large enough that a million measurements take a few thousand queries.
 CHUNK = 500
 
-_measurements = table(
-    "measurements",
-    column("id"),
-    column("source"),
-    column("started_at"),
-    column("content_hash"),
-    column("signature"),
-    column("key_id"),
-    column("public_key"),
-    column("record"),
-)
-
 #: The envelope fields of an evidence line, in the order they are written; ``record``
 #: follows them, last, so a reader's eye finds the identifying fields first.
 _ENVELOPE = ("id", "source", "content_hash", "signature", "key_id", "public_key")
@@ -61,28 +49,17 @@ class EvidenceError(ReportError):
     """The evidence cannot be written as asked (unknown measurement ids, odd file names)."""
 
 
-def _chunks(items: list[str]) -> Iterator[list[str]]:
-    size = CHUNK  # read at call time, so a test can shrink it to cross chunk boundaries
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _order(conn: Connection, ids: list[str]) -> list[str]:
+def _order(db_url: str, ids: list[str]) -> list[str]:
     """The requested ids sorted by (started_at, id), as the database sorts them.
 
     Only the keys are held in memory, never the records: the sort has to see every id
     before the first line can be written, and a key is a few dozen bytes."""
-    keys: list[tuple[Any, str]] = []
-    for chunk in _chunks(ids):
-        query = select(_measurements.c.started_at, _measurements.c.id).where(_measurements.c.id.in_(chunk))
-        keys.extend((started_at, mid) for started_at, mid in conn.execute(query))
-    missing = set(ids) - {mid for _, mid in keys}
+    ordered, missing = readers.time_order(db_url, ids, chunk=CHUNK)
     if missing:
         shown = ", ".join(sorted(missing)[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise EvidenceError(f"{len(missing)} measurement(s) not in the database: {shown}{more}")
-    keys.sort()
-    return [mid for _, mid in keys]
+    return ordered
 
 
 def _evidence_line(row: Any) -> bytes:
@@ -114,22 +91,15 @@ def write_evidence(
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / name
     partial = directory / f".{name}.partial"
-    engine = create_engine(db_url)
     try:
-        with engine.connect() as conn, open(partial, "wb") as out:
-            ordered = _order(conn, ids)
-            wanted = [_measurements.c[field] for field in (*_ENVELOPE, "record")]
-            for chunk in _chunks(ordered):
-                rows = {
-                    row.id: row for row in conn.execute(select(*wanted).where(_measurements.c.id.in_(chunk)))
-                }
-                for mid in chunk:
-                    out.write(_evidence_line(rows[mid]))
+        ordered = _order(db_url, ids)
+        with open(partial, "wb") as out:
+            for row in readers.iter_envelopes(db_url, ordered, (*_ENVELOPE, "record"), chunk=CHUNK):
+                out.write(_evidence_line(row))
             out.flush()
             os.fsync(out.fileno())
         partial.replace(target)
     finally:
-        engine.dispose()
         partial.unlink(missing_ok=True)
     return target
 

@@ -14,8 +14,9 @@ run judged here are judged with their run's canaries (as :func:`judge_all` does)
 run that gains canaries after its targets were judged (a resumed run) should be
 re-judged with ``prune``.
 
-Pure SQL over the table the probe's migrations create (the analysis layer does not
-import the probe's store), so it works on SQLite and PostgreSQL alike.
+The SQL over the tables lives in :mod:`probe.store.readers` (the one piece of the
+probe's store the analysis layer imports), plain enough to work on SQLite and
+PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from typing import Any
 
 import pandas as pd
 from orjson import loads as _loads
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy import Engine
 
+import probe.store.readers as readers
 from analysis.fingerprints import FingerprintSet
 from analysis.verdicts import RULES_VERSION, VERDICT_COLUMNS, Verdict, judge_all, verdicts_frame
 from probe.records import Measurement
@@ -43,32 +44,6 @@ def fingerprints_digest(fingerprints: FingerprintSet) -> str:
         digest.update(repr(fp).encode())
         digest.update(b"\n")
     return digest.hexdigest()[:16]
-
-
-def _where(
-    domain: str | None,
-    probe_asn: int | None,
-    since: datetime | None,
-    until: datetime | None,
-    alias: str = "m",
-) -> tuple[str, dict[str, Any]]:
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    a = alias
-    if domain is not None:
-        bare = domain.strip().lower().rstrip(".").removeprefix("www.")
-        clauses.append(f"({a}.domain IN (:domain, :www_domain) OR {a}.role = 'canary')")
-        params["domain"], params["www_domain"] = bare, f"www.{bare}"
-    if probe_asn is not None:
-        clauses.append(f"{a}.probe_asn = :asn")
-        params["asn"] = probe_asn
-    if since is not None:
-        clauses.append(f"{a}.started_at >= :since")
-        params["since"] = since
-    if until is not None:
-        clauses.append(f"{a}.started_at < :until")
-        params["until"] = until
-    return (f" AND {' AND '.join(clauses)}" if clauses else ""), params
 
 
 def _store(engine: Engine, verdicts: Iterable[Verdict], digest: str) -> bool:
@@ -87,21 +62,8 @@ def _store(engine: Engine, verdicts: Iterable[Verdict], digest: str) -> bool:
         }
         for v in verdicts
     ]
-    if not rows:
-        return True
-    insert = text(
-        "INSERT INTO verdict_cache (measurement_id, rules_version, fingerprints, status, blocking, "
-        "confirmed, reason, rule_id, observation_ids) VALUES (:measurement_id, :rules_version, "
-        ":fingerprints, :status, :blocking, :confirmed, :reason, :rule_id, :observation_ids) "
-        "ON CONFLICT DO NOTHING"
-    )
-    try:
-        with engine.begin() as conn:
-            for start in range(0, len(rows), 5000):
-                conn.execute(insert, rows[start : start + 5000])
-    except (OperationalError, ProgrammingError):
-        return False  # a read-only database (or one without the table): judged, just not cached
-    return True
+    # False: a read-only database (or one without the table): judged, just not cached
+    return readers.insert_verdicts(engine, rows)
 
 
 def judge_stored(
@@ -124,29 +86,15 @@ def judge_stored(
     judged, and the verdicts the database would not take (a read-only database), which
     the caller must keep itself."""
     digest = fingerprints_digest(fingerprints)
-    where, params = _where(domain, probe_asn, since, until)
-    where_t, _ = _where(domain, probe_asn, since, until, alias="t")
-    params.update(rules=RULES_VERSION, fp=digest)
-
-    def uncached(alias: str) -> str:
-        return (
-            f"NOT EXISTS (SELECT 1 FROM verdict_cache v WHERE v.measurement_id = {alias}.id "
-            "AND v.rules_version = :rules AND v.fingerprints = :fp)"
-        )
-
-    # Canaries only of runs that have a target to judge: a warm cache reads nothing.
-    missing_query = text(
-        "SELECT m.run_id, m.role, m.record FROM measurements m "
-        f"WHERE ((m.role <> 'canary' AND {uncached('m')}) OR (m.role = 'canary' AND m.run_id IN "
-        "(SELECT t.run_id FROM measurements t WHERE t.role <> 'canary' AND t.run_id IS NOT NULL "
-        f"AND {uncached('t')}{where_t}))){where} ORDER BY m.run_id, m.started_at, m.id"
+    engine = readers.open_engine(db_url)
+    rows = readers.iter_uncached(
+        engine, RULES_VERSION, digest, domain=domain, probe_asn=probe_asn, since=since, until=until,
+        batch=batch,
     )
-    engine = create_engine(db_url)
     try:
-        with engine.connect() as conn:
-            rows = conn.execution_options(yield_per=batch).execute(missing_query, params)
-            return _judge_missing(engine, rows, fingerprints, digest, workers=workers)
+        return _judge_missing(engine, rows, fingerprints, digest, workers=workers)
     finally:
+        rows.close()
         engine.dispose()
 
 
@@ -176,20 +124,15 @@ def cached_verdicts(
         workers=workers,
     )
     digest = fingerprints_digest(fingerprints)
-    where, params = _where(domain, probe_asn, since, until)
-    params.update(rules=RULES_VERSION, fp=digest)
-    query = text(
-        "SELECT m.id, m.url, m.domain, m.probe_asn, m.started_at, v.status, v.blocking, v.confirmed, "
-        "v.reason, v.rule_id, v.rules_version, v.observation_ids "
-        "FROM measurements m JOIN verdict_cache v ON v.measurement_id = m.id "
-        "AND v.rules_version = :rules AND v.fingerprints = :fp "
-        f"WHERE m.role <> 'canary'{where} ORDER BY m.started_at, m.id"
+    engine = readers.open_engine(db_url)
+    rows = readers.iter_cached(
+        engine, RULES_VERSION, digest, domain=domain, probe_asn=probe_asn, since=since, until=until,
+        batch=batch,
     )
-    engine = create_engine(db_url)
     try:
-        with engine.connect() as conn:
-            frame = _read_frame(conn.execution_options(yield_per=batch).execute(query, params))
+        frame = _read_frame(rows)
     finally:
+        rows.close()
         engine.dispose()
     if unstored:
         frame = pd.concat([frame, verdicts_frame(unstored)], ignore_index=True)
@@ -315,18 +258,4 @@ def _utc(value: Any) -> datetime:
 
 def prune(db_url: str, *, keep_current: bool = True) -> int:
     """Delete cached verdicts of other rules versions (all, with ``keep_current=False``)."""
-    engine = create_engine(db_url)
-    try:
-        with engine.begin() as conn:
-            if keep_current:
-                result = conn.execute(
-                    text("DELETE FROM verdict_cache WHERE rules_version <> :r"), {"r": RULES_VERSION}
-                )
-            else:
-                result = conn.execute(text("DELETE FROM verdict_cache"))
-            return int(result.rowcount or 0)
-    finally:
-        engine.dispose()
-
-
-__all__ = ["cached_verdicts", "fingerprints_digest", "judge_stored", "prune"]
+    return readers.delete_verdicts(db_url, except_rules_version=RULES_VERSION if keep_current else None)

@@ -2,7 +2,11 @@
 
 - ``analysis`` imports from ``probe`` only the archival records, the failure vocabulary,
   the exception tree (judging is pure and runs wherever the data is) and the gettext loader
-  ``probe.catalogs`` (one way to read every domain's catalog).
+  ``probe.catalogs`` (one way to read every domain's catalog).  One exception: the
+  analysis modules named for I/O (:data:`ANALYSIS_IO`) may import
+  :data:`STORE_READERS`, and nothing else of ``probe.store``, because all SQL lives in
+  ``probe/store/`` (the schema is known in one package) while analysis must still read
+  any database by URL; that module opens a plain engine and returns stored records.
 - ``probe.records``, ``probe.failures`` and ``probe.errors`` import nothing else of the
   project (``probe.errors`` and ``probe.catalogs`` nothing at all).
 - only the CLI layer (``probe.cli`` and its ``commands``) and the Explorer (``probe.web``,
@@ -71,6 +75,12 @@ ANALYSIS_IO: dict[str, str] = {
     "analysis/verdicts/__main__.py": "regenerates the rule table in docs/verdicts.md",
     "analysis/i18n.py": "reads the bundled gettext catalogs",
 }
+
+#: The one module of ``probe.store`` the analysis I/O modules may import (read-only,
+#: by database URL): all SQL lives in ``probe/store/``, analysis asks it for rows.
+STORE_READERS = "probe.store.readers"
+#: The analysis I/O modules that read the database, hence may import :data:`STORE_READERS`.
+READS_THE_STORE = ("analysis/data.py", "analysis/evidence.py", "analysis/verdict_cache.py")
 
 #: Modules whose import means database, network or process I/O.
 IO_MODULES = (
@@ -172,15 +182,24 @@ def _layer(name: str) -> int:
 
 
 def test_analysis_imports_only_records_failures_and_errors_from_probe() -> None:
-    """If an analysis module imports the probe, then only probe.records, probe.failures, probe.errors or probe.catalogs."""
+    """If an analysis module imports the probe, then only records, failures, errors, catalogs (and, in an I/O module, the store's readers)."""
     allowed = {"probe", "probe.records", "probe.failures", "probe.errors", "probe.catalogs"}
     offenders = {
         f"{path.relative_to(ROOT)}: {name}"
         for path in _modules("analysis")
         for name in _project_imports(path)
-        if _within(name, "probe") and name not in allowed
+        if _within(name, "probe")
+        and name not in allowed
+        and not (name == STORE_READERS and path.relative_to(ROOT).as_posix() in READS_THE_STORE)
     }
     assert not offenders, sorted(offenders)
+
+
+def test_the_store_readers_import_only_the_models() -> None:
+    """If the store's readers import project code, then only the table models (analysis stays free of the writer, the volunteer layer and the servers)."""
+    project = _project_imports(ROOT / "probe" / "store" / "readers.py")
+    assert project <= {"probe.store.models"}, project
+    assert set(READS_THE_STORE) <= set(ANALYSIS_IO)
 
 
 def test_archival_format_depends_on_nothing_else() -> None:

@@ -32,14 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 
 from probe import __version__
 from probe.errors import UploadError
-from probe.records import utc_now
 from probe.store import Store
-from probe.store.models import MeasurementRow
+from probe.store.queue import mark_uploaded, queued_count, queued_rows
+from probe.store.queue import queued_ids as _queued_ids
 
 TOKEN_FILE = "collector-tokens.json"
 DEFAULT_BATCH_ITEMS = 100
@@ -126,27 +124,6 @@ def save_token(directory: Path, base: str, probe_id: str, token: str) -> None:
 # --- the queue --------------------------------------------------------------------------
 
 
-def queued_count(store: Store) -> int:
-    with Session(store.engine) as session:
-        return int(
-            session.scalar(
-                select(func.count()).select_from(MeasurementRow).where(MeasurementRow.uploaded_at.is_(None))
-            )
-            or 0
-        )
-
-
-def _queued_ids(store: Store) -> list[str]:
-    with Session(store.engine) as session:
-        return list(
-            session.scalars(
-                select(MeasurementRow.id)
-                .where(MeasurementRow.uploaded_at.is_(None))
-                .order_by(MeasurementRow.stored_at, MeasurementRow.id)
-            )
-        )
-
-
 def _item_json(row: Any) -> bytes:
     """One batch item, assembled around the stored canonical record without re-parsing
     it: the bytes the collector hashes are exactly the bytes that were signed."""
@@ -161,39 +138,12 @@ def _item_json(row: Any) -> bytes:
 
 def _items(store: Store, ids: Sequence[str]) -> Iterator[tuple[str, bytes]]:
     """(id, item JSON) for the ids still queued, read a few hundred at a time."""
-    columns = (
-        MeasurementRow.id,
-        MeasurementRow.record,
-        MeasurementRow.content_hash,
-        MeasurementRow.signature,
-        MeasurementRow.key_id,
-        MeasurementRow.public_key,
-    )
     for start in range(0, len(ids), 200):
         chunk = ids[start : start + 200]
-        with Session(store.engine) as session:
-            rows = {
-                row.id: row
-                for row in session.execute(
-                    select(*columns).where(MeasurementRow.id.in_(chunk), MeasurementRow.uploaded_at.is_(None))
-                )
-            }
+        rows = queued_rows(store, chunk)
         for mid in chunk:
             if mid in rows:  # gone meanwhile: another upload acknowledged it
                 yield mid, _item_json(rows[mid])
-
-
-def mark_uploaded(store: Store, ids: Sequence[str]) -> None:
-    if not ids:
-        return
-    now = utc_now()
-    with Session(store.engine) as session, session.begin():
-        for start in range(0, len(ids), 500):
-            session.execute(
-                update(MeasurementRow)
-                .where(MeasurementRow.id.in_(ids[start : start + 500]))
-                .values(uploaded_at=now)
-            )
 
 
 # --- the uploader -----------------------------------------------------------------------

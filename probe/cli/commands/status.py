@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
 from probe.cli._common import add_db_option, open_store
 from probe.cli._output import write_rows
 from probe.i18n import gettext as _
 from probe.records import format_time
-from probe.store.models import MeasurementRow
+from probe.store.queue import queued_count, target_counts_by_run
 from probe.volunteer.schedule import next_scheduled_run
 
 
@@ -40,17 +37,8 @@ def _read(store, limit: int):  # -> (runs, bytes by run, measurements by run, up
     try:
         runs = store.runs()[-limit:]
         bytes_by_run = store.bytes_used_by_run()
-        with Session(store.engine) as session:
-            counts = dict(
-                session.execute(
-                    select(MeasurementRow.run_id, func.count())
-                    .where(MeasurementRow.role == "target")
-                    .group_by(MeasurementRow.run_id)
-                ).all()
-            )
-            queued = session.scalar(
-                select(func.count()).select_from(MeasurementRow).where(MeasurementRow.uploaded_at.is_(None))
-            )
+        counts = target_counts_by_run(store)
+        queued = queued_count(store)
     finally:
         store.close()
     return runs, bytes_by_run, counts, queued

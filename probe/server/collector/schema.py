@@ -33,37 +33,60 @@ from probe.records import (
     TcpObservation,
     TlsObservation,
 )
+from probe.store.models import (
+    Base,
+    DnsObservationRow,
+    HttpObservationRow,
+    MeasurementRow,
+    TcpObservationRow,
+    TlsObservationRow,
+)
 
 _INT32 = (0, 2**31 - 1)
 #: Seconds: any finite offset a real clock gives; refuses 1e400 (which reads as infinity).
 _SECONDS = Annotated[float, msgspec.Meta(ge=-1e12, le=1e12)]
 
+#: Where each length-checked record field is stored: (model, {field: column}).
+_COLUMNS: dict[type, tuple[type[Base], dict[str, str]]] = {
+    Measurement: (
+        MeasurementRow,
+        {f: f for f in ("id", "run_id", "domain", "role", "category_code", "probe_cc")},
+    ),
+    DnsObservation: (
+        DnsObservationRow,
+        {
+            "id": "obs_id",
+            **{f: f for f in ("hostname", "query_type", "resolver", "transport", "rcode", "failure")},
+        },
+    ),
+    TcpObservation: (TcpObservationRow, {"id": "obs_id", "ip": "ip", "failure": "failure"}),
+    TlsObservation: (
+        TlsObservationRow,
+        {"id": "obs_id", **{f: f for f in ("ip", "server_name", "purpose", "version", "cipher", "failure")}},
+    ),
+    HttpObservation: (
+        HttpObservationRow,
+        {"id": "obs_id", "ip": "ip", "failure": "failure", "body_sha256": "body_sha256"},
+    ),
+    CertificateInfo: (TlsObservationRow, {"sha256": "leaf_sha256"}),
+    # the control's failure has the observations' vocabulary, hence their column's width
+    ControlObservations: (TcpObservationRow, {"failure": "failure"}),
+}
+
+
+def _column_length(model: type[Base], column: str) -> int:
+    length = getattr(model.__table__.c[column].type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"{model.__name__}.{column} has no length to check against")  # pragma: no cover
+    return length
+
+
 #: String columns of the index, by record class and field: longer values are refused
 #: so that SQLite (which keeps anything) and PostgreSQL (which refuses) accept alike.
+#: Read from the models, so a widened column widens what the collector accepts.
 MAX_LENGTH: dict[type, dict[str, int]] = {
-    Measurement: {"id": 64, "run_id": 36, "domain": 253, "role": 16, "category_code": 16, "probe_cc": 2},
-    DnsObservation: {
-        "id": 40,
-        "hostname": 253,
-        "query_type": 8,
-        "resolver": 300,
-        "transport": 10,
-        "rcode": 16,
-        "failure": 64,
-    },
-    TcpObservation: {"id": 40, "ip": 45, "failure": 64},
-    TlsObservation: {
-        "id": 40,
-        "ip": 45,
-        "server_name": 253,
-        "purpose": 16,
-        "version": 16,
-        "cipher": 80,
-        "failure": 64,
-    },
-    HttpObservation: {"id": 40, "ip": 45, "failure": 64, "body_sha256": 64},
-    CertificateInfo: {"sha256": 64},
-    ControlObservations: {"failure": 64},
+    cls: {field: _column_length(model, column) for field, column in fields.items()}
+    for cls, (model, fields) in _COLUMNS.items()
 }
 
 #: Integer columns of the index (PostgreSQL ``integer`` is 32-bit signed).

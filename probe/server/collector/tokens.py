@@ -11,12 +11,9 @@ import hashlib
 import secrets
 import uuid
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from probe.records import utc_now
 from probe.store import Store
-from probe.store.models import ProbeRow
+from probe.store.probes import add_probe, probe_id_for_token_hash
 
 
 def token_hash(token: str) -> str:
@@ -27,12 +24,10 @@ def register_probe(store: Store) -> tuple[str, str]:
     """A new probe's ``(probe_id, token)``; the token is returned once and never stored."""
     token = secrets.token_urlsafe(32)
     probe_id = str(uuid.uuid4())
-    with Session(store.engine) as session, session.begin():
-        session.add(ProbeRow(id=probe_id, token_hash=token_hash(token), created_at=utc_now()))
+    add_probe(store, probe_id, token_hash(token), utc_now())
     return probe_id, token
 
 
 def probe_for_token(store: Store, token: str) -> str | None:
     """The id of the probe this token belongs to, or None for an unknown token."""
-    with Session(store.engine) as session:
-        return session.scalar(select(ProbeRow.id).where(ProbeRow.token_hash == token_hash(token)))
+    return probe_id_for_token_hash(store, token_hash(token))
