@@ -46,7 +46,8 @@ def handle(args: argparse.Namespace) -> int:
         # Not "checked and found wrong" but "could not check": say why on stderr, as
         # other commands do for bad input.
         for problem in result.problems:
-            print(_printable(f"kuzot verify: {args.directory}: {localized(problem.message)}"), file=sys.stderr)
+            message = localized(problem.message)
+            print(_printable(f"kuzot verify: {args.directory}: {message}"), file=sys.stderr)
         return status
     for problem in result.problems:
         print(_printable(problem.localized()))
