@@ -67,4 +67,60 @@ def ngettext(singular: str, plural: str, n: int, lang: str | None = None) -> str
     return translations(lang or language()).ngettext(singular, plural, n)
 
 
-__all__ = ["LANGUAGES", "N_", "gettext", "language", "ngettext", "translations", "use_configured"]
+class Message(str):
+    """A sentence that is English wherever it is kept as data (JSON output, stored
+    records, which scripts parse) and still shown translated to a person
+    (:func:`localized`).  Its value is the English text; ``msgid`` and ``params`` let the
+    terminal say it in another language.  Mark the msgid with :func:`N_` so it is extracted."""
+
+    msgid: str
+    params: dict[str, object]
+
+    def __new__(cls, msgid: str, /, **params: object) -> Message:
+        self = super().__new__(cls, msgid.format(**params))
+        self.msgid = msgid
+        self.params = params
+        return self
+
+    def localized(self, lang: str | None = None) -> str:
+        """The sentence in ``lang`` (else the terminal's language), its parts too."""
+        values = {name: localized(value, lang) for name, value in self.params.items()}
+        return gettext(self.msgid, lang).format(**values)
+
+    def __copy__(self) -> Message:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Message:
+        return self
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_message, (self.msgid, self.params))
+
+
+def _message(msgid: str, params: dict[str, object]) -> Message:
+    return Message(msgid, **params)
+
+
+def localized(text: object, lang: str | None = None) -> str:
+    """``text`` for a person: a :class:`Message` translated, anything else as it is."""
+    return text.localized(lang) if isinstance(text, Message) else str(text)
+
+
+def reason(exc: BaseException) -> str:
+    """The :class:`Message` an exception was raised with (``str(exc)`` would lose it)."""
+    first = exc.args[0] if len(exc.args) == 1 else None
+    return first if isinstance(first, Message) else str(exc)
+
+
+__all__ = [
+    "LANGUAGES",
+    "N_",
+    "Message",
+    "gettext",
+    "language",
+    "localized",
+    "ngettext",
+    "reason",
+    "translations",
+    "use_configured",
+]

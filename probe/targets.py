@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import idna
 
 from probe.errors import InputError
+from probe.i18n import N_, Message, localized, reason
 
 HEADER = ["url", "category_code", "category_description", "date_added", "source", "notes"]
 
@@ -110,13 +111,19 @@ class RefusedInput:
     line: int | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"url": self.url, "reason": self.reason, "source": self.source, "line": self.line}
+        return {"url": self.url, "reason": str(self.reason), "source": self.source, "line": self.line}
 
     def __str__(self) -> str:
-        reason = self.reason if repr(self.url) in self.reason else f"{self.reason}: {self.url!r}"
+        return self.localized("en")
+
+    def localized(self, lang: str | None = None) -> str:
+        """The refusal for a person, in ``lang`` (else the terminal's); the data keeps English."""
+        why = localized(self.reason, lang)
+        if repr(self.url) not in self.reason:
+            why = f"{why}: {self.url!r}"
         if self.line is not None:
-            return f"{self.source}:{self.line}: {reason}"
-        return f"{self.source}: {reason}" if self.source else reason
+            return f"{self.source}:{self.line}: {why}"
+        return f"{self.source}: {why}" if self.source else why
 
 
 def ascii_url(url: str) -> str:
@@ -131,11 +138,13 @@ def ascii_url(url: str) -> str:
     try:
         converted = idna.encode(host, uts46=True, transitional=False).decode("ascii")
     except (idna.IDNAError, UnicodeError) as exc:
-        raise ValueError(f"invalid internationalised host name {host!r} ({exc})") from None
+        raise ValueError(
+            Message(N_("invalid internationalised host name {host} ({error})"), host=repr(host), error=exc)
+        ) from None
     try:
         port = parts.port
     except ValueError:
-        raise ValueError("invalid port") from None
+        raise ValueError(Message(N_("invalid port"))) from None
     userinfo, _, _ = parts.netloc.rpartition("@")
     hostport = converted if port is None else f"{converted}:{port}"
     netloc = f"{userinfo}@{hostport}" if userinfo else hostport
@@ -146,7 +155,7 @@ def make_target(url: str, *args: str | None) -> Target:
     """A :class:`Target` for ``url`` (converted with :func:`ascii_url`, the original kept);
     raises :class:`ValueError` with the reason when the URL is not valid."""
     if url != url.strip() or any(ch.isspace() for ch in url):
-        raise ValueError("URL contains whitespace")
+        raise ValueError(Message(N_("URL contains whitespace")))
     converted = ascii_url(url)
     problem = check_url(converted)
     if problem:
@@ -154,29 +163,29 @@ def make_target(url: str, *args: str | None) -> Target:
     return Target(converted, *args, original_url=url if converted != url else "")  # type: ignore[arg-type,misc]  # args: the optional fields after url, as strings
 
 
-def check_url(url: str) -> str | None:
+def check_url(url: str) -> Message | str | None:
     """Why ``url`` is not a valid test-list URL, or None when it is (internationalised
     host names are valid: they are checked in their A-label form)."""
     if url != url.strip() or any(ch.isspace() for ch in url):
-        return "URL contains whitespace"
+        return Message(N_("URL contains whitespace"))
     try:
         url = ascii_url(url)
     except ValueError as exc:
-        return str(exc)
+        return reason(exc)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        return "URL must start with http:// or https://"
+        return Message(N_("URL must start with http:// or https://"))
     host = parts.hostname or ""
     if not host:
-        return "URL has no host"
+        return Message(N_("URL has no host"))
     if not _HOST_RE.match(host) and not _looks_like_ip(host):
-        return f"invalid host name {host!r}"
+        return Message(N_("invalid host name {host}"), host=repr(host))
     if not parts.path:
-        return "URL must have a path (add a trailing slash: https://example.org/)"
+        return Message(N_("URL must have a path (add a trailing slash: https://example.org/)"))
     try:
         _ = parts.port
     except ValueError:
-        return "invalid port"
+        return Message(N_("invalid port"))
     return None
 
 
@@ -204,11 +213,16 @@ def parse_targets(
     try:
         header = next(reader)
     except StopIteration:
-        raise TargetsError(f"{name}: file is empty (expected header {','.join(HEADER)})") from None
+        raise TargetsError(
+            _t(N_("{name}: file is empty (expected header {header})"), name=name, header=",".join(HEADER))
+        ) from None
     except csv.Error as exc:
         raise TargetsError(f"{name}:1: {exc}") from None
     if [h.strip().lstrip("\ufeff") for h in header] != HEADER:
-        raise TargetsError(f"{name}:1: header must be {','.join(HEADER)}; got {','.join(header)}")
+        raise TargetsError(
+            _t(N_("{where}: header must be {header}; got {got}"),
+               where=f"{name}:1", header=",".join(HEADER), got=",".join(header))
+        )
     targets: list[Target] = []
     seen: dict[str, int] = {}
     line_number = 1
@@ -220,7 +234,7 @@ def parse_targets(
             problem, target = _parse_row(row, seen, line_number)
             if problem is not None:
                 if refused is None:
-                    raise TargetsError(f"{name}:{line_number}: {problem}")
+                    raise TargetsError(f"{name}:{line_number}: {localized(problem)}")
                 refused.append(RefusedInput(row[0] if row else "", problem, name, line_number))
                 continue
             assert target is not None
@@ -229,28 +243,34 @@ def parse_targets(
     except csv.Error as exc:
         raise TargetsError(f"{name}:{line_number}: {exc}") from None
     if not targets and not (refused and refused[-1].source == name):
-        raise TargetsError(f"{name}: no URLs in the file")
+        raise TargetsError(_t(N_("{name}: no URLs in the file"), name=name))
     return targets
 
 
-def _parse_row(row: list[str], seen: dict[str, int], line_number: int) -> tuple[str | None, Target | None]:
-    """One row's problem (the message, naming the value), or its target."""
+def _parse_row(
+    row: list[str], seen: dict[str, int], line_number: int
+) -> tuple[Message | None, Target | None]:
+    """One row's problem (the message, naming the value; English in data, translated
+    when shown), or its target."""
     if len(row) != len(HEADER):
-        return f"expected {len(HEADER)} columns, found {len(row)}", None
+        wrong = Message(
+            N_("expected {expected} columns, found {found}"), expected=len(HEADER), found=len(row)
+        )
+        return wrong, None
     url, code, description, added, source, notes = row
     try:
         target = make_target(url, code, description, added, source, notes)
     except ValueError as exc:
-        return f"{exc}: {url!r}", None
+        return Message(N_("{reason}: {url}"), reason=reason(exc), url=repr(url)), None
     if code not in CATEGORY_CODES:
-        return f"unknown category code {code!r}", None
+        return Message(N_("unknown category code {code}"), code=repr(code)), None
     if added:
         try:
             date.fromisoformat(added)
         except ValueError:
-            return f"date_added must be YYYY-MM-DD, got {added!r}", None
+            return Message(N_("date_added must be YYYY-MM-DD, got {value}"), value=repr(added)), None
     if target.url in seen:
-        return f"duplicate URL {url} (first on line {seen[target.url]})", None
+        return Message(N_("duplicate URL {url} (first on line {line})"), url=url, line=seen[target.url]), None
     return None, target
 
 
@@ -259,11 +279,16 @@ def load_targets(path: str | Path, *, refused: list[RefusedInput] | None = None)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TargetsError(f"{path}: no such file") from None
+        raise TargetsError(_t(N_("{path}: no such file"), path=path)) from None
     except UnicodeDecodeError as exc:
-        raise TargetsError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise TargetsError(
+            _t(
+                N_("{path}: not UTF-8 text ({reason} at byte {byte})"),
+                path=path, reason=exc.reason, byte=exc.start,
+            )
+        ) from None
     except OSError as exc:
-        raise TargetsError(f"{path}: cannot read ({exc.strerror})") from None
+        raise TargetsError(_t(N_("{path}: cannot read ({reason})"), path=path, reason=exc.strerror)) from None
     return parse_targets(text, name=str(path), refused=refused)
 
 
@@ -276,9 +301,14 @@ def targets_from_urls(urls: list[str], *, refused: list[RefusedInput] | None = N
             targets.append(make_target(url))
         except ValueError as exc:
             if refused is None:
-                raise TargetsError(f"--url {url!r}: {exc}") from None
-            refused.append(RefusedInput(url, str(exc), "--url"))
+                raise TargetsError(f"--url {url!r}: {localized(reason(exc))}") from None
+            refused.append(RefusedInput(url, reason(exc), "--url"))
     return targets
+
+
+def _t(msgid: str, **params: object) -> str:
+    """A message for a person only (an error raised to the terminal), translated now."""
+    return Message(msgid, **params).localized()
 
 
 def default_targets_path() -> Path:

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from probe.errors import InputError
+from probe.i18n import N_
+from probe.i18n import gettext as _
 from probe.volunteer.paths import config_dir
 
 
@@ -30,7 +32,7 @@ class ConfigError(InputError, ValueError):
 
 def _duration(text: str) -> str:
     if not re.fullmatch(r"\d+[mhd]", text):
-        raise ValueError("a duration like 30m, 6h or 1d")
+        raise ValueError(_("a duration like 30m, 6h or 1d"))
     return text
 
 
@@ -40,13 +42,13 @@ def _bool(text: str) -> bool:
         return True
     if lowered in ("false", "no", "off", "0"):
         return False
-    raise ValueError("true or false")
+    raise ValueError(_("true or false"))
 
 
 def _whole(text: str) -> int:
     cleaned = str(text).strip()
     if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) > 18:
-        raise ValueError("a whole number")
+        raise ValueError(_("a whole number"))
     return int(cleaned)
 
 
@@ -56,14 +58,14 @@ def _positive(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise ValueError("a whole number of at least 1")
+        raise ValueError(_("a whole number of at least 1"))
     return value
 
 
 def _asn(text: str) -> int:
     cleaned = str(text).strip().upper().removeprefix("AS")
     if not (cleaned.isascii() and cleaned.isdigit()) or not 0 < int(cleaned[:12]) < 2**32:
-        raise ValueError("an AS number from 1 to 4294967295, as 12345 or AS12345")
+        raise ValueError(_("an AS number from 1 to 4294967295, as 12345 or AS12345"))
     return int(cleaned)
 
 
@@ -71,19 +73,27 @@ def _text(text: str) -> str:
     """Free text (a path, a URL): printable, so the file always reads back."""
     value = str(text)
     if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
-        raise ValueError("text without control characters")
+        raise ValueError(_("text without control characters"))
     return value
 
 
 def _cc(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z]{2}", text):
-        raise ValueError("a two-letter country code")
+        raise ValueError(_("a two-letter country code"))
     return text.upper()
 
 
 def _choice(text: str, allowed: tuple[str, ...]) -> str:
     if text not in allowed:
-        raise ValueError(" or ".join(allowed))
+        raise ValueError(_either(allowed))
+    return text
+
+
+def _either(choices: tuple[str, ...] | list[str]) -> str:
+    """``a or b or c``, each "or" from the catalog (one message, so a translator words it)."""
+    text = choices[0]
+    for choice in choices[1:]:
+        text = _("{first} or {second}").format(first=text, second=choice)
     return text
 
 
@@ -91,30 +101,37 @@ def _list(text: str) -> list[str]:
     return [_text(item.strip()) for item in str(text).split(",") if item.strip()]
 
 
-#: key -> (default, parser from text, description)
+#: key -> (default, parser from text, description); the description stays English in
+#: ``kuzot config`` output (scripts read it) and is translated in error messages.
 SETTINGS: dict[str, tuple[Any, Any, str]] = {
-    "targets": (None, _text, "path of a test list (Citizen Lab format)"),
-    "resolvers": ([], _list, "comma-separated DNS resolvers, IP[:PORT]"),
-    "collector_url": (None, _text, "collector to upload to"),
-    "upload": (False, _bool, "upload after each measurement: true or false"),
-    "schedule": ("6h", _duration, "how often scheduled runs happen: 30m, 6h, 1d"),
-    "max_bytes": (None, _positive, "byte cap per run"),
-    "max_bytes_per_day": (None, _positive, "byte cap per day"),
-    "concurrency": (16, _positive, "targets measured at once"),
-    "db": (None, _text, "database URL"),
-    "probe_asn": (None, _asn, "your network's AS number"),
-    "probe_cc": ("KG", _cc, "your country code"),
-    "language": ("en", lambda t: _choice(t, ("en", "ru", "ky")), "en, ru or ky"),
+    "targets": (None, _text, N_("path of a test list (Citizen Lab format)")),
+    "resolvers": ([], _list, N_("comma-separated DNS resolvers, IP[:PORT]")),
+    "collector_url": (None, _text, N_("collector to upload to")),
+    "upload": (False, _bool, N_("upload after each measurement: true or false")),
+    "schedule": ("6h", _duration, N_("how often scheduled runs happen: 30m, 6h, 1d")),
+    "max_bytes": (None, _positive, N_("byte cap per run")),
+    "max_bytes_per_day": (None, _positive, N_("byte cap per day")),
+    "concurrency": (16, _positive, N_("targets measured at once")),
+    "db": (None, _text, N_("database URL")),
+    "probe_asn": (None, _asn, N_("your network's AS number")),
+    "probe_cc": ("KG", _cc, N_("your country code")),
+    "language": ("en", lambda t: _choice(t, ("en", "ru", "ky")), N_("en, ru or ky")),
 }
 
 
 def parse_value(key: str, text: str) -> Any:
     if key not in SETTINGS:
-        raise ConfigError(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}")
+        raise ConfigError(
+            _("unknown setting {key}; known: {known}").format(key=repr(key), known=", ".join(SETTINGS))
+        )
     try:
         return SETTINGS[key][1](text)
     except ValueError as exc:
-        raise ConfigError(f"{key}: {text!r} is not valid ({exc or SETTINGS[key][2]})") from None
+        raise ConfigError(
+            _("{key}: {value} is not valid ({why})").format(
+                key=key, value=repr(text), why=exc or _(SETTINGS[key][2])
+            )
+        ) from None
 
 
 @dataclass
@@ -151,12 +168,13 @@ _TOML_TYPES: dict[str, tuple[type, ...]] = {
     "probe_asn": (int, str),
 }
 
-_TOML_NAMES = {str: "a string", int: "a number", bool: "true or false", list: "a list", float: "a number",
-               dict: "a table"}
+_TOML_NAMES = {str: N_("a string"), int: N_("a number"), bool: N_("true or false"), list: N_("a list"),
+               float: N_("a number"), dict: N_("a table")}
 
 
 def _toml_name(value: Any) -> str:
-    return _TOML_NAMES.get(type(value), type(value).__name__)
+    name = _TOML_NAMES.get(type(value))
+    return _(name) if name else type(value).__name__
 
 
 def load_config(directory: Path | None = None) -> Config:
@@ -166,23 +184,35 @@ def load_config(directory: Path | None = None) -> Config:
     except FileNotFoundError:
         return Config(path)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        raise ConfigError(
+            _("{path}: cannot be read ({reason})").format(path=path, reason=exc.strerror or exc)
+        ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); fix it or delete it") from None
+        raise ConfigError(
+            _("{path}: not UTF-8 text (byte {byte}); fix it or delete it").format(path=path, byte=exc.start)
+        ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix it or delete it") from None
+        raise ConfigError(
+            _("{path}: not valid TOML ({error}); fix it or delete it").format(path=path, error=exc)
+        ) from None
     except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, say
-        raise ConfigError(f"{path}: not readable ({str(exc)[:100]}); fix it or delete it") from None
+        raise ConfigError(
+            _("{path}: not readable ({error}); fix it or delete it").format(path=path, error=str(exc)[:100])
+        ) from None
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in SETTINGS:
-            raise ConfigError(f"{path}: unknown setting {key!r}")
+            raise ConfigError(_("{path}: unknown setting {key}").format(path=path, key=repr(key)))
         allowed = _TOML_TYPES.get(key, (str,))
         if type(value) not in allowed or (
             isinstance(value, list) and not all(isinstance(item, str) for item in value)
         ):
-            wanted = " or ".join(_TOML_NAMES[t] for t in allowed)
-            raise ConfigError(f"{path}: {key} must be {wanted}, not {_toml_name(value)} ({SETTINGS[key][2]})")
+            wanted = _either([_(_TOML_NAMES[t]) for t in allowed])
+            raise ConfigError(
+                _("{path}: {key} must be {wanted}, not {got} ({meaning})").format(
+                    path=path, key=key, wanted=wanted, got=_toml_name(value), meaning=_(SETTINGS[key][2])
+                )
+            )
         text = ",".join(value) if isinstance(value, list) else str(value)
         try:
             values[key] = parse_value(key, text)
@@ -202,7 +232,7 @@ def save_config(config: Config) -> None:
     except (tomllib.TOMLDecodeError, ValueError):
         again = None
     if again != ordered:
-        raise ConfigError("these settings would not read back from config.toml; nothing was written")
+        raise ConfigError(_("these settings would not read back from config.toml; nothing was written"))
     config.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=config.path.parent, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

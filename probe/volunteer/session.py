@@ -131,7 +131,7 @@ def build_settings(options: SessionOptions) -> ProbeSettings:
     try:
         resolvers = tuple(dns.parse_resolver(r) for r in options.resolver)
     except ValueError as exc:
-        raise InputError(f"--resolver: {exc}") from exc
+        raise InputError(_("--resolver: {error}").format(error=exc)) from exc
     if not resolvers:
         resolvers = tuple(dns.system_nameservers())
     if options.ca_bundle is not None and not options.ca_bundle.is_file():
@@ -140,7 +140,7 @@ def build_settings(options: SessionOptions) -> ProbeSettings:
         try:
             ipaddress.ip_network(network)
         except ValueError as exc:
-            raise InputError(f"--lab-public-network: {exc}") from exc
+            raise InputError(_("--lab-public-network: {error}").format(error=exc)) from exc
     start = options.simulated_start
     return ProbeSettings(
         resolvers=resolvers,

@@ -167,7 +167,7 @@ class _Console:
             message = _("Resuming run {run}: {n} targets left.")
             print(message.format(run=plan.resumed.id, n=len(plan.targets)), file=sys.stderr)
         for item in plan.refused:
-            print(_("not measured: {item}").format(item=item), file=sys.stderr)
+            print(_("not measured: {item}").format(item=item.localized()), file=sys.stderr)
 
     def started(self, plan: session.SessionPlan) -> None:
         if not (self.chatty and sys.stderr.isatty()):

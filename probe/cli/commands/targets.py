@@ -88,7 +88,7 @@ def handle_check(args: argparse.Namespace) -> int:
     )
     state = _("valid") if not refused else _("{n} refused").format(n=len(refused))
     lines = [f"{urls}, {state}"]
-    lines += [f"  {item}" for item in refused]
+    lines += [f"  {item.localized()}" for item in refused]
     lines += [
         "  " + _("{original} is measured as {url}").format(original=t.original_url, url=t.url) for t in idn
     ]

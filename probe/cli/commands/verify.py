@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from probe.i18n import localized
 from probe.verify import verify_report
 
 
@@ -45,9 +46,10 @@ def handle(args: argparse.Namespace) -> int:
         # Not "checked and found wrong" but "could not check": say why on stderr, as
         # other commands do for bad input.
         for problem in result.problems:
-            print(_printable(f"kuzot verify: {args.directory}: {problem.message}"), file=sys.stderr)
+            message = localized(problem.message)
+            print(_printable(f"kuzot verify: {args.directory}: {message}"), file=sys.stderr)
         return status
     for problem in result.problems:
-        print(_printable(str(problem)))
+        print(_printable(problem.localized()))
     print(result.summary())
     return status
