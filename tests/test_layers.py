@@ -313,3 +313,23 @@ def test_named_io_modules_exist() -> None:
     """If a module is named for I/O, then it exists (a stale name would hide a new module's I/O)."""
     missing = [name for name in ANALYSIS_IO if not (ROOT / name).is_file()]
     assert not missing, missing
+
+
+#: What writing SQL outside the store looks like: building a query, or a statement's text.
+SQL_NAMES = frozenset({"text", "select", "insert", "update", "delete", "Session", "inspect"})
+SQL_WORDS = ("SELECT ", "INSERT INTO ", "DELETE FROM ", "UPDATE ", " WHERE ")
+
+
+def test_the_explorer_writes_no_sql() -> None:
+    """If an Explorer module queries the database, then through probe.store (its queries are in probe/store/explorer_reads.py)."""
+    offenders = set()
+    for path in _modules("probe/web"):
+        rel = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sqlalchemy"):
+                offenders.update(f"{rel}: imports {a.name}" for a in node.names if a.name in SQL_NAMES)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and any(
+                word in node.value for word in SQL_WORDS
+            ):
+                offenders.add(f"{rel}: SQL text at line {node.lineno}")
+    assert not offenders, sorted(offenders)

@@ -27,13 +27,13 @@ from typing import Any, Protocol
 import msgspec
 import numpy as np
 import pandas as pd
-from sqlalchemy import text
 
 from analysis.episodes import EPISODE_COLUMNS, EXTRA_COLUMNS, bare_domain, find_episodes
 from analysis.fingerprints import load_fingerprints
 from analysis.orders import correlate
 from analysis.verdicts import RULES_VERSION, VERDICT_COLUMNS, judge_all
 from probe.records import Measurement
+from probe.store import explorer_reads
 from probe.web.source import Source
 
 #: Columns a snapshot's verdict frame carries beyond :data:`VERDICT_COLUMNS`.
@@ -89,37 +89,24 @@ class JudgingProvider:
         self.source = source
         self.fingerprints = load_fingerprints()
 
-    def _records(self, where: str, params: dict[str, Any]) -> Iterator[tuple[Measurement, Any]]:
-        query = text(f"SELECT record, stored_at FROM measurements {where} ORDER BY run_id, started_at, id")
-        with self.source.engine.connect() as conn:
-            for record, stored_at in conn.execution_options(yield_per=2000).execute(query, params):
-                yield Measurement.from_json(record), stored_at
+    def _since(self, position: Any) -> Any:
+        """Where a call starts reading: the bookmark itself on SQLite, on PostgreSQL
+        :data:`REFRESH_MARGIN` before it (None: from the beginning)."""
+        if position is None or self.source.sqlite:
+            return position
+        return position - REFRESH_MARGIN
 
     def _top(self) -> Any:
-        column = "rowid" if self.source.sqlite else "stored_at"
-        with self.source.engine.connect() as conn:
-            return conn.execute(text(f"SELECT MAX({column}) FROM measurements")).scalar()
-
-    def _range(self, position: Any, top: Any) -> tuple[str, dict[str, Any]]:
-        """The SQL condition (on table ``measurements`` unaliased) for what a call reads."""
-        column = "rowid" if self.source.sqlite else "stored_at"
-        if position is None:
-            return f"{column} <= :top", {"top": top}
-        since = position if self.source.sqlite else position - REFRESH_MARGIN
-        new = f"{column} > :since AND {column} <= :top"
-        # Whole runs: a late canary changes its run's targets' verdicts.
-        return (
-            f"(({new}) OR run_id IN (SELECT run_id FROM measurements WHERE {new} AND run_id IS NOT NULL))",
-            {"since": since, "top": top},
-        )
+        return explorer_reads.top_position(self.source.engine, self.source.sqlite)
 
     def verdicts_since(self, position: Any) -> tuple[pd.DataFrame, Any]:
         top = self._top()
         if top is None:
             return _frame([]), position
-        where, params = self._range(position, top)
-        rows = self._judge(self._records(f"WHERE {where}", params))
-        return _frame(rows), top
+        rows = explorer_reads.iter_records_in_range(
+            self.source.engine, self.source.sqlite, self._since(position), top
+        )
+        return _frame(self._judge(_decoded(rows))), top
 
     def _judge(self, records: Iterable[tuple[Measurement, Any]]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -154,6 +141,12 @@ class JudgingProvider:
         return rows
 
 
+def _decoded(rows: Iterable[Any]) -> Iterator[tuple[Measurement, Any]]:
+    """(record, stored_at) rows as (measurement, stored_at)."""
+    for record, stored_at in rows:
+        yield Measurement.from_json(record), stored_at
+
+
 class _Extras(msgspec.Struct):
     """The few record fields a page needs beyond the cached verdict: msgspec skips the
     rest of the record without building it."""
@@ -185,57 +178,40 @@ class StoredVerdictProvider(JudgingProvider):
         top = self._top()
         if top is None:
             return _frame([]), position
-        where, params = self._range(position, top)
-        params.update(rules=self.rules_version, fp=self.digest)
-        cached_query = text(
-            "SELECT m.id, m.url, m.domain, m.probe_asn, m.started_at, v.status, v.blocking, v.confirmed, "
-            "v.reason, v.rule_id, v.rules_version, v.observation_ids, m.category_code, m.stored_at, m.record "
-            "FROM measurements m JOIN verdict_cache v ON v.measurement_id = m.id "
-            "AND v.rules_version = :rules AND v.fingerprints = :fp "
-            f"WHERE m.role <> 'canary' AND m.id IN (SELECT id FROM measurements WHERE {where})"
-        )
+        engine, sqlite, since = self.source.engine, self.source.sqlite, self._since(position)
+        rules, digest = self.rules_version, self.digest
+        cached = explorer_reads.iter_cached_in_range(engine, sqlite, since, top, rules, digest)
         rows: list[dict[str, Any]] = []
         sites: dict[str, str] = {}
-        with self.source.engine.connect() as conn:
-            for r in conn.execution_options(yield_per=2000).execute(cached_query, params):
-                extras = _EXTRAS.decode(r[14])
-                site = sites.get(r[2])
-                if site is None:
-                    site = sites[r[2]] = bare_domain(r[2])
-                rows.append(
-                    {
-                        "measurement_id": r[0],
-                        "url": r[1],
-                        "domain": r[2],
-                        "probe_asn": r[3],
-                        "measured_at": _utc(r[4]),
-                        "status": r[5],
-                        "blocking": r[6],
-                        "confirmed": bool(r[7]),
-                        "reason": r[8],
-                        "rule_id": r[9],
-                        "rules_version": r[10],
-                        "observation_ids": list(json.loads(r[11])),
-                        "site_domain": site,
-                        "category_code": r[12],
-                        "probe_network": extras.probe_network,
-                        "simulated": any(extras.annotations.get(k) == "true" for k in SIMULATED_MARKS)
-                        or lab_network(r[3]),
-                        "stored_at": r[13],
-                    }
-                )
-        uncached = (
-            "NOT EXISTS (SELECT 1 FROM verdict_cache v WHERE v.measurement_id = {a}.id "
-            "AND v.rules_version = :rules AND v.fingerprints = :fp)"
-        )
-        missing = (
-            f"WHERE {where} AND ((role <> 'canary' AND {uncached.format(a='measurements')}) OR "
-            "(role = 'canary' AND run_id IN (SELECT t.run_id FROM measurements t WHERE t.role <> 'canary' "
-            # The same range again (its bare names are t's here): without it this reads every
-            # stored target on each refresh, minutes over a million records.
-            f"AND t.run_id IS NOT NULL AND {where} AND {uncached.format(a='t')})))"
-        )
-        rows.extend(self._judge(self._records(missing, params)))
+        for r in cached:
+            extras = _EXTRAS.decode(r[14])
+            site = sites.get(r[2])
+            if site is None:
+                site = sites[r[2]] = bare_domain(r[2])
+            rows.append(
+                {
+                    "measurement_id": r[0],
+                    "url": r[1],
+                    "domain": r[2],
+                    "probe_asn": r[3],
+                    "measured_at": _utc(r[4]),
+                    "status": r[5],
+                    "blocking": r[6],
+                    "confirmed": bool(r[7]),
+                    "reason": r[8],
+                    "rule_id": r[9],
+                    "rules_version": r[10],
+                    "observation_ids": list(json.loads(r[11])),
+                    "site_domain": site,
+                    "category_code": r[12],
+                    "probe_network": extras.probe_network,
+                    "simulated": any(extras.annotations.get(k) == "true" for k in SIMULATED_MARKS)
+                    or lab_network(r[3]),
+                    "stored_at": r[13],
+                }
+            )
+        missing = explorer_reads.iter_uncached_in_range(engine, sqlite, since, top, rules, digest)
+        rows.extend(self._judge(_decoded(missing)))
         return _frame(rows), top
 
 

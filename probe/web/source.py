@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from probe.errors import InputError
+from probe.store import explorer_reads
 
 
 class SourceError(InputError):
@@ -70,7 +71,7 @@ class Source:
         self.read_url = read_only_url(url)
         try:
             self.engine: Engine = create_engine(self.read_url, pool_pre_ping=True)
-            tables = set(inspect(self.engine).get_table_names())
+            tables = explorer_reads.table_names(self.engine)
         except SQLAlchemyError as exc:
             raise SourceError(f"cannot open {url} for reading: {exc.__class__.__name__}: {exc}") from exc
         if "measurements" not in tables:
@@ -83,12 +84,7 @@ class Source:
         self.engine.dispose()
 
     def record(self, measurement_id: str) -> StoredRecord | None:
-        query = text(
-            "SELECT id, record, content_hash, signature, key_id, public_key, source, stored_at "
-            "FROM measurements WHERE id = :id"
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query, {"id": measurement_id}).first()
+        row = explorer_reads.measurement(self.engine, measurement_id)
         if row is None:
             return None
         return StoredRecord(
@@ -104,39 +100,14 @@ class Source:
 
     def marker(self) -> Any:
         """Something that changes when measurements arrive, cheap to read every few
-        seconds on a large table: SQLite's largest rowid (the store only appends);
-        PostgreSQL's count of row changes from its statistics views."""
-        with self.engine.connect() as conn:
-            if self.sqlite:
-                return conn.execute(text("SELECT MAX(rowid) FROM measurements")).scalar()
-            row = conn.execute(
-                text(
-                    "SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables "
-                    "WHERE relid = to_regclass('measurements')"
-                )
-            ).first()
-            if row is not None and row[0] is not None:
-                return int(row[0])
-            return tuple(
-                conn.execute(text("SELECT MAX(stored_at), COUNT(*) FROM measurements")).first() or ()
-            )
+        seconds on a large table (:func:`probe.store.explorer_reads.change_marker`)."""
+        return explorer_reads.change_marker(self.engine, self.sqlite)
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """Recent runs with the bytes they used (the volunteer page)."""
         if "runs" not in self.tables:
             return []
-        query = text(
-            "SELECT r.id, r.started_at, r.finished_at, r.status, r.probe_asn, r.targets_total, "
-            "COALESCE(SUM(m.bytes_used), 0) AS bytes_used, COUNT(m.id) AS measurements, "
-            "SUM(CASE WHEN m.uploaded_at IS NULL THEN 1 ELSE 0 END) AS unsent "
-            "FROM runs r LEFT JOIN measurements m ON m.run_id = r.id "
-            "GROUP BY r.id, r.started_at, r.finished_at, r.status, r.probe_asn, r.targets_total "
-            "ORDER BY r.started_at DESC LIMIT :limit"
-        )
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query, {"limit": limit})]
+        return explorer_reads.recent_runs(self.engine, limit)
 
     def unsent(self) -> int:
-        with self.engine.connect() as conn:
-            value = conn.execute(text("SELECT COUNT(*) FROM measurements WHERE uploaded_at IS NULL")).scalar()
-        return int(value or 0)
+        return explorer_reads.unsent_count(self.engine)
