@@ -41,10 +41,17 @@ class _GuardedTCPServer(TCPServer):
             )
 
 
-def _describe(exc: BaseException) -> str:
+def first_error(exc: BaseException) -> BaseException:
+    """The first plain exception inside nested exception groups: trio wraps a server's
+    error once per nursery it crosses, and a person needs only the innermost one."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"
+    return exc
+
+
+def _describe(exc: BaseException) -> str:
+    inner = first_error(exc)
+    return f"{type(inner).__name__}: {inner}"
 
 
 def _guard_connections() -> None:

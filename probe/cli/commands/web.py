@@ -73,7 +73,7 @@ def open_or_fail(db_url: str, orders, config):  # -> (app, Source)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from probe.server.asgi import serve_until_signal, server_config
+    from probe.server.asgi import first_error, serve_until_signal, server_config
     from probe.volunteer.paths import default_db_url
     from probe.web.webhook import refresh_and_notify
 
@@ -113,11 +113,9 @@ def handle(args: argparse.Namespace) -> int:
         failed = group.subgroup(OSError)
         if failed is None:
             raise
-        first = failed.exceptions[0]
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
         raise CommandError(
-            _("cannot listen on {address}: {error}").format(address=args.listen, error=first), status=1
+            _("cannot listen on {address}: {error}").format(address=args.listen, error=first_error(failed)),
+            status=1,
         ) from None
     finally:
         source.close()
