@@ -406,6 +406,20 @@ def test_refuses_a_missing_database(tmp_path):
     assert not missing.exists()
 
 
+def test_a_busy_address_is_one_clear_line(explorer_db):
+    """If kuzot web's listening address is already taken, then it exits 1 saying it cannot listen there, with no traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = kuzot("web", "--db", explorer_db["db"], "--listen", address)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on {address}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_database_is_opened_read_only(explorer_db, explorer, client):
     """If the Explorer serves pages, then its database file's schema and rows are those the probe wrote."""
     import sqlite3
