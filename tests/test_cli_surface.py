@@ -193,3 +193,21 @@ def test_a_refusing_control_helper_is_recorded_and_summarised(honest_lab: Loopba
     finally:
         helper.terminate()
         helper.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["serve", "--db", "sqlite:///{tmp}/collector.db"], ["control", "serve"]],
+    ids=["serve", "control-serve"],
+)
+def test_a_server_on_a_taken_address_says_so_in_one_line(tmp_path, command):
+    """If the collector's or the control helper's address is already taken, then the command exits 1 saying it cannot listen there, with no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        args = [part.format(tmp=tmp_path) for part in command]
+        result = kuzot(*args, "--listen", address, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on {address}" in result.stderr
+    assert "Traceback" not in result.stderr

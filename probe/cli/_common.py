@@ -69,3 +69,27 @@ def parse_asn(text: str) -> int:
             _("not an AS number: {value} (use 12345 or AS12345)").format(value=repr(text))
         )
     return int(cleaned)
+
+
+def serve_or_fail(app: Any, config: Any, started: Any, listen: str) -> None:
+    """Serve ``app`` until a signal, with a listening failure as one line, not a traceback.
+
+    Why here: the collector, the control helper and the Explorer are started the same
+    way, and an address already in use (or a port the user may not bind) is a mistake in
+    the command line that a person must read at once; trio reports it wrapped in one
+    exception group per nursery, which :func:`probe.server.asgi.first_error` unwraps.
+    """
+    import trio
+
+    from probe.server.asgi import first_error, serve_until_signal
+
+    try:
+        trio.run(serve_until_signal, app, config, started)
+    except BaseExceptionGroup as group:
+        failed = group.subgroup(OSError)
+        if failed is None:
+            raise
+        raise CommandError(
+            _("cannot listen on {address}: {error}").format(address=listen, error=first_error(failed)),
+            status=1,
+        ) from None

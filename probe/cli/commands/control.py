@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trio
 
-from probe.cli._common import CommandError
+from probe.cli._common import CommandError, serve_or_fail
 from probe.cli._control import add_control_options, control_settings
 from probe.i18n import gettext as _
 
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle_serve(args: argparse.Namespace) -> int:
-    from probe.server.asgi import serve_until_signal, server_config
+    from probe.server.asgi import server_config
     from probe.server.control.app import ControlConfig, create_control_app
 
     geolookup = None
@@ -64,5 +64,5 @@ def handle_serve(args: argparse.Namespace) -> int:
     async def started(binds: list[str], _background: trio.Nursery, _stop: trio.Event) -> None:
         print(_("control helper listening on {url}").format(url=f"{binds[0]}/api/v1/control"), flush=True)
 
-    trio.run(serve_until_signal, app, server_config(args.listen), started)
+    serve_or_fail(app, server_config(args.listen), started, args.listen)
     return 0

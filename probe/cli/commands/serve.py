@@ -8,7 +8,7 @@ from pathlib import Path
 
 import trio
 
-from probe.cli._common import CommandError, open_store
+from probe.cli._common import CommandError, open_store, serve_or_fail
 from probe.cli._control import add_control_options, control_settings
 from probe.i18n import gettext as _
 
@@ -200,7 +200,7 @@ def _collector_app(args: argparse.Namespace, store, control):  # -> Starlette
 
 
 def handle(args: argparse.Namespace) -> int:
-    from probe.server.asgi import serve_until_signal, server_config
+    from probe.server.asgi import server_config
 
     _check(args)
     control = _control_config(args)
@@ -219,7 +219,7 @@ def handle(args: argparse.Namespace) -> int:
             print(_("explorer on {url}").format(url=f"{binds[0]}/"), flush=True)
 
     try:
-        trio.run(serve_until_signal, app, config, started)
+        serve_or_fail(app, config, started, args.listen)
     finally:
         store.close()
         if web_source is not None:

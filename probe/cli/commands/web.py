@@ -10,7 +10,7 @@ from functools import partial
 import trio
 
 from probe.cli._analysis import add_orders_option, load_orders_or_fail
-from probe.cli._common import CommandError
+from probe.cli._common import CommandError, serve_or_fail
 from probe.i18n import gettext as _
 
 
@@ -73,7 +73,7 @@ def open_or_fail(db_url: str, orders, config):  # -> (app, Source)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from probe.server.asgi import first_error, serve_until_signal, server_config
+    from probe.server.asgi import server_config
     from probe.volunteer.paths import default_db_url
     from probe.web.webhook import refresh_and_notify
 
@@ -108,15 +108,7 @@ def handle(args: argparse.Namespace) -> int:
             )
 
     try:
-        trio.run(serve_until_signal, app, config, started)
-    except BaseExceptionGroup as group:
-        failed = group.subgroup(OSError)
-        if failed is None:
-            raise
-        raise CommandError(
-            _("cannot listen on {address}: {error}").format(address=args.listen, error=first_error(failed)),
-            status=1,
-        ) from None
+        serve_or_fail(app, config, started, args.listen)
     finally:
         source.close()
     print(_("explorer stopped"), file=sys.stderr)
