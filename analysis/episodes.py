@@ -33,9 +33,12 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from analysis.columns import codes, in_ns, utc_times
 
 #: The episode table's columns, in the order the CLI prints them (a stable interface).
 EPISODE_COLUMNS: tuple[str, ...] = (
@@ -105,23 +108,14 @@ class EpisodeRule:
 DEFAULT_RULE = EpisodeRule()
 
 
-def _codes(values: pd.Series) -> tuple[np.ndarray, list[object]]:
-    """Integer codes of a column (``-1`` for missing) and the values they stand for.
-
-    Why: comparing ten million strings costs seconds; a categorical hashes each value
-    once, and the work after it is on integers and on the few distinct values."""
-    cat = pd.Categorical(values)
-    return np.asarray(cat.codes, dtype=np.int64), list(cat.categories)
-
-
 def _states(status: pd.Series) -> np.ndarray:
-    codes, names = _codes(status)
+    status_codes, names = codes(status)
     lookup = np.array(
         [_BLOCKED if v == "blocked" else _ACCESSIBLE if v == "accessible" else _NEUTRAL for v in names]
         + [_NEUTRAL],  # code -1 (missing) reads the last entry
         dtype=np.int8,
     )
-    scores: np.ndarray = lookup[codes]
+    scores: np.ndarray = lookup[status_codes]
     return scores
 
 
@@ -271,12 +265,12 @@ def find_episodes(
         return pd.DataFrame(columns=columns)
     s = _sorted_columns(verdicts, by_site)
     rows: list[dict[str, object]] = []
-    for lo, hi in zip(s.starts.tolist(), s.stops.tolist(), strict=True):
+    for k, (lo, hi) in enumerate(zip(s.starts.tolist(), s.stops.tolist(), strict=True)):
         if s.blocked_cum[hi] == s.blocked_cum[lo]:
             continue
-        asn = None if s.asns[lo] == _MISSING_ASN else int(s.asns[lo])
+        asn = None if s.asns[k] == _MISSING_ASN else int(s.asns[k])
         rows.extend(
-            _episodes_of(str(s.names[s.domains[lo]]), asn, s.series(lo, hi), s.ids, s.kind_names, rule)
+            _episodes_of(str(s.names[s.domains[k]]), asn, s.series(lo, hi), s.ids, s.kind_names, rule)
         )
     out = pd.DataFrame(rows, columns=columns)
     for name in ("first_blocked", "last_blocked", "last_accessible_before", "first_accessible_after"):
@@ -292,14 +286,19 @@ _MISSING_ASN = np.iinfo(np.int64).max
 @dataclass(frozen=True)
 class _Sorted:
     """The verdict columns as integer codes, sorted by (domain, network, time, id), and
-    where each (domain, network) series starts and stops."""
+    where each (domain, network) series starts and stops.
+
+    Per row: ``times`` (ns), ``order`` (int32 positions in the input frame), ``states``,
+    ``kinds``, ``confirmed`` and the cumulative counts; per series: ``domains`` (codes
+    into ``names``) and ``asns``.  ``ids`` is the frame's id column as it is held (an
+    Arrow-backed one is never turned into ten million Python strings)."""
 
     names: np.ndarray
     domains: np.ndarray
     asns: np.ndarray
     times: np.ndarray
     order: np.ndarray
-    ids: np.ndarray
+    ids: Any
     states: np.ndarray
     kinds: np.ndarray
     kind_names: list[object]
@@ -322,24 +321,31 @@ class _Sorted:
         )
 
 
-def _series_order(verdicts: pd.DataFrame, by_site: bool) -> tuple[np.ndarray, ...]:
-    """(domain names, and the sorted domain codes, networks, times, and the order)."""
-    raw_codes, raw_names = _codes(verdicts["domain"])
+def _series_order(verdicts: pd.DataFrame, by_site: bool) -> tuple[Any, ...]:
+    """(domain names, the sorted domain codes, networks and times (ns), the order as
+    int32 positions, and the id column)."""
+    raw_codes, raw_names = codes(verdicts["domain"])
     normalise = site_of if by_site else bare_domain
     normalised = np.array([normalise(str(d)) for d in raw_names], dtype=object)
     names, inverse = np.unique(normalised, return_inverse=True)
     domain_codes = inverse.astype(np.int32)[raw_codes]  # int32: half the memory at 10 M rows
     asns = verdicts["probe_asn"].astype("Int64").to_numpy(dtype=np.int64, na_value=_MISSING_ASN)
-    times = pd.to_datetime(verdicts["measured_at"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
-    order = np.lexsort((times, asns, domain_codes))
-    d_s, a_s, t_s = domain_codes[order], asns[order], times[order]
-    ids = verdicts["measurement_id"].to_numpy()
+    times, per_unit = utc_times(verdicts["measured_at"])
+    # int32 positions (fewer than 2**31 verdicts): half of lexsort's int64, for every row.
+    order = np.lexsort((times, asns, domain_codes)).astype(np.int32)
+    d_s = domain_codes[order]
+    del domain_codes
+    a_s = asns[order]
+    del asns
+    t_s = in_ns(times[order], per_unit)
+    ids = verdicts["measurement_id"].array
     tie = (d_s[1:] == d_s[:-1]) & (a_s[1:] == a_s[:-1]) & (t_s[1:] == t_s[:-1])
     if tie.any():
         edges = np.diff(np.concatenate(([0], tie.astype(np.int8), [0])))
         for lo, hi in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
             part = order[lo : hi + 1]
-            order[lo : hi + 1] = part[np.argsort(ids[part].astype(str), kind="stable")]
+            keys = np.array([str(x) for x in ids.take(part)], dtype=object)
+            order[lo : hi + 1] = part[np.argsort(keys, kind="stable")]
     return names, d_s, a_s, t_s, order, ids
 
 
@@ -352,16 +358,19 @@ def _counts_before(flags: np.ndarray) -> np.ndarray:
 
 def _sorted_columns(verdicts: pd.DataFrame, by_site: bool) -> _Sorted:
     names, d_s, a_s, t_s, order, ids = _series_order(verdicts, by_site)
+    bounds = np.flatnonzero((d_s[1:] != d_s[:-1]) | (a_s[1:] != a_s[:-1])) + 1
+    starts = np.concatenate(([0], bounds))
+    series_domains, series_asns = d_s[starts], a_s[starts]
+    del d_s, a_s
     states = _states(verdicts["status"])[order]
-    kind_codes, kind_names = _codes(verdicts["blocking"])
+    kind_codes, kind_names = codes(verdicts["blocking"])
     kind_ok = np.array([isinstance(k, str) for k in kind_names] + [False], dtype=bool)
     kinds = np.where(kind_ok[kind_codes], kind_codes, -1).astype(np.int32)[order]
     confirmed = verdicts["confirmed"].fillna(False).astype(bool).to_numpy()[order]
-    bounds = np.flatnonzero((d_s[1:] != d_s[:-1]) | (a_s[1:] != a_s[:-1])) + 1
     return _Sorted(
         names=names,
-        domains=d_s,
-        asns=a_s,
+        domains=series_domains,
+        asns=series_asns,
         times=t_s,
         order=order,
         ids=ids,
@@ -369,7 +378,7 @@ def _sorted_columns(verdicts: pd.DataFrame, by_site: bool) -> _Sorted:
         kinds=kinds,
         kind_names=kind_names,
         confirmed=confirmed,
-        starts=np.concatenate(([0], bounds)),
+        starts=starts,
         stops=np.concatenate((bounds, [len(order)])),
         blocked_cum=_counts_before(states == _BLOCKED),
         accessible_cum=_counts_before(states == _ACCESSIBLE),
@@ -394,7 +403,7 @@ def _episodes_of(
     domain: str,
     asn_value: int | None,
     series: _Series,
-    ids: np.ndarray,
+    ids: Any,
     kind_names: list[object],
     rule: EpisodeRule,
 ) -> list[dict[str, object]]:
@@ -429,7 +438,7 @@ def _episodes_of(
                 "methods": " ".join(f"{m}:{n}" for m, n in methods.most_common()),
                 "measurements_accessible": int(accessible[last + 1] - accessible[start]),
                 "longest_gap_days": round(float(gaps.max()) / _DAY_NS, 3) if len(gaps) else 0.0,
-                "measurement_ids": [str(x) for x in ids[series.rows[window]]],
+                "measurement_ids": [str(x) for x in ids.take(series.rows[window])],
             }
         )
     return out

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.columns import codes, in_ns, utc_times
 from analysis.episodes import bare_domain
 from probe.errors import InputError
 
@@ -332,7 +333,7 @@ def _index_verdicts(
 
     Vectorised: each distinct domain is normalised once and the grouping is one
     integer sort on (domain code, network), never a pass over the strings."""
-    raw_codes, raw_names = pd.factorize(verdicts["domain"].to_numpy())
+    raw_codes, raw_names = codes(verdicts["domain"])  # a categorical's own codes, not rehashed
     normalised = np.array([bare_domain(str(d)) for d in raw_names], dtype=object)
     names, inverse = np.unique(normalised, return_inverse=True) if len(normalised) else (normalised, [])
     domain_codes = np.where(raw_codes >= 0, np.asarray(inverse, dtype=np.int64)[raw_codes], -1)
@@ -343,8 +344,8 @@ def _index_verdicts(
     for key in np.unique(keys[valid]).tolist():
         asns_by_domain.setdefault(str(names[key // _ASN_SPAN]), []).append(key % _ASN_SPAN)
     conclusive_mask = verdicts["status"].isin(["blocked", "accessible"]).to_numpy() & valid
-    times = pd.to_datetime(verdicts["measured_at"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
-    c_keys, c_times = keys[conclusive_mask], times[conclusive_mask]
+    times, per_unit = utc_times(verdicts["measured_at"])  # a view; only the kept rows are copied
+    c_keys, c_times = keys[conclusive_mask], in_ns(times[conclusive_mask], per_unit)
     order = np.lexsort((c_times, c_keys))
     c_keys, c_times = c_keys[order], c_times[order]
     cuts = np.flatnonzero(c_keys[1:] != c_keys[:-1]) + 1

@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 import probe.store.readers as readers
 from analysis.fingerprints import FingerprintSet
 from analysis.verdicts import RULES_VERSION, VERDICT_COLUMNS, Verdict, judge_all, verdicts_frame
+from analysis.verdicts.verdict import CATEGORY_COLUMNS, compact_verdicts, id_dtype
 from probe.records import Measurement
 
 
@@ -137,7 +138,7 @@ def cached_verdicts(
     if unstored:
         frame = pd.concat([frame, verdicts_frame(unstored)], ignore_index=True)
         frame = frame.sort_values(["measured_at", "measurement_id"], kind="mergesort").reset_index(drop=True)
-    return frame
+    return compact_verdicts(frame)
 
 
 def _read_frame(rows: Iterable[Any]) -> pd.DataFrame:
@@ -166,7 +167,7 @@ def _read_frame(rows: Iterable[Any]) -> pd.DataFrame:
         if parsed is None:
             parsed = ids_seen[row[11]] = list(_loads(row[11]))
         obs.append(parsed)
-    frame = pd.DataFrame(dict(zip(VERDICT_COLUMNS, columns, strict=True)), columns=list(VERDICT_COLUMNS))
+    frame = pd.DataFrame(_compact_columns(columns), columns=list(VERDICT_COLUMNS))
     frame["measured_at"] = pd.to_datetime(
         [_utc(x) for x in at] if at and not isinstance(at[0], str) else at, utc=True, format="ISO8601"
     )
@@ -174,6 +175,22 @@ def _read_frame(rows: Iterable[Any]) -> pd.DataFrame:
     frame["confirmed"] = frame["confirmed"].astype(bool)
     return frame
 
+
+def _compact_columns(columns: list[list[Any]]) -> dict[str, Any]:
+    """The columns as :func:`analysis.verdicts.compact_verdicts` holds them, each built
+    straight from its list (no string column in between) and its list emptied once
+    built, so the lists and the frame are not both whole in memory."""
+    out: dict[str, Any] = {}
+    for name, values in zip(VERDICT_COLUMNS, columns, strict=True):
+        if name in CATEGORY_COLUMNS:
+            out[name] = pd.Categorical(values)
+        elif name == "measurement_id":
+            out[name] = pd.array(values, dtype=id_dtype())
+        else:
+            out[name] = values
+            continue
+        values.clear()
+    return out
 
 
 #: Records per unit of judging work; a run's measurements never straddle two.

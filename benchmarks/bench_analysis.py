@@ -15,15 +15,17 @@ its CPU is counted), printing CPU per measurement (children included), peak RSS
 and the ratios to the reference, and extrapolating to 10 million on two cores.
 
 Each size runs in a fresh subprocess so its peak memory (max RSS) is its own.  The
-verdicts are generated directly as a frame (the shape :func:`analysis.verdicts.verdicts_frame`
-returns) with blocks of known extent, because judging millions of stored measurements
-is a different cost, measured by the probe benchmark's store figures.  Prints seconds
-per stage and the peak RSS, and checks every planted block was found.
+verdicts are generated directly as a frame (every column, in the dtypes
+:func:`analysis.verdict_cache.cached_verdicts` returns) with blocks of known extent,
+because judging millions of stored measurements is a different cost, measured by the
+probe benchmark's store figures.  Prints seconds per stage and the peak RSS, and checks
+every planted block was found.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import platform
@@ -42,15 +44,42 @@ sys.path.insert(0, str(ROOT))
 
 from analysis.episodes import find_episodes  # noqa: E402
 from analysis.orders import ORDER_COLUMNS, correlate, orders_frame, parse_orders  # noqa: E402
+from analysis.verdicts import RULES_VERSION, VERDICT_COLUMNS, compact_verdicts  # noqa: E402
+from analysis.verdicts.verdict import id_dtype  # noqa: E402
 
 DOMAINS = 200
 NETWORKS = 25
 START = pd.Timestamp("2022-01-01", tz="UTC")
 
 
+#: The statuses the benchmark plants, in the sorted order a categorical keeps them, with
+#: a rule, a reason and observation ids for each (one shared list per status, as
+#: :func:`analysis.verdict_cache.cached_verdicts` shares equal lists).
+STATUSES = ("accessible", "blocked", "down")
+RULE_OF = ("http.consistent_with_control", "dns.nxdomain_vs_control", "control.also_failed")
+REASON_OF = (
+    "The page matches the control",
+    "The name does not exist here but does in the control",
+    "The control failed too",
+)
+OBSERVATIONS_OF = (["dns/0", "tcp/0", "http/0"], ["dns/0", "control/dns/0"], ["dns/0", "control/dns/0"])
+
+
+def _category(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+    """A categorical from codes into ``names``, its categories sorted (as
+    ``pd.Categorical`` over the values makes them)."""
+    return pd.Categorical.from_codes(codes, names).reorder_categories(sorted(names))
+
+
 def make_verdicts(n: int, seed: int = 1) -> tuple[pd.DataFrame, int]:
     """``n`` verdicts over DOMAINS x NETWORKS series, one block planted in every third
-    series, 1 % isolated noise, 1 % down.  Returns the frame and the number of blocks."""
+    series, 1 % isolated noise, 1 % down.  Returns the frame and the number of blocks.
+
+    The frame has every verdict column, in the dtypes
+    :func:`analysis.verdict_cache.cached_verdicts` returns (categoricals, Arrow-backed
+    ids when pyarrow is installed; :func:`analysis.verdicts.compact_verdicts`), built
+    from integer codes so that no column of ten million Python strings exists even
+    while generating."""
     rng = np.random.default_rng(seed)
     series = DOMAINS * NETWORKS
     per = n // series
@@ -66,7 +95,7 @@ def make_verdicts(n: int, seed: int = 1) -> tuple[pd.DataFrame, int]:
         & (position >= block_start[series_id])
         & (position < block_start[series_id] + block_len[series_id])
     )
-    status = np.where(in_block, "blocked", "accessible").astype(object)
+    status = in_block.astype(np.int8)  # codes into STATUSES
     noise = rng.random(len(status)) < 0.01
     # isolated: never two noisy neighbours, never at a block edge
     noise &= ~np.roll(noise, 1)
@@ -74,24 +103,43 @@ def make_verdicts(n: int, seed: int = 1) -> tuple[pd.DataFrame, int]:
         position == block_start[series_id] + block_len[series_id] - 1
     )
     noise &= ~edge
-    status[noise & in_block] = "accessible"
-    status[noise & ~in_block] = "blocked"
+    status[noise & in_block] = 0
+    status[noise & ~in_block] = 1
     # an outage next to a lone error would hide that it is alone (neutral verdicts are skipped)
     down = (rng.random(len(status)) < 0.01) & ~noise & ~in_block & ~np.roll(noise, 1) & ~np.roll(noise, -1)
-    status[down] = "down"
-    domains = np.array([f"site{i}.kg" for i in range(DOMAINS)], dtype=object)
+    status[down] = 2
+    del in_block, noise, edge, down, position
+    domains = [f"site{i}.kg" for i in range(DOMAINS)]
+    observations = np.empty(len(OBSERVATIONS_OF), dtype=object)
+    for code, ids in enumerate(OBSERVATIONS_OF):
+        observations[code] = ids
     frame = pd.DataFrame(
         {
-            "measurement_id": pd.Series(np.arange(len(status))).astype(str).to_numpy(),
-            "domain": domains[series_id // NETWORKS],
+            "measurement_id": pd.array(np.arange(len(status)).astype(str), dtype=id_dtype()),
+            "url": _category(series_id // NETWORKS, [f"https://{d}/" for d in domains]),
+            "domain": _category(series_id // NETWORKS, domains),
             "probe_asn": pd.array(64512 + series_id % NETWORKS, dtype="Int64"),
-            "measured_at": pd.to_datetime(np.tile(t, series), utc=True),
-            "status": status,
-            "blocking": np.where(status == "blocked", "dns", None),
+            "measured_at": pd.to_datetime(np.tile(t, series), utc=True).as_unit("us"),
+            "status": _category(status, list(STATUSES)),
+            "blocking": _category(np.where(status == 1, 0, -1), ["dns"]),
             "confirmed": False,
-        }
+            "reason": _category(status, list(REASON_OF)),
+            "rule_id": _category(status, list(RULE_OF)),
+            "rules_version": _category(np.zeros(len(status), dtype=np.int8), [RULES_VERSION]),
+            "observation_ids": observations[status],
+        },
+        columns=list(VERDICT_COLUMNS),
     )
-    return frame, int(blocked_series.sum())
+    return compact_verdicts(frame), int(blocked_series.sum())
+
+
+def frame_bytes(frame: pd.DataFrame) -> int:
+    """The frame's memory: pandas' deep count, except that each distinct observation-id
+    list is counted once (the rows share them; the deep count would add one per row)."""
+    total = int(frame.drop(columns=["observation_ids"]).memory_usage(deep=True).sum())
+    lists = {id(x): x for x in frame["observation_ids"].iloc[:: max(1, len(frame) // 100_000)]}
+    shared = sum(sys.getsizeof(x) + sum(sys.getsizeof(i) for i in x) for x in lists.values())
+    return total + 8 * len(frame) + shared
 
 
 def orders_for_benchmark() -> pd.DataFrame:
@@ -109,12 +157,24 @@ def _rss_mib(field: str = "VmRSS") -> int:
     return 0
 
 
+def _pyarrow_version() -> str | None:
+    try:
+        import pyarrow
+    except ImportError:
+        return None
+    return str(pyarrow.__version__)
+
+
 def run_one(n: int) -> dict[str, float | int]:
     t0 = time.perf_counter()
     verdicts, planted = make_verdicts(n)
-    frame_rss = _rss_mib()
-    frame_bytes = int(verdicts.memory_usage(deep=True).sum())
     generate_peak = _rss_mib("VmHWM")
+    # What generating freed goes back to the system first (glibc), so that the RSS
+    # before episodes is the frame and the interpreter, as after cached_verdicts.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    frame_rss = _rss_mib()
+    frame_size = frame_bytes(verdicts)
     # Reset the peak, so the next one is the episode scan's own (Linux: clear_refs 5).
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
@@ -136,7 +196,9 @@ def run_one(n: int) -> dict[str, float | int]:
         "planted_blocks": planted,
         "correlation_rows": len(table),
         "peak_rss_mib": round(peak_kib / 1024),
-        "frame_mib": round(frame_bytes / 2**20),
+        "frame_mib": round(frame_size / 2**20),
+        "id_dtype": str(verdicts["measurement_id"].dtype.storage),
+        "pyarrow": _pyarrow_version(),
         "rss_before_episodes_mib": frame_rss,
         "generate_peak_mib": generate_peak,
         "peak_through_episodes_mib": episodes_peak,
@@ -259,8 +321,13 @@ def main(argv: list[str]) -> int:
         f"Python {platform.python_version()} · pandas {pd.__version__}"
     )
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print("verdicts   | generate s | episodes s (CPU) | correlate s (CPU) | episodes (planted) | RSS MiB "
-          "| frame MiB | peak generating | RSS before episodes | peak through episodes")  # fmt: skip
+    print(
+        "frame: every verdict column in cached_verdicts' dtypes; 'peak through episodes' is the whole "
+          "process's peak RSS (frame included) from the end of generating to the end of episodes"
+    )  # fmt: skip
+    print("verdicts   | generate s | episodes s (CPU) | correlate s (CPU) | episodes (planted) | "
+          "RSS MiB | frame MiB | peak generating | RSS before episodes | peak through episodes | "
+          "ids (pyarrow)")  # fmt: skip
     for n in sizes:
         out = subprocess.run(
             [sys.executable, __file__, "--child"], input=str(n), capture_output=True, text=True, check=True
@@ -270,8 +337,10 @@ def main(argv: list[str]) -> int:
             f"{r['verdicts']:>10,} | {r['generate_s']:>10} | {r['episodes_s']:>7} ({r['episodes_cpu_s']}) | "
             f"{r['correlate_s']:>8} ({r['correlate_cpu_s']}) | "
             f"{r['episodes']:>8} ({r['planted_blocks']}) | {r['peak_rss_mib']:>12} | {r['frame_mib']} | "
-            f"{r['generate_peak_mib']} | {r['rss_before_episodes_mib']} | {r['peak_through_episodes_mib']}"
+            f"{r['generate_peak_mib']} | {r['rss_before_episodes_mib']} | {r['peak_through_episodes_mib']} | "
+            f"{r['id_dtype']} ({r['pyarrow'] or 'not installed'})"
         )
+        print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         if r["episodes"] != r["planted_blocks"]:
             print("  !! episodes differ from the planted blocks", file=sys.stderr)
     return 0

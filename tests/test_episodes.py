@@ -163,3 +163,29 @@ def test_bounds_contain_the_truth_in_months_of_noisy_history(seed):
             assert ep["duration_days_min"] <= true_days
             if not pd.isna(ep["duration_days_max"]):
                 assert true_days <= ep["duration_days_max"]
+
+
+def _plain_and_compact(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One verdict frame twice: with plain object columns (ties in time, rows shuffled,
+    times in seconds, a missing network) and as the verdict frames hold it (categoricals,
+    Arrow-backed ids when pyarrow is installed)."""
+    from analysis.verdicts import compact_verdicts
+
+    measurements = list(generate_history(_random_spec(seed)))
+    frame = verdicts_frame(judge_all(measurements, fingerprints=load_fingerprints()))
+    plain = frame.astype({c: object for c in ("measurement_id", "domain", "status", "blocking")})
+    plain = plain.sample(frac=1, random_state=seed).reset_index(drop=True)
+    plain["measured_at"] = plain["measured_at"].dt.floor("D").dt.as_unit("s")  # many ties, by id
+    plain.loc[plain.index % 50 == 0, "probe_asn"] = pd.NA
+    plain.loc[plain.index % 7 == 0, "domain"] = "www." + plain["domain"].astype(str)
+    return plain, compact_verdicts(plain.copy())
+
+
+@pytest.mark.parametrize("by_site", [False, True])
+def test_compact_frames_give_the_same_episodes_as_plain_ones(by_site):
+    """If the verdict frame holds categoricals and Arrow ids, then its episodes equal those of the same frame in plain columns, ties in time ordered by id."""
+    plain, compact = _plain_and_compact(2)
+    assert isinstance(compact["status"].dtype, pd.CategoricalDtype)
+    expected = find_episodes(plain, by_site=by_site)
+    assert len(expected) > 3
+    pd.testing.assert_frame_equal(find_episodes(compact, by_site=by_site), expected)

@@ -127,3 +127,47 @@ def test_streamed_frame_equals_judging_everything_and_a_warm_read_judges_nothing
     assert judged == []
     for got in (cold, warm):
         pd.testing.assert_frame_equal(got, expected)
+
+
+def test_the_frame_is_compact_and_holds_the_same_values(tmp_path: Path) -> None:
+    """If verdicts are read from the cache, then the few-valued columns are categoricals, the ids Arrow strings when pyarrow is installed, and the values those of plain columns."""
+    import importlib.util
+
+    from analysis.verdicts.verdict import CATEGORY_COLUMNS, id_dtype
+
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    fps = load_fingerprints()
+    measurements = _history()
+    store = Store.open(db)
+    store.save_measurements(measurements, source="lab")
+    store.close()
+    frame = cache.cached_verdicts(db, fingerprints=fps)
+    for name in CATEGORY_COLUMNS:
+        assert isinstance(frame[name].dtype, pd.CategoricalDtype), name
+    storage = "pyarrow" if importlib.util.find_spec("pyarrow") else "python"
+    assert frame["measurement_id"].dtype == id_dtype() and id_dtype().storage == storage
+    by_id = {m.id: m for m in measurements}
+    row = frame.iloc[0]
+    assert isinstance(row["measurement_id"], str) and row["domain"] == by_id[row["measurement_id"]].domain
+    assert frame["status"].astype(str).isin(["accessible", "blocked", "down", "probe_offline", "inconclusive"]).all()
+    assert frame["blocking"].isna().sum() == (~frame["status"].eq("blocked")).sum()
+
+
+def test_without_pyarrow_the_ids_are_plain_strings() -> None:
+    """If pyarrow is not installed, then verdict frames still work, their ids pandas' own strings."""
+    import subprocess
+    import sys
+
+    # A fresh interpreter in which pyarrow cannot be imported, before pandas looks for it.
+    code = (
+        "import sys; sys.modules['pyarrow'] = None\n"
+        "from analysis.episodes import find_episodes\n"
+        "from analysis.fingerprints import load_fingerprints\n"
+        "from analysis.verdicts import judge_all, verdicts_frame\n"
+        "from tests.test_verdict_cache import _history\n"
+        "frame = verdicts_frame(judge_all(_history(), fingerprints=load_fingerprints()))\n"
+        "print(frame['measurement_id'].dtype.storage, frame['status'].dtype, len(find_episodes(frame)))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["python", "category", "1"]

@@ -55,7 +55,7 @@ from analysis.verdicts.compare import (
 from analysis.verdicts.facts import CERTIFICATE_FAILURES, DNS_REFUSALS
 from analysis.verdicts.judge import canary_failed, judge, judge_all
 from analysis.verdicts.rules import BLOCKING_KINDS, RULES, RULES_VERSION, STATUSES, Blocking, Rule, Status
-from analysis.verdicts.verdict import VERDICT_COLUMNS, Verdict, verdicts_frame
+from analysis.verdicts.verdict import VERDICT_COLUMNS, Verdict, compact_verdicts, verdicts_frame
 
 __all__ = [
     "BLOCKING_KINDS",
@@ -74,6 +74,7 @@ __all__ = [
     "Verdict",
     "body_proportion",
     "canary_failed",
+    "compact_verdicts",
     "compare_http",
     "headers_match",
     "judge",
