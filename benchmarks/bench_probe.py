@@ -2,7 +2,8 @@
 
 Run on demand, as root (the lab needs ip netns)::
 
-    /work/venv/bin/python benchmarks/bench_probe.py [--targets 1000] [--sample 50] [--rtt-ms 50]
+    /work/venv/bin/python benchmarks/bench_probe.py [--targets 1000] [--sample 50] [--rtt-ms 50] \
+        [--concurrency 16 64] [--workers 1 2]
 
 Why this shape: a volunteer's run is bounded by round trips, not CPU, so the figure
 that matters is how close a run gets to the floor the RTT sets for its concurrency,
@@ -63,6 +64,7 @@ def floor_per_measurement(rtt: float) -> float:
 @dataclass
 class Figures:
     concurrency: int
+    workers: int
     targets: int
     wall: float
     cpu: float
@@ -91,9 +93,10 @@ def bench_scenario(n: int, rtt_ms: int) -> LabScenario:
     )
 
 
-def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path) -> Figures:
-    db = workdir / f"c{concurrency}-{len(urls)}.db"
+def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path, workers: int = 1) -> Figures:
+    db = workdir / f"c{concurrency}-w{workers}-{len(urls)}.db"
     args = ["--db", f"sqlite:///{db}", "--quiet", "--no-canaries", "--concurrency", str(concurrency)]
+    args += ["--workers", str(workers)] if workers > 1 else []
     args += ["--dns-window", str(DNS_WINDOW), "--timeout", "5", "--doh-control", "off"]
     for url in urls:
         args += ["--url", url]
@@ -129,7 +132,7 @@ def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path) -> 
     connects = [t["finished"] - t["started"] for m in measurements for t in m["tcp"] if t["failure"] is None]
     cpu = usage.ru_utime + usage.ru_stime
     rtt = statistics.median(connects) if connects else math.nan
-    return Figures(concurrency, len(urls), wall, cpu, usage.ru_maxrss / 1024, failed, rtt)
+    return Figures(concurrency, workers, len(urls), wall, cpu, usage.ru_maxrss / 1024, failed, rtt)
 
 
 def report(figures: list[Figures], n: int, rtt_ms: int, sample: int, up_seconds: float, commit: str) -> str:
@@ -141,7 +144,7 @@ def report(figures: list[Figures], n: int, rtt_ms: int, sample: int, up_seconds:
         scale = n / f.targets
         extrapolated = " (extrapolated)" if scale != 1 else ""
         rows.append(
-            f"| {f.concurrency} | {f.targets} | {f.wall:.1f} | {f.rate:.1f} | "
+            f"| {f.concurrency} | {f.workers} | {f.targets} | {f.wall:.1f} | {f.rate:.1f} | "
             f"{f.floor(rtt):.1f} | {f.wall / f.floor(rtt):.2f} | {f.wall / f.floor(measured_rtt):.2f} | "
             f"{f.rate / reference.rate:.1f} of {f.concurrency} | {f.wall * scale:.0f}{extrapolated} | "
             f"{1000 * f.cpu / f.targets:.1f} | {f.max_rss_mib:.0f} | {f.failed} |"
@@ -164,14 +167,16 @@ def report(figures: list[Figures], n: int, rtt_ms: int, sample: int, up_seconds:
             "window runs from the first reply alongside them); a run cannot beat ceil(N / c) x L.  "
             f"Measured RTT (median TCP connect the probe recorded): {1000 * measured_rtt:.1f} ms.",
             "",
-            "| concurrency | targets | wall s | measurements/s | floor s | wall/floor "
+            "| concurrency | workers | targets | wall s | measurements/s | floor s | wall/floor "
             "| wall/floor (measured RTT) | "
             f"speed-up vs c=1 | wall for {n} s | CPU ms/measurement | peak RSS MiB | with a failure |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             f"Concurrency 1 (the reference) was run on {sample} targets and extrapolated linearly to {n}.  "
-            "CPU and peak RSS are the probe process's own (wait4), start-up included.",
+            "CPU and peak RSS are the probe process's own (wait4), start-up included; with workers "
+            "(`kuzot run --workers`), CPU includes the worker processes' and peak RSS is the largest "
+            "single process's (wait4 counts reaped children so).",
             "",
         ]
     )
@@ -200,6 +205,9 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=50, help="targets for the concurrency-1 run")
     parser.add_argument("--rtt-ms", type=int, default=50)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64])
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1], help="kuzot run --workers for each concurrency"
+    )
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -215,9 +223,10 @@ def main() -> int:
             up_seconds = time.perf_counter() - started
             figures = [measure(lab, urls[: args.sample], 1, Path(tmp))]
             print(figures[-1], file=sys.stderr)
-            for concurrency in args.concurrency:
-                figures.append(measure(lab, urls, concurrency, Path(tmp)))
-                print(figures[-1], file=sys.stderr)
+            for workers in args.workers:
+                for concurrency in args.concurrency:
+                    figures.append(measure(lab, urls, concurrency, Path(tmp), workers))
+                    print(figures[-1], file=sys.stderr)
     text = report(figures, args.targets, args.rtt_ms, args.sample, up_seconds, _commit())
     print(text)
     if not args.no_write:
