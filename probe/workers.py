@@ -143,9 +143,12 @@ class WorkerPool:
         try:
             async with trio.open_nursery() as nursery:
                 for number in range(self.count):
-                    process = await trio.lowlevel.open_process(
-                        self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-                    )
+                    try:
+                        process = await trio.lowlevel.open_process(
+                            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+                        )
+                    except OSError:
+                        continue  # one fewer worker; with none, the parent measures
                     worker = _Worker(number, process)
                     self.workers.append(worker)
                     nursery.start_soon(self._read, worker)
@@ -214,7 +217,7 @@ class WorkerPool:
                 if pending is not None:
                     pending.measurement = measurement
                     pending.done.set()
-        except (EOFError, pickle.UnpicklingError, ValueError, trio.BrokenResourceError):
+        except Exception:  # whatever cannot be read makes the worker lost, not the run
             pass
         finally:
             worker.lose()

@@ -182,3 +182,30 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "Z"
+
+
+def test_workers_that_cannot_start_leave_the_parent_measuring(
+    lab: LoopbackLab, sites: list[str], tmp_path: Path
+) -> None:
+    """If no worker process can be started, then the parent measures every target itself."""
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    plan = RunPlan(
+        targets=[Target(url) for url in sites[:2]],
+        settings=lab.probe_settings(),
+        workers=2,
+        worker_command=[str(tmp_path / "no-such-worker")],
+    )
+    trio.run(execute_run, plan, store)
+    stored = list(store.iter_measurements())
+    assert sorted(m.url for m in stored) == sorted(sites[:2])
+    assert all(m.annotations.get("failure") is None and m.tls for m in stored)
+    store.close()
+
+
+def test_workers_below_one_is_refused(tmp_path: Path) -> None:
+    """If --workers is below 1, then the run is refused with a clear error and nothing is measured."""
+    db = tmp_path / "k.db"
+    result = kuzot("run", "--db", f"sqlite:///{db}", "--url", "https://example.kg/", "--workers", "0")
+    assert result.returncode != 0
+    assert "--workers must be at least 1" in result.stderr
+    assert not db.exists()
