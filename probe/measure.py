@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import trio
 
 from probe import SOFTWARE_NAME, __version__
+from probe.failures import Failure
 from probe.records import (
     ControlObservations,
     DnsObservation,
@@ -420,3 +421,46 @@ def _first_reachable(m: Measurement, https: bool) -> str | None:
         if tcp_obs.failure is None:
             return tcp_obs.ip
     return None
+
+
+async def measure_or_record(
+    target: Target,
+    ctx: MeasurementContext,
+    role: str,
+    control: ControlFetcher | None,
+    *,
+    delegate: Callable[[Target, str], Awaitable[Measurement | None]] | None = None,
+) -> Measurement:
+    """``target``'s measurement, or, if that raised, the record of the failure: one
+    target never ends a run.  ``delegate`` (a worker pool's ``measure``) is asked
+    first; its ``None`` means "measure it here"."""
+    started_at = utc_now() + timedelta(seconds=ctx.settings.clock_offset)
+    try:
+        measured = await delegate(target, role) if delegate is not None else None
+        if measured is not None:
+            return measured
+        return await measure_url(target, ctx, role=role, control=control)
+    except Exception as exc:  # one target's trouble is that target's record
+        return failed_measurement(target, ctx, role, exc, started_at)
+    except BaseExceptionGroup as group:
+        _, cancellation = group.split(Exception)
+        if cancellation is None:  # pragma: no cover -- split() leaves something
+            raise
+        raise cancellation from None  # the run is being cancelled: not a failure
+
+
+def failed_measurement(
+    target: Target, ctx: MeasurementContext, role: str, exc: BaseException, started_at: datetime
+) -> Measurement:
+    """The record of a target whose measurement raised ``exc``: no observations, and
+    annotations naming ``unknown_failure`` and the innermost exception's class."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]  # trio wraps a task's error in a group per nursery
+    kind = type(exc)
+    module = kind.__module__.split(".")[0]
+    measurement = new_measurement(target, ctx, role, started_at)
+    measurement.annotations["failure"] = Failure.UNKNOWN.value
+    measurement.annotations["exception"] = (
+        kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    )
+    return measurement

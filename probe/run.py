@@ -15,7 +15,7 @@ With ``RunPlan.workers`` above 1 the measuring is done by child processes
 (:mod:`probe.workers`), whose pool runs beside the writer; everything above (the
 limiter, the budget check, the deadline, the one writer) stays here, in the parent.
 
-One target never ends a run: an exception that escapes :func:`measure_url` (a bug, or
+One target never ends a run: an exception that escapes ``measure_url`` (a bug, or
 hostile input nobody foresaw) becomes that target's stored measurement, with
 annotations ``failure: unknown_failure`` and ``exception: <module.Class>``, so the run
 goes on and ``--resume`` does not meet the same target again.  Only the class is
@@ -29,20 +29,23 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import trio
 
 from probe import SOFTWARE_NAME, __version__
 from probe.bandwidth import ByteBudget, estimate_bytes
-from probe.failures import Failure
-from probe.measure import ControlFetcher, MeasurementContext, measure_url, new_measurement
+from probe.measure import ControlFetcher, MeasurementContext, failed_measurement, measure_or_record
 from probe.records import Measurement, Run, utc_now
 from probe.settings import ProbeSettings
 from probe.store import Store, StoreError
 from probe.store.writer import DEFAULT_MAX_DELAY, DEFAULT_MAX_ITEMS, Finished, MeasurementWriter
 from probe.targets import Target
 from probe.workers import WorkerPool, WorkerSpec
+
+#: failed_measurement and measure_or_record live in probe.measure (a worker process
+#: imports that, not this, and so no database layer); they are still offered here.
+__all__ = ["RunPlan", "RunResult", "execute_run", "failed_measurement", "measure_or_record"]
 
 
 @dataclass
@@ -244,48 +247,8 @@ class _Runner:
                 self.result.skipped_for_budget += 1
                 return
             control = plan.control if role == "target" else None
-            m = await measure_or_record(target, self.ctx, role, control, self.pool)
+            delegate = self.pool.measure if self.pool is not None else None
+            m = await measure_or_record(target, self.ctx, role, control, delegate=delegate)
             # Handed over while still holding the slot, so the next target's budget
             # check already counts this measurement's bytes.
             await self.save(m)
-
-
-async def measure_or_record(
-    target: Target,
-    ctx: MeasurementContext,
-    role: str,
-    control: ControlFetcher | None,
-    pool: WorkerPool | None = None,
-) -> Measurement:
-    """``target``'s measurement (by a worker of ``pool`` if there is one left), or, if
-    that raised, the record of the failure: one target never ends a run."""
-    started_at = utc_now() + timedelta(seconds=ctx.settings.clock_offset)
-    try:
-        measured = await pool.measure(target, role) if pool is not None else None
-        if measured is not None:
-            return measured
-        return await measure_url(target, ctx, role=role, control=control)
-    except Exception as exc:  # one target's trouble is that target's record
-        return failed_measurement(target, ctx, role, exc, started_at)
-    except BaseExceptionGroup as group:
-        _, cancellation = group.split(Exception)
-        if cancellation is None:  # pragma: no cover -- split() leaves something
-            raise
-        raise cancellation from None  # the run is being cancelled: not a failure
-
-
-def failed_measurement(
-    target: Target, ctx: MeasurementContext, role: str, exc: BaseException, started_at: datetime
-) -> Measurement:
-    """The record of a target whose measurement raised ``exc``: no observations, and
-    annotations naming ``unknown_failure`` and the innermost exception's class."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]  # trio wraps a task's error in a group per nursery
-    kind = type(exc)
-    module = kind.__module__.split(".")[0]
-    measurement = new_measurement(target, ctx, role, started_at)
-    measurement.annotations["failure"] = Failure.UNKNOWN.value
-    measurement.annotations["exception"] = (
-        kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
-    )
-    return measurement
