@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import trio
 
 from probe import SOFTWARE_NAME, __version__
+from probe.failures import Failure
 from probe.records import (
     ControlObservations,
     DnsObservation,
@@ -104,8 +105,10 @@ class MeasurementContext:
 
 
 async def _resolve_all(
-    host: str, ctx: MeasurementContext, ids: ObservationIds, t0: float
+    host: str, ctx: MeasurementContext, ids: ObservationIds, t0: float, windows: trio.Nursery
 ) -> list[DnsObservation]:
+    """Every resolver's answer for ``host``, back as soon as each has its first reply;
+    the UDP queries' listening windows go on in ``windows`` (see :func:`measure_url`)."""
     settings = ctx.settings
     results: list[tuple[int, DnsObservation]] = []
 
@@ -128,14 +131,20 @@ async def _resolve_all(
                 nursery.start_soon(
                     one,
                     order,
-                    _bind_query(host, qtype, resolver, obs_id, t0, settings),
+                    _bind_query(host, qtype, resolver, obs_id, t0, settings, windows),
                 )
                 order += 1
     return [obs for _, obs in sorted(results, key=lambda item: item[0])]
 
 
 def _bind_query(
-    host: str, qtype: str, resolver: tuple[str, int], obs_id: str, t0: float, settings: ProbeSettings
+    host: str,
+    qtype: str,
+    resolver: tuple[str, int],
+    obs_id: str,
+    t0: float,
+    settings: ProbeSettings,
+    windows: trio.Nursery,
 ) -> Callable[[], Awaitable[DnsObservation]]:
     async def call() -> DnsObservation:
         return await dns.query_udp(
@@ -147,6 +156,7 @@ def _bind_query(
             timeout=settings.timeouts.dns,
             window=settings.dns_window,
             source_address=settings.source_address,
+            windows=windows,
         )
 
     return call
@@ -239,6 +249,10 @@ async def measure_url(
 
     ``control`` is called with the URL at the start and runs alongside the probe's own
     steps (not after), so both vantages see the site at nearly the same moment.
+
+    The UDP DNS queries' listening windows (late and duplicate replies: injection's
+    evidence) run in their own nursery alongside TCP, TLS and HTTP rather than before
+    them; the record is returned only once that nursery, and so every window, has closed.
     """
     settings = ctx.settings
     started_at = utc_now() + timedelta(seconds=settings.clock_offset)
@@ -248,12 +262,14 @@ async def measure_url(
     host = (parts.hostname or "").lower()
     measurement = new_measurement(target, ctx, role, started_at)
 
-    steps = _Steps(target, ctx, measurement, ids, t0, host, target.port, parts.scheme == "https", _Ready())
-    try:
-        await _measure_steps(steps, control)
-    finally:
-        with trio.CancelScope(shield=True):
-            await steps.ready.close_all()
+    https = parts.scheme == "https"
+    async with trio.open_nursery() as windows:
+        steps = _Steps(target, ctx, measurement, ids, t0, host, target.port, https, _Ready(), windows)
+        try:
+            await _measure_steps(steps, control)
+        finally:
+            with trio.CancelScope(shield=True):
+                await steps.ready.close_all()
     measurement.runtime = round(trio.current_time() - t0, 6)
     return measurement
 
@@ -271,6 +287,8 @@ class _Steps:
     port: int
     https: bool
     ready: _Ready
+    #: Where the DNS queries' listening windows run (see :func:`measure_url`).
+    windows: trio.Nursery
 
     async def connect_all(self, addresses: list[str]) -> str | None:
         """TCP (and TLS) to every address at once, recorded in id order; the address
@@ -311,7 +329,7 @@ class _Steps:
 
     async def resolve(self, name: str) -> list[str]:
         """A redirect's new name, resolved like the target's and recorded with it."""
-        observations = await _resolve_all(name, self.ctx, self.ids, self.t0)
+        observations = await _resolve_all(name, self.ctx, self.ids, self.t0, self.windows)
         self.measurement.dns.extend(observations)
         return _ordered_addresses(observations, 1)
 
@@ -353,7 +371,7 @@ async def _measure_steps(steps: _Steps, control: ControlFetcher | None) -> None:
         if is_ip(host):
             addresses = [host]
         else:
-            measurement.dns = await _resolve_all(host, steps.ctx, steps.ids, steps.t0)
+            measurement.dns = await _resolve_all(host, steps.ctx, steps.ids, steps.t0, steps.windows)
             addresses = _ordered_addresses(measurement.dns, settings.max_addresses)
         reachable = await steps.connect_all(addresses)
         if reachable is None and not is_ip(host):
@@ -403,3 +421,46 @@ def _first_reachable(m: Measurement, https: bool) -> str | None:
         if tcp_obs.failure is None:
             return tcp_obs.ip
     return None
+
+
+async def measure_or_record(
+    target: Target,
+    ctx: MeasurementContext,
+    role: str,
+    control: ControlFetcher | None,
+    *,
+    delegate: Callable[[Target, str], Awaitable[Measurement | None]] | None = None,
+) -> Measurement:
+    """``target``'s measurement, or, if that raised, the record of the failure: one
+    target never ends a run.  ``delegate`` (a worker pool's ``measure``) is asked
+    first; its ``None`` means "measure it here"."""
+    started_at = utc_now() + timedelta(seconds=ctx.settings.clock_offset)
+    try:
+        measured = await delegate(target, role) if delegate is not None else None
+        if measured is not None:
+            return measured
+        return await measure_url(target, ctx, role=role, control=control)
+    except Exception as exc:  # one target's trouble is that target's record
+        return failed_measurement(target, ctx, role, exc, started_at)
+    except BaseExceptionGroup as group:
+        _, cancellation = group.split(Exception)
+        if cancellation is None:  # pragma: no cover -- split() leaves something
+            raise
+        raise cancellation from None  # the run is being cancelled: not a failure
+
+
+def failed_measurement(
+    target: Target, ctx: MeasurementContext, role: str, exc: BaseException, started_at: datetime
+) -> Measurement:
+    """The record of a target whose measurement raised ``exc``: no observations, and
+    annotations naming ``unknown_failure`` and the innermost exception's class."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]  # trio wraps a task's error in a group per nursery
+    kind = type(exc)
+    module = kind.__module__.split(".")[0]
+    measurement = new_measurement(target, ctx, role, started_at)
+    measurement.annotations["failure"] = Failure.UNKNOWN.value
+    measurement.annotations["exception"] = (
+        kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    )
+    return measurement

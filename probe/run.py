@@ -11,7 +11,11 @@ result, live upload) only once committed, so a kill -9 loses nothing that was re
 Targets still in flight are simply not recorded; ``kuzot run --resume`` measures them
 next time.
 
-One target never ends a run: an exception that escapes :func:`measure_url` (a bug, or
+With ``RunPlan.workers`` above 1 the measuring is done by child processes
+(:mod:`probe.workers`), whose pool runs beside the writer; everything above (the
+limiter, the budget check, the deadline, the one writer) stays here, in the parent.
+
+One target never ends a run: an exception that escapes ``measure_url`` (a bug, or
 hostile input nobody foresaw) becomes that target's stored measurement, with
 annotations ``failure: unknown_failure`` and ``exception: <module.Class>``, so the run
 goes on and ``--resume`` does not meet the same target again.  Only the class is
@@ -25,19 +29,23 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import trio
 
 from probe import SOFTWARE_NAME, __version__
 from probe.bandwidth import ByteBudget, estimate_bytes
-from probe.failures import Failure
-from probe.measure import ControlFetcher, MeasurementContext, measure_url, new_measurement
+from probe.measure import ControlFetcher, MeasurementContext, failed_measurement, measure_or_record
 from probe.records import Measurement, Run, utc_now
 from probe.settings import ProbeSettings
 from probe.store import Store, StoreError
 from probe.store.writer import DEFAULT_MAX_DELAY, DEFAULT_MAX_ITEMS, Finished, MeasurementWriter
 from probe.targets import Target
+from probe.workers import WorkerPool, WorkerSpec
+
+#: failed_measurement and measure_or_record live in probe.measure (a worker process
+#: imports that, not this, and so no database layer); they are still offered here.
+__all__ = ["RunPlan", "RunResult", "execute_run", "failed_measurement", "measure_or_record"]
 
 
 @dataclass
@@ -56,6 +64,15 @@ class RunPlan:
     commit_delay: float = DEFAULT_MAX_DELAY
     #: ... or as soon as this many are waiting.
     commit_items: int = DEFAULT_MAX_ITEMS
+    #: Child processes that measure (1: measure in this process).  The run, its
+    #: writer, budget and deadline stay here either way (probe/workers.py).
+    workers: int = 1
+    #: With workers: builds a child's own control vantage (picklable, e.g. a partial
+    #: of a module-level function), since ``control`` cannot cross a process boundary.
+    control_factory: Callable[[], object] | None = None
+    #: With workers: the child's command (tests start a failing one); default
+    #: :func:`probe.workers.worker_command`.
+    worker_command: Sequence[str] | None = None
 
 
 @dataclass
@@ -158,6 +175,10 @@ class _Runner:
         self.ctx = MeasurementContext(plan.settings, run_id=result.run.id)
         self.limiter = trio.CapacityLimiter(max(1, plan.concurrency))
         self.send: trio.MemorySendChannel[Finished] | None = None
+        self.pool: WorkerPool | None = None
+        if plan.workers > 1:
+            spec = WorkerSpec(plan.settings, result.run.id, plan.control_factory)
+            self.pool = WorkerPool(spec, plan.workers, plan.worker_command)
 
     async def measure_all(
         self,
@@ -180,12 +201,18 @@ class _Runner:
         async with trio.open_nursery() as outer:
             outer.start_soon(writer.run, receive)
             async with send:  # closed when measuring ends: the writer commits the rest
-                with scope if scope is not None else nullcontext():
-                    async with trio.open_nursery() as nursery:
-                        for canary in plan.canaries:
-                            nursery.start_soon(self.one, canary, "canary")
-                        for target in plan.targets:
-                            nursery.start_soon(self.one, target, "target")
+                if self.pool is not None:
+                    await outer.start(self.pool.run)
+                try:
+                    with scope if scope is not None else nullcontext():
+                        async with trio.open_nursery() as nursery:
+                            for canary in plan.canaries:
+                                nursery.start_soon(self.one, canary, "canary")
+                            for target in plan.targets:
+                                nursery.start_soon(self.one, target, "target")
+                finally:
+                    if self.pool is not None:
+                        await self.pool.close()  # the children exit; run() reaps them
                 # "Hit" also when the work merely ended after the deadline: a report
                 # that says the deadline held when it did not would be a lie.
                 result.deadline_hit = scope is not None and (
@@ -219,35 +246,9 @@ class _Runner:
                 # can still be in flight when the cap is reached.
                 self.result.skipped_for_budget += 1
                 return
-            started_at = utc_now() + timedelta(seconds=plan.settings.clock_offset)
-            try:
-                m = await measure_url(
-                    target, self.ctx, role=role, control=plan.control if role == "target" else None
-                )
-            except Exception as exc:  # one target's trouble is that target's record
-                m = failed_measurement(target, self.ctx, role, exc, started_at)
-            except BaseExceptionGroup as group:
-                _, cancellation = group.split(Exception)
-                if cancellation is None:  # pragma: no cover -- split() leaves something
-                    raise
-                raise cancellation from None  # the run is being cancelled: not a failure
+            control = plan.control if role == "target" else None
+            delegate = self.pool.measure if self.pool is not None else None
+            m = await measure_or_record(target, self.ctx, role, control, delegate=delegate)
             # Handed over while still holding the slot, so the next target's budget
             # check already counts this measurement's bytes.
             await self.save(m)
-
-
-def failed_measurement(
-    target: Target, ctx: MeasurementContext, role: str, exc: BaseException, started_at: datetime
-) -> Measurement:
-    """The record of a target whose measurement raised ``exc``: no observations, and
-    annotations naming ``unknown_failure`` and the innermost exception's class."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]  # trio wraps a task's error in a group per nursery
-    kind = type(exc)
-    module = kind.__module__.split(".")[0]
-    measurement = new_measurement(target, ctx, role, started_at)
-    measurement.annotations["failure"] = Failure.UNKNOWN.value
-    measurement.annotations["exception"] = (
-        kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
-    )
-    return measurement

@@ -135,6 +135,34 @@ async def test_injection_is_recorded(resolver: LabResolver) -> None:
     assert true.received > obs.finished
 
 
+async def test_window_in_callers_nursery(resolver: LabResolver) -> None:
+    """If the window runs in the caller's nursery, then the step returns at the first
+    reply and the true one is recorded by the time that nursery closes."""
+    resolver.set_lie("example.kg", Behaviour.inject(BLOCKPAGE, delay=0.1))
+    assert resolver.address is not None
+    t0 = trio.current_time()
+    async with trio.open_nursery() as windows:
+        obs = await query_udp(
+            "example.kg",
+            "A",
+            resolver.address,
+            obs_id="dns/0",
+            t0=t0,
+            timeout=TIMEOUT,
+            window=0.4,
+            windows=windows,
+        )
+        returned = trio.current_time() - t0
+        assert obs.addresses() == [BLOCKPAGE]
+        assert obs.extra_responses == []  # the true reply is still on its way
+    assert returned < 0.1 < trio.current_time() - t0
+    assert trio.current_time() - t0 == pytest.approx(
+        obs.finished + 0.4, abs=0.1
+    )  # the window, from the first
+    assert [[a.value for a in r.answers] for r in obs.extra_responses] == [["127.0.0.10"]]
+    assert obs.extra_responses[0].received > obs.finished
+
+
 async def test_reply_after_window_is_not_recorded(resolver: LabResolver) -> None:
     """If the true reply comes after the window closes, then only the forged one is recorded."""
     resolver.set_lie("example.kg", Behaviour.inject(BLOCKPAGE, delay=0.4))

@@ -23,6 +23,17 @@ def _imported_after(code: str, cwd: Path) -> list[str]:
     return sorted(loaded.intersection(HEAVY))
 
 
+def test_run_summary_judging_imports_no_pandas(tmp_path: Path) -> None:
+    """If `kuzot run` judges its run for the summary, then pandas is not imported (45 MiB of its peak RSS)."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+        "from analysis.fingerprints import load_fingerprints\nfrom analysis.verdicts import judge_all\n"
+        "judge_all([], fingerprints=load_fingerprints())"
+    )
+    assert "pandas" not in _imported_after(code, tmp_path)
+    assert "numpy" not in _imported_after(code, tmp_path)
+
+
 def test_run_parser_imports_no_heavy_stack(tmp_path: Path) -> None:
     """If `kuzot run`'s options are parsed, then no analysis, web, collector or migration package is imported."""
     code = f"import sys; sys.path.insert(0, {str(REPO)!r})\nfrom probe.cli import build_parser\nbuild_parser(['run'])"

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from analysis.verdicts.rules import RULES, RULES_VERSION, Blocking, Status
 from probe.records import Measurement, format_time
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,12 @@ def make_verdict(m: Measurement, decision: Decision) -> Verdict:
 def verdicts_frame(verdicts: Iterable[Verdict]) -> pd.DataFrame:
     """One row per verdict, columns :data:`VERDICT_COLUMNS`; ``measured_at`` is a UTC
     timestamp, ``probe_asn`` a nullable integer, ``observation_ids`` a list, and the
-    columns of few distinct values categoricals (:func:`compact_verdicts`)."""
+    columns of few distinct values categoricals (:func:`compact_verdicts`).
+
+    pandas is imported here, not with the module: ``kuzot run`` judges its run with
+    these rules and never needs a frame (pandas and numpy are ~45 MiB of its RSS)."""
+    import pandas as pd
+
     rows = [{name: getattr(v, name) for name in VERDICT_COLUMNS} for v in verdicts]
     frame = pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
     frame["measured_at"] = pd.to_datetime(frame["measured_at"], utc=True)
@@ -108,6 +113,9 @@ def id_dtype() -> pd.StringDtype:
 
     Why: one id per row is the one column a categorical cannot shrink; as Python
     objects ten million ids take about 0.6 GB, as one Arrow buffer about a fifth."""
+    import numpy as np
+    import pandas as pd
+
     try:
         import pyarrow  # noqa: F401
     except ImportError:
@@ -122,6 +130,8 @@ def compact_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
     Why: the frame an analyst loads over ten million verdicts must fit in memory with
     room for the work on it (issue 18: episodes within 1.5 GB).  Categories are the
     distinct values in sorted order, so sorting and comparing behave as on strings."""
+    import pandas as pd
+
     for name in CATEGORY_COLUMNS:
         if name in frame.columns and not isinstance(frame[name].dtype, pd.CategoricalDtype):
             frame[name] = frame[name].astype("category")

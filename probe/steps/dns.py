@@ -172,6 +172,7 @@ async def query_udp(
     timeout: float,  # noqa: ASYNC109 -- the contract: each step owns its own cancel scope
     window: float = 0.3,
     source_address: str | None = None,
+    windows: trio.Nursery | None = None,
 ) -> DnsObservation:
     """Ask ``resolver`` for ``hostname``/``query_type`` over UDP, watching for injection.
 
@@ -181,6 +182,12 @@ async def query_udp(
     reply goes to ``extra_responses`` (their ``received`` may be after ``finished``).
     Datagrams that do not parse or answer another query are ignored, as a stub
     resolver ignores them.  No valid reply within ``timeout``: ``generic_timeout_error``.
+
+    With a ``windows`` nursery the window is watched in a task started there, and
+    this returns as soon as the first reply is recorded: the caller connects while
+    the socket still listens, and the observation is complete (every late reply in
+    ``extra_responses``) only when that nursery has closed.  Without one, this
+    returns after the window.
 
     A ``source_address`` of the other IP version than the resolver's is recorded as
     ``address_not_available`` without sending anything.
@@ -212,13 +219,36 @@ async def query_udp(
         observation.failure = classify_failure(exc)
         return observation
 
-    with trio.socket.socket(socket.AF_INET6 if version == 6 else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = trio.socket.socket(socket.AF_INET6 if version == 6 else socket.AF_INET, socket.SOCK_DGRAM)
+    handed_over = False
+    try:
         first = await _first_reply(sock, query, observation, (ip, port), source_address, t0, timeout)
         if first is None:
             return observation
         _record_first_reply(observation, first, rdtype)
-        await _watch_window(sock, query, observation, t0, window)
+        closes = trio.current_time() + window  # from the first reply, either way
+        if windows is None:
+            await _watch_window(sock, query, observation, t0, closes)
+        else:
+            # The task owns the socket from here: it closes it when the window does.
+            windows.start_soon(_watch_then_close, sock, query, observation, t0, closes)
+            handed_over = True
+    finally:
+        if not handed_over:
+            sock.close()
     return observation
+
+
+async def _watch_then_close(
+    sock: trio.socket.SocketType,
+    query: dns.message.Message,
+    observation: DnsObservation,
+    t0: float,
+    closes: float,
+) -> None:
+    """:func:`_watch_window` in the caller's nursery, then the socket is closed."""
+    with sock:
+        await _watch_window(sock, query, observation, t0, closes)
 
 
 def _ip_versions(ip: str, source_address: str | None) -> tuple[int, int]:
@@ -283,11 +313,11 @@ async def _watch_window(
     query: dns.message.Message,
     observation: DnsObservation,
     t0: float,
-    window: float,
+    closes: float,
 ) -> None:
     """The window: an injector's forged reply wins the race; the true one follows.
-    Every further valid reply within ``window`` seconds goes to ``extra_responses``."""
-    with trio.move_on_after(window):
+    Every further valid reply until ``closes`` (trio time) goes to ``extra_responses``."""
+    with trio.move_on_at(closes):
         try:
             while True:
                 reply = await _receive_reply(sock, query)

@@ -14,6 +14,7 @@ only the presentation layers (the CLI, the Explorer) import.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 from collections.abc import Callable
@@ -58,6 +59,8 @@ class SessionOptions:
     ca_bundle: Path | None = None
     source_address: str | None = None
     concurrency: int | None = None
+    #: Child processes that measure (``--workers``); 1 measures in this process.
+    workers: int = 1
     deadline: float | None = None
     timeout: float | None = None
     max_body_bytes: int = 1 << 20
@@ -301,6 +304,8 @@ def _prepare(options: SessionOptions) -> tuple[SessionOptions, ProbeSettings, li
         raise InputError(_("--concurrency must be at least 1"))
     if options.upload_every < 1:
         raise InputError(_("--upload-every must be at least 1"))
+    if options.workers < 1:
+        raise InputError(_("--workers must be at least 1"))
     return options, settings, canaries
 
 
@@ -336,8 +341,11 @@ def _run_plan(options: SessionOptions, settings: ProbeSettings, plan: SessionPla
         concurrency=options.concurrency,
         deadline=options.deadline,
         canaries=plan.canaries,
+        workers=options.workers,
+        control_factory=functools.partial(_control_fetcher, options) if options.workers > 1 else None,
         options={
             "concurrency": options.concurrency,
+            **({"workers": options.workers} if options.workers > 1 else {}),
             "canaries": len(plan.canaries),
             "asn_source": options.asn_source,
             **({"refused_inputs": [r.to_dict() for r in plan.refused]} if plan.refused else {}),

@@ -48,6 +48,14 @@ def _add_measuring_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--source-address", metavar="ADDR", help="send all probe traffic from this local address")
     p.add_argument("--concurrency", type=int, default=None, help="targets measured at once (default 16)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure in N worker processes (for more than one core); one run, one writer, "
+        "one byte budget and one deadline across them (default 1)",
+    )
     p.add_argument("--deadline", type=float, metavar="SECONDS", help="stop the whole run after this long")
     p.add_argument(
         "--timeout",

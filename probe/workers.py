@@ -1,0 +1,295 @@
+"""Worker processes for one run (``kuzot run --workers N``): measuring on several cores.
+
+Why: at high concurrency one core is the limit (TLS handshakes, DNS and HTTP parsing),
+while everything that makes a run trustworthy must stay single: one run row, one
+writer committing in batches, one byte budget, one deadline.  So the *parent* keeps all
+of that (:mod:`probe.run`) and hands each target, when a slot frees up and the budget
+allows, to the child with the fewest in flight; the child measures it and sends the
+record back, and the parent saves it as it saves its own.  Children never touch the
+database, the budget or the deadline: they only measure.
+
+Ownership (structured): :meth:`WorkerPool.run` is a task in the run's outer nursery,
+beside the writer and outside the deadline.  It starts the children, owns their pipes,
+reads their results, and when it ends (the parent closed the children's stdin because
+measuring is over, or the run is cancelled) waits briefly for each child and kills
+what is left.  A child exits when its stdin closes (the parent finished, or died:
+``kill -9`` of the parent closes the pipe too), so no child outlives its run.
+
+A child that dies takes only the targets it had in flight: each becomes a recorded
+failure (``unknown_failure``, exception ``probe.WorkerLost``), never a lost run; the
+remaining targets go to the surviving children, or are measured in the parent if none
+is left.  Frames are a 4-byte length and a pickle: parent and child are the same
+program and the same user, so pickle is as trusted as the code itself.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from probe.records import Measurement
+from probe.settings import ProbeSettings
+from probe.targets import Target
+
+#: How long a child may take to exit after its stdin closes before it is killed.
+EXIT_GRACE = 5.0
+
+#: How long a frame may take to go into a child's pipe before the child counts as stuck.
+SEND_LIMIT = 10.0
+
+_LENGTH = struct.Struct("!I")
+
+
+class WorkerLost(Exception):
+    """The worker process measuring a target died before sending its record."""
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a child needs to measure as the parent would: the settings, the run id
+    and, if the run has a control vantage, how to build its own (a picklable factory)."""
+
+    settings: ProbeSettings
+    run_id: str | None
+    control_factory: Callable[[], Any] | None = None
+
+
+def encode(item: object) -> bytes:
+    body = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(body)) + body
+
+
+class FrameReader:
+    """Length-prefixed pickles from a byte stream; ``None`` at a clean end of stream."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self.stream = stream
+        self.buffer = bytearray()
+
+    async def _fill(self, size: int) -> bool:
+        while len(self.buffer) < size:
+            chunk = await self.stream.receive_some(1 << 16)
+            if not chunk:
+                return False
+            self.buffer += chunk
+        return True
+
+    async def receive(self) -> Any:
+        if not await self._fill(_LENGTH.size):
+            if self.buffer:
+                raise EOFError("stream ended inside a frame header")
+            return None
+        (length,) = _LENGTH.unpack_from(self.buffer)
+        if not await self._fill(_LENGTH.size + length):
+            raise EOFError("stream ended inside a frame")
+        body = bytes(self.buffer[_LENGTH.size : _LENGTH.size + length])
+        del self.buffer[: _LENGTH.size + length]
+        return pickle.loads(body)
+
+
+# --- the parent's side -------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    done: trio.Event = field(default_factory=trio.Event)
+    measurement: Measurement | None = None
+
+
+@dataclass
+class _Worker:
+    number: int
+    process: trio.Process
+    lock: trio.Lock = field(default_factory=trio.Lock)
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    alive: bool = True
+
+    def lose(self) -> None:
+        """Dead: whatever it had in flight is woken with no record (a recorded failure)."""
+        self.alive = False
+        for pending in self.pending.values():
+            pending.done.set()
+
+
+def worker_command() -> list[str]:
+    """This interpreter running :mod:`probe.workers`."""
+    return [sys.executable, "-m", "probe.workers"]
+
+
+class WorkerPool:
+    """N child processes measuring for one run; see the module docstring."""
+
+    def __init__(self, spec: WorkerSpec, count: int, command: Sequence[str] | None = None) -> None:
+        self.spec = spec
+        self.count = count
+        self.command = list(command) if command is not None else worker_command()
+        self.workers: list[_Worker] = []
+        self._keys = itertools.count()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start the children, read their results until they end, then reap them."""
+        env = {**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        try:
+            async with trio.open_nursery() as nursery:
+                for number in range(self.count):
+                    try:
+                        process = await trio.lowlevel.open_process(
+                            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+                        )
+                    except OSError:
+                        continue  # one fewer worker; with none, the parent measures
+                    worker = _Worker(number, process)
+                    self.workers.append(worker)
+                    nursery.start_soon(self._read, worker)
+                    await self._send(worker, self.spec)
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True):
+                for worker in self.workers:
+                    await _reap(worker)
+
+    async def close(self) -> None:
+        """Measuring is over: close each child's stdin, so it exits."""
+        for worker in self.workers:
+            assert worker.process.stdin is not None
+            with trio.CancelScope(shield=True):
+                async with worker.lock:
+                    await worker.process.stdin.aclose()
+
+    async def measure(self, target: Target, role: str) -> Measurement | None:
+        """The record of ``target`` measured by a child; ``None`` when no child is left
+        (the caller measures it itself).  Raises :class:`WorkerLost` when the child
+        died with it in flight."""
+        while True:
+            alive = [w for w in self.workers if w.alive]
+            if not alive:
+                return None
+            worker = min(alive, key=lambda w: len(w.pending))
+            key = next(self._keys)
+            pending = worker.pending[key] = _Pending()
+            try:
+                if not await self._send(worker, (key, target, role)):
+                    continue  # never reached the child: another one measures it
+                await pending.done.wait()
+            finally:
+                worker.pending.pop(key, None)
+            if pending.measurement is None:
+                raise WorkerLost(f"worker {worker.number} died")
+            return pending.measurement
+
+    async def _send(self, worker: _Worker, item: object) -> bool:
+        """One frame to ``worker``; False (and the worker lost) if it cannot take it.
+
+        Shielded: a frame cut in half by a cancellation would garble every later one."""
+        assert worker.process.stdin is not None
+        data = encode(item)
+        with trio.CancelScope(shield=True), trio.move_on_after(SEND_LIMIT) as limit:
+            try:
+                async with worker.lock:
+                    await worker.process.stdin.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                worker.lose()
+                return False
+        if limit.cancelled_caught:
+            worker.lose()
+            return False
+        return True
+
+    async def _read(self, worker: _Worker) -> None:
+        """The child's records, each to the target waiting for it, until its stdout ends."""
+        assert worker.process.stdout is not None
+        reader = FrameReader(worker.process.stdout)
+        try:
+            while (frame := await reader.receive()) is not None:
+                key, measurement = frame
+                pending = worker.pending.get(key)
+                if pending is not None:
+                    pending.measurement = measurement
+                    pending.done.set()
+        except Exception:  # whatever cannot be read makes the worker lost, not the run
+            pass
+        finally:
+            worker.lose()
+
+
+async def _reap(worker: _Worker) -> None:
+    """Close the child's stdin, wait a little for it to exit on its own, then kill it."""
+    worker.lose()
+    if worker.process.stdin is not None:
+        await worker.process.stdin.aclose()
+    with trio.move_on_after(EXIT_GRACE):
+        await worker.process.wait()
+    if worker.process.returncode is None:
+        worker.process.kill()
+        await worker.process.wait()
+
+
+def _package_root() -> str:
+    """The directory holding the ``probe`` package this parent runs, for the child's path."""
+    return str(Path(__file__).resolve().parents[1])
+
+
+# --- the child's side --------------------------------------------------------------------
+
+
+async def _serve(inbox: trio.abc.ReceiveStream, outbox: trio.abc.SendStream) -> None:
+    """Measure every target the parent sends, until it closes our stdin."""
+    # Not probe.run: a child needs no database (sqlalchemy is 0.3 s of each child's start).
+    from probe.measure import MeasurementContext, measure_or_record
+
+    frames = FrameReader(inbox)
+    spec: WorkerSpec | None = await frames.receive()
+    if spec is None:
+        return
+    ctx = MeasurementContext(spec.settings, run_id=spec.run_id)
+    control = spec.control_factory() if spec.control_factory is not None else None
+    lock = trio.Lock()
+
+    async def one(key: int, target: Target, role: str) -> None:
+        measurement = await measure_or_record(target, ctx, role, control if role == "target" else None)
+        async with lock:
+            await outbox.send_all(encode((key, measurement)))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            while (frame := await frames.receive()) is not None:
+                nursery.start_soon(one, *frame)
+            nursery.cancel_scope.cancel()  # the parent wants nothing more
+    finally:
+        if control is not None:
+            with trio.CancelScope(shield=True):
+                await control.aclose()
+
+
+def serve_stdio() -> None:
+    """The child's entry point: frames on stdin and stdout, stray prints to stderr."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    in_fd = os.dup(0)
+
+    async def main() -> None:
+        async with trio.lowlevel.FdStream(in_fd) as inbox, trio.lowlevel.FdStream(out_fd) as outbox:
+            try:
+                await _serve(inbox, outbox)
+            except* (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the parent is gone: nobody wants these records
+
+    trio.run(main)
+
+
+if __name__ == "__main__":
+    from probe.workers import serve_stdio as _entry
+
+    _entry()

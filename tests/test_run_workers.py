@@ -1,0 +1,211 @@
+"""``kuzot run --workers N``: child processes measure, the parent keeps one run, one
+writer, one byte budget and one deadline (probe/workers.py), against the loopback lab."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from probe.lab.loopback import LoopbackLab, Scenario
+from probe.lab.web_servers import Behaviour as WebBehaviour
+from probe.run import RunPlan, execute_run
+from probe.settings import Timeouts
+from probe.store import Store
+from probe.targets import Target
+from tests.conftest import REPO, kuzot, show_json
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LoopbackLab]:
+    with LoopbackLab() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def sites(lab: LoopbackLab) -> list[str]:
+    return [lab.add(Scenario(f"w{i}", f"worker{i}.kg")).url for i in range(6)]
+
+
+def _urls(urls: list[str]) -> list[str]:
+    return [arg for url in urls for arg in ("--url", url)]
+
+
+def test_workers_measure_every_target_in_one_run(lab: LoopbackLab, sites: list[str], tmp_path: Path) -> None:
+    """If a run has two workers, then every target is measured once, in one run, as one process would."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    args = ["run", "--db", db, *_urls(sites), *lab.probe_args(control=False), "--no-canaries"]
+    result = kuzot(*args, "--workers", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "finished" and summary["measured"] == len(sites)
+    stored = show_json(db)
+    assert sorted(m["url"] for m in stored) == sorted(sites)
+    assert len({m["run_id"] for m in stored}) == 1
+    assert all(m["failures"] == {"dns": None, "tcp": None, "tls": None, "http": None} for m in stored)
+    assert all(m["annotations"].get("failure") is None for m in stored)
+
+
+def test_byte_budget_is_shared_across_workers(lab: LoopbackLab, sites: list[str], tmp_path: Path) -> None:
+    """If the per-run byte cap is reached, then no worker starts another target: at most
+    `concurrency` are measured in all, and the rest are counted as skipped."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    args = ["run", "--db", db, *_urls(sites), *lab.probe_args(control=False), "--no-canaries"]
+    result = kuzot(*args, "--workers", "2", "--concurrency", "2", "--max-bytes", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert 1 <= summary["measured"] <= 2
+    assert summary["measured"] + summary["skipped_for_budget"] == len(sites)
+    assert len(show_json(db)) == summary["measured"]
+
+
+#: A worker that takes its first frames and dies, as a crashing child would.
+_DYING_WORKER = [
+    sys.executable,
+    "-c",
+    "import sys, time; sys.stdin.buffer.read(1); time.sleep(0.5); sys.exit(3)",
+]
+
+
+def test_failing_workers_become_recorded_failures(lab: LoopbackLab, sites: list[str], tmp_path: Path) -> None:
+    """If the worker processes die, then the targets they held are recorded as unknown_failure
+    (exception probe.WorkerLost), the rest are measured by the parent, and the run finishes."""
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    plan = RunPlan(
+        targets=[Target(url) for url in sites],
+        settings=lab.probe_settings(),
+        concurrency=len(sites),
+        workers=2,
+        worker_command=_DYING_WORKER,
+    )
+    result = trio.run(execute_run, plan, store)
+    stored = list(store.iter_measurements())
+    assert sorted(m.url for m in stored) == sorted(sites)
+    lost = [m for m in stored if m.annotations.get("exception") == "probe.WorkerLost"]
+    assert lost, "the dying workers held targets"
+    assert all(m.annotations["failure"] == "unknown_failure" for m in lost)
+    assert all(m.annotations.get("failure") is None for m in stored if m not in lost)
+    assert result.run.status == "finished" and store.runs()[0].status == "finished"
+    store.close()
+
+
+def test_deadline_holds_across_workers(lab: LoopbackLab, tmp_path: Path) -> None:
+    """If the run's deadline passes, then what the workers finished is stored and the run is marked 'deadline'."""
+    fast = lab.add(Scenario("wfast", "wfast.kg"))
+    slow = lab.add(Scenario("whang", "whang.kg", site=WebBehaviour.blackhole()))
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    settings = lab.probe_settings(timeouts=Timeouts(dns=1, connect=1, tls=30, http=30))
+    plan = RunPlan(targets=[Target(fast.url), Target(slow.url)], settings=settings, deadline=4.0, workers=2)
+    result = trio.run(execute_run, plan, store)
+    assert result.deadline_hit
+    assert [m.url for m in store.iter_measurements()] == [fast.url]
+    assert store.runs()[0].status == "deadline"
+    store.close()
+
+
+def _count(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("select count(*) from measurements where role='target'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_kill_9_with_workers_then_resume(lab: LoopbackLab, tmp_path: Path) -> None:
+    """If a run with workers is killed (SIGKILL), then what it stored stays, its workers
+    exit, and --resume measures only the rest."""
+    fast = [lab.add(Scenario(f"k{i}", f"kfast{i}.kg")).url for i in range(3)]
+    hang = lab.add(Scenario("khang", "khang.kg", site=WebBehaviour.blackhole()))
+    db = tmp_path / "k.db"
+    args = [sys.executable, "-m", "probe", "run", "--db", f"sqlite:///{db}", "--quiet", "--workers", "2"]
+    args += [*_urls([*fast, hang.url]), *lab.probe_args(control=False), "--no-canaries", "--timeout", "60"]
+    env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1", "KUZOT_DOH_CONTROL": "off"}
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while _count(db) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        children = _children(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _count(db) == 3
+    assert len(children) == 2
+    _wait_gone(children)
+    hang.site.policy.behaviour = WebBehaviour.honest()
+    resume = ["--resume", *lab.probe_args(control=False), "--no-canaries", "--quiet", "--workers", "2"]
+    result = kuzot("run", "--db", f"sqlite:///{db}", *resume)
+    assert result.returncode == 0, result.stderr
+    assert "1 targets left" in result.stderr
+    stored = show_json(f"sqlite:///{db}")
+    assert sorted(m["url"] for m in stored) == sorted([*fast, hang.url])
+    assert len({m["run_id"] for m in stored}) == 1
+
+
+def _children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (from /proc/*/stat, Linux)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _wait_gone(pids: list[int], timeout: float = 15) -> None:
+    """Each process has exited (its parent's death closed its stdin)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+        if not alive:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"worker processes outlived their run: {alive}")
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+def test_workers_that_cannot_start_leave_the_parent_measuring(
+    lab: LoopbackLab, sites: list[str], tmp_path: Path
+) -> None:
+    """If no worker process can be started, then the parent measures every target itself."""
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    plan = RunPlan(
+        targets=[Target(url) for url in sites[:2]],
+        settings=lab.probe_settings(),
+        workers=2,
+        worker_command=[str(tmp_path / "no-such-worker")],
+    )
+    trio.run(execute_run, plan, store)
+    stored = list(store.iter_measurements())
+    assert sorted(m.url for m in stored) == sorted(sites[:2])
+    assert all(m.annotations.get("failure") is None and m.tls for m in stored)
+    store.close()
+
+
+def test_workers_below_one_is_refused(tmp_path: Path) -> None:
+    """If --workers is below 1, then the run is refused with a clear error and nothing is measured."""
+    db = tmp_path / "k.db"
+    result = kuzot("run", "--db", f"sqlite:///{db}", "--url", "https://example.kg/", "--workers", "0")
+    assert result.returncode != 0
+    assert "--workers must be at least 1" in result.stderr
+    assert not db.exists()
