@@ -206,7 +206,8 @@ def real_storage(root: Path, keep_body: object) -> None:
     """Record text, stored record and database bytes per real OONI measurement: the
     seven of OONI Explorer's fixtures, then with the probe's own test cases (one of
     which holds over a hundred TCP connects, so its index rows weigh most)."""
-    for label, names in (("OONI Explorer fixtures", REAL_FILES[:1]), ("with the probe test cases", REAL_FILES)):
+    groups = (("OONI Explorer fixtures", REAL_FILES[:1]), ("with the probe test cases", REAL_FILES))
+    for label, names in groups:
         _real_storage(root, keep_body, label, names)
 
 
