@@ -248,6 +248,7 @@ def judge_child(mode: str, db: str) -> dict[str, float | int]:
     from analysis.fingerprints import load_fingerprints
     from analysis.verdict_cache import judge_stored
     from probe.records import Measurement
+    from probe.store.record_codec import decode_record
 
     # Imports and the fingerprints are loaded before the clock starts: start-up (about a
     # second of CPU for pandas and SQLAlchemy) is not a per-record cost.
@@ -255,10 +256,12 @@ def judge_child(mode: str, db: str) -> dict[str, float | int]:
     t, c = time.perf_counter(), _cpu()
     if mode == "reference":
         with sqlite3.connect(db) as conn:
-            n = sum(1 for (r,) in conn.execute("SELECT record FROM measurements") if json.loads(r))
+            rows = conn.execute("SELECT record FROM measurements")
+            n = sum(1 for (r,) in rows if json.loads(decode_record(r)))
     elif mode == "from_json":
         with sqlite3.connect(db) as conn:
-            n = sum(1 for (r,) in conn.execute("SELECT record FROM measurements") if Measurement.from_json(r))
+            rows = conn.execute("SELECT record FROM measurements")
+            n = sum(1 for (r,) in rows if Measurement.from_json(decode_record(r)))
     else:
         # One process, so that its CPU is all counted (forkserver workers are not our
         # children); the 2-core figure assumes the worker pool scales, as chunks share nothing.

@@ -10,7 +10,9 @@ this process tree:
 - the in-process cost of each stage on 2,000 lines (convert in a worker, write in the
   parent), which gives the ceiling on an idle machine with two cores;
 - ``kuzot ooni import``'s importer (worker processes, orjson, bulk inserts);
-- bytes per measurement in the database (after VACUUM);
+- bytes per measurement in the database (after VACUUM), and for the real OONI
+  measurements in ``../shared/data/real-data`` when present (read in place), each stored
+  many times under new ids so that a table's first pages do not dominate;
 - judging + episodes cold (nothing cached) and warm (verdicts from the cache).
 
 Prints figures and the ratio to the reference.  Speed is never asserted in tests.
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -157,6 +160,92 @@ def stages(path: Path, root: Path, keep_body: object) -> None:
           f"write {1000 * write:.3f} ms (parent); idle 2-core ceiling {ceiling:,.0f}/s")  # fmt: skip
 
 
+#: Real Web Connectivity measurements, read in place (never copied into the project).
+REAL_FILES = (
+    "ooni-explorer/explorer-web_connectivity.jsonl",
+    "ooni-probe-cli/youtube.measurement.json",
+    "ooni-probe-cli/cmd-minipipeline.measurement.json",
+    "ooni-probe-cli/20230706183840.201925_PK_webconnectivity_19f5e0d803cbaea7.reconstructed.json",
+)
+REAL_COPIES = 400
+
+
+def real_data() -> Path | None:
+    repo = Path(__file__).resolve().parents[1]
+    for shared in (repo.parent / "shared", repo.parents[1] / "shared"):
+        if (shared / "data" / "real-data").is_dir():
+            return shared / "data" / "real-data"
+    return None
+
+
+def _copy(item: Any, n: int) -> Any:
+    """``item`` (a PreparedItem) under a new id: its record and index rows follow."""
+    import dataclasses
+    import hashlib
+
+    from probe.store.record_codec import decode_record, encode_record
+
+    new_id = f"{n:08d}{item.id[8:]}"
+    record = decode_record(item.row["record"]).replace(f'"id":"{item.id}"', f'"id":"{new_id}"', 1)
+    digest = hashlib.sha256(record.encode()).hexdigest()
+    row = {**item.row, "id": new_id, "record": encode_record(record), "content_hash": digest}
+    observations = {
+        table: [{**o, "measurement_id": new_id} for o in rows] for table, rows in item.observations.items()
+    }
+    return dataclasses.replace(item, id=new_id, content_hash=digest, row=row, observations=observations)
+
+
+def _db_size(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("VACUUM")
+    return path.stat().st_size
+
+
+def real_storage(root: Path, keep_body: object) -> None:
+    """Record text, stored record and database bytes per real OONI measurement: the
+    seven of OONI Explorer's fixtures, then with the probe's own test cases (one of
+    which holds over a hundred TCP connects, so its index rows weigh most)."""
+    groups = (("OONI Explorer fixtures", REAL_FILES[:1]), ("with the probe test cases", REAL_FILES))
+    for label, names in groups:
+        _real_storage(root, keep_body, label, names)
+
+
+def _real_storage(root: Path, keep_body: object, label: str, names: tuple[str, ...]) -> None:
+    from probe.ooni_archive.files import measurement_lines
+    from probe.ooni_archive.importer import Filters, _Job, convert_chunk
+    from probe.store.record_codec import decode_record
+
+    real = real_data()
+    if real is None:
+        print("real OONI measurements: ../shared/data/real-data is absent, not measured")
+        return
+    prepared = []
+    for name in names:
+        if (real / name).exists():
+            lines = list(measurement_lines(real / name))
+            prepared += convert_chunk(_Job(name, lines, Filters(), keep_body, True)).prepared
+    if not prepared:
+        print("real OONI measurements: none found")
+        return
+    text = sum(len(decode_record(p.row["record"]).encode()) for p in prepared) / len(prepared)
+    stored = sum(len(p.row["record"]) for p in prepared) / len(prepared)
+    empty, db = root / f"real-empty-{len(names)}.db", root / f"real-{len(names)}.db"
+    Store.open(f"sqlite:///{empty}").close()
+    store = Store.open(f"sqlite:///{db}")
+    copies = [_copy(p, n) for n in range(REAL_COPIES) for p in prepared]
+    for start in range(0, len(copies), 500):
+        store.save_prepared(copies[start : start + 500], source="ooni", changed="keep")
+    store.close()
+    size, base = _db_size(db), _db_size(empty)
+    observations = sum(len(rows) for p in prepared for rows in p.observations.values()) / len(prepared)
+    print(f"real OONI measurements, {label} ({len(prepared)} from {real}, each stored {REAL_COPIES} times, "
+          f"{observations:.1f} index rows each): "
+          f"record text {text:,.0f} bytes, stored record {stored:,.0f} bytes (compressed), "
+          f"database {(size - base) / len(copies):,.0f} bytes/measurement "
+          f"({size / len(copies):,.0f} with the empty schema's {base:,} bytes)")  # fmt: skip
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 100_000
@@ -220,6 +309,7 @@ def main() -> None:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.execute("VACUUM")
         print(f"database: {db.stat().st_size / stored:,.0f} bytes/measurement")
+        real_storage(root, keep_body)
 
         if not judge:
             print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -49,6 +49,7 @@ from analysis.verdicts import Verdict, judge_all  # noqa: E402
 from probe.signing import SigningKey  # noqa: E402
 from probe.store import Store  # noqa: E402
 from probe.store.database import PreparedItem, prepare_item  # noqa: E402
+from probe.store.record_codec import decode_record  # noqa: E402
 
 REQUESTS = 60
 
@@ -102,7 +103,7 @@ def clone(template: Template, new_id: str, run_id: str, at: datetime) -> Templat
     item, verdict = template
     old = item.row
     record = (
-        old["record"]
+        decode_record(old["record"])
         .replace(f'"id":"{item.id}"', f'"id":"{new_id}"', 1)
         .replace(f'"run_id":"{old["run_id"]}"', f'"run_id":"{run_id}"', 1)
         .replace(f'"started_at":"{old["started_at"]:{STAMP}}"', f'"started_at":"{at:{STAMP}}"', 1)

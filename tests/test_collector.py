@@ -413,6 +413,6 @@ def test_db_upgrade_and_current(new_db: Callable[[], str]) -> None:
     assert kuzot("db", "current", "--db", url).stdout.startswith("empty")
     first = kuzot("db", "upgrade", "--db", url)
     assert first.returncode == 0, first.stderr
-    assert "to revision 0004" in first.stdout
-    assert "Already at revision 0004" in kuzot("db", "upgrade", "--db", url).stdout
-    assert kuzot("db", "current", "--db", url).stdout.strip() == "0004"
+    assert "to revision 0005" in first.stdout
+    assert "Already at revision 0005" in kuzot("db", "upgrade", "--db", url).stdout
+    assert kuzot("db", "current", "--db", url).stdout.strip() == "0005"

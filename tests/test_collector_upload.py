@@ -25,6 +25,7 @@ from probe.lab.loopback import LoopbackLab, Scenario
 from probe.lab.web_servers import Behaviour as WebBehaviour
 from probe.signing import SigningKey, load_or_create_key
 from probe.store.models import MeasurementRow
+from probe.store.record_codec import decode_record, encode_record
 from probe.upload import TOKEN_FILE
 from tests.collector_support import CollectorProcess, fill_probe_db, free_port, queued_ids, stored_ids
 from tests.conftest import REPO, kuzot
@@ -181,7 +182,7 @@ def test_refused_items_stay_queued_while_the_rest_go(collector: CollectorProcess
         row = conn.execute(text("SELECT id, record FROM measurements WHERE id = :id"), {"id": ids[7]}).one()
         conn.execute(
             text("UPDATE measurements SET record = :r WHERE id = :id"),
-            {"r": row.record.replace("24.kg", "25.kg"), "id": ids[7]},
+            {"r": encode_record(decode_record(row.record).replace("24.kg", "25.kg")), "id": ids[7]},
         )
     engine.dispose()
     result = _upload(collector, db, env, "--batch-size", "10")

@@ -15,6 +15,7 @@ import probe.verify
 from analysis.evidence import EvidenceError, write_evidence, write_manifest
 from probe.records import canonical_json
 from probe.signing import content_hash_of
+from probe.store.record_codec import decode_record
 from probe.verify import verify_report
 from tests.conftest import kuzot
 
@@ -24,7 +25,8 @@ JSONL = "evidence/measurements.jsonl"
 def _stored(db: str) -> list[tuple]:
     """(id, started_at, record) for every measurement, straight from SQLite."""
     with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:
-        return conn.execute("SELECT id, started_at, record FROM measurements").fetchall()
+        rows = conn.execute("SELECT id, started_at, record FROM measurements").fetchall()
+    return [(mid, at, decode_record(record)) for mid, at, record in rows]
 
 
 def _make_report(db: str, out: Path) -> list[str]:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from probe.lab.loopback import LoopbackLab, Scenario
+from probe.store.record_codec import decode_record
 from tests.conftest import kuzot
 
 
@@ -87,7 +88,7 @@ def test_a_run_without_probe_asn_learns_it_from_the_helper(helper, tmp_path: Pat
     result = kuzot("run", "--db", f"sqlite:///{db}", "--url", lab.targets["ok"].url, *args, "--control", url)
     assert result.returncode == 0, result.stderr[-2000:]
     with sqlite3.connect(db) as conn:
-        records = [json.loads(r) for (r,) in conn.execute("SELECT record FROM measurements")]
+        records = [json.loads(decode_record(r)) for (r,) in conn.execute("SELECT record FROM measurements")]
     assert records and all(r["probe_asn"] == 64512 and r["probe_network"] == "Lab Net" for r in records)
     assert all(r["probe_cc"] == "KG" for r in records)
 

@@ -18,6 +18,7 @@ from probe.signing import (
     load_or_create_key,
     verify_envelope,
 )
+from probe.store.record_codec import decode_record
 
 
 def test_key_is_created_once_with_owner_only_mode(tmp_path):
@@ -64,7 +65,7 @@ def test_run_signs_every_measurement(matrix_run):
     assert rows
     assert len({row[3] for row in rows}) == 1, "one installation, one key"
     for record, content_hash, signature, key_id, public_key in rows:
-        data = json.loads(record)
+        data = json.loads(decode_record(record))
         assert Measurement.from_dict(data).content_hash() == content_hash
         envelope = {
             "content_hash": content_hash,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from pathlib import Path
@@ -103,7 +104,7 @@ def test_full_disk_is_a_clear_error_and_keeps_earlier_data(tmp_path: Path) -> No
 
     store.engine.dispose()
     big = make_measurement()
-    big.http[0].body_sample = b"x" * 200_000
+    big.http[0].body_sample = os.urandom(200_000)  # records are compressed: incompressible
     with pytest.raises(StoreError, match="full"):
         store.save_measurement(big)
     store.close()

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, inspect, text
 
+from probe.store.record_codec import RECORD_TYPES
+
 
 def table_names(engine: Engine) -> set[str]:
     """The tables the database holds (the Explorer checks it is a Kuzot database)."""
@@ -27,7 +29,7 @@ def measurement(engine: Engine, measurement_id: str) -> Row[Any] | None:
     query = text(
         "SELECT id, record, content_hash, signature, key_id, public_key, source, stored_at "
         "FROM measurements WHERE id = :id"
-    )
+    ).columns(**RECORD_TYPES)
     with engine.connect() as conn:
         return conn.execute(query, {"id": measurement_id}).first()
 
@@ -110,7 +112,9 @@ def iter_records_in_range(
     """(record, stored_at) of every measurement in the range (see :func:`_range`), by
     run then time, streamed ``batch`` at a time."""
     where, params = _range(sqlite, since, top)
-    query = text(f"SELECT record, stored_at FROM measurements WHERE {where} ORDER BY run_id, started_at, id")
+    query = text(
+        f"SELECT record, stored_at FROM measurements WHERE {where} ORDER BY run_id, started_at, id"
+    ).columns(**RECORD_TYPES)
     return _stream(engine, query, params, batch)
 
 
@@ -129,7 +133,7 @@ def iter_cached_in_range(
         "FROM measurements m JOIN verdict_cache v ON v.measurement_id = m.id "
         "AND v.rules_version = :rules AND v.fingerprints = :fp "
         f"WHERE m.role <> 'canary' AND m.id IN (SELECT id FROM measurements WHERE {where})"
-    )
+    ).columns(**RECORD_TYPES)
     return _stream(engine, query, params, batch)
 
 
@@ -152,5 +156,6 @@ def iter_uncached_in_range(
         # stored target on each refresh, minutes over a million records.
         f"AND t.run_id IS NOT NULL AND {where} AND {uncached.format(a='t')})))"
     )
-    query = text(f"SELECT record, stored_at FROM measurements {missing} ORDER BY run_id, started_at, id")
+    order = "ORDER BY run_id, started_at, id"
+    query = text(f"SELECT record, stored_at FROM measurements {missing} {order}").columns(**RECORD_TYPES)
     return _stream(engine, query, params, batch)

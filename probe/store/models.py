@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from probe.store.record_codec import StoredRecord
+
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
@@ -68,7 +70,8 @@ class MeasurementRow(Base):
     runtime: Mapped[float] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(20), default="kuzot")
     content_hash: Mapped[str] = mapped_column(String(64))
-    record: Mapped[str] = mapped_column(Text)
+    #: Compressed at rest; reads give the canonical text (:mod:`probe.store.record_codec`).
+    record: Mapped[str] = mapped_column(StoredRecord)
     signature: Mapped[str | None] = mapped_column(Text)
     key_id: Mapped[str | None] = mapped_column(String(32))
     public_key: Mapped[str | None] = mapped_column(String(64))

@@ -7,7 +7,8 @@ import: analysis must be able to read any Kuzot database (a volunteer's SQLite, 
 collector's PostgreSQL) while the schema stays known in one package.  These readers
 take a URL and open a plain engine of their own (no schema upgrade, no directory
 created, no SQLite pragmas), hand back canonical records and envelope columns as
-stored (the archival format itself), and import nothing of the probe but the models,
+stored (the archival format itself; records decompressed by
+:mod:`probe.store.record_codec`), and import nothing of the probe but the models,
 so judging stays pure and runs anywhere the data is.
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from probe.store.models import MeasurementRow
+from probe.store.record_codec import RECORD_TYPES
 
 _TABLE = MeasurementRow.__table__
 
@@ -56,7 +58,7 @@ def iter_records(
     if not include_canaries:
         clauses.append("role <> 'canary'")
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    query = text(f"SELECT record FROM measurements {where} ORDER BY started_at, id")
+    query = text(f"SELECT record FROM measurements {where} ORDER BY started_at, id").columns(**RECORD_TYPES)
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
@@ -190,7 +192,7 @@ def iter_uncached(
         f"WHERE ((m.role <> 'canary' AND {uncached('m')}) OR (m.role = 'canary' AND m.run_id IN "
         "(SELECT t.run_id FROM measurements t WHERE t.role <> 'canary' AND t.run_id IS NOT NULL "
         f"AND {uncached('t')}{where_t}))){where} ORDER BY m.run_id, m.started_at, m.id"
-    )
+    ).columns(**RECORD_TYPES)
     with engine.connect() as conn:
         yield from conn.execution_options(yield_per=batch).execute(missing_query, params)
 

@@ -22,6 +22,7 @@ from probe.store.models import (
     TcpObservationRow,
     TlsObservationRow,
 )
+from probe.store.record_codec import encode_record
 
 
 def _observation_values(m: Measurement) -> list[tuple[Any, dict[str, Any]]]:
@@ -188,7 +189,7 @@ def prepare_item(
     sanitise = "\\u0000" in record
     if sanitise:
         row = {key: _index_text(value) for key, value in row.items()}
-    row["record"] = record
+    row["record"] = encode_record(record)  # here, in the worker, not in the writer
     return PreparedItem(
         id=m.id,
         content_hash=content_hash,
