@@ -8,6 +8,7 @@ Examples are derandomized and few enough to run in CI in seconds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import string
 from pathlib import Path
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from analysis.orders import ORDER_COLUMNS, OrdersFileError, orders_frame, parse_orders
+from probe.records import canonical_json
 from probe.server.collector.validate import Problem, Refusal, validate_batch
 from probe.store.database import PreparedItem
 from probe.targets import HEADER, TargetsError, parse_targets
@@ -202,3 +204,18 @@ def test_batch_parser_never_fails_on_bytes(body: bytes) -> None:
     """If a batch body is any bytes at all, then the parser refuses it or names problems, never raising."""
     outcome = validate_batch(body, 10, None)
     assert isinstance(outcome, Refusal | list)
+
+
+@pytest.mark.parametrize("number", [1e16, 1.5e-07, 2.5, -1e22])
+def test_batch_parser_hashes_exponent_numbers_as_python_writes_them(number: float) -> None:
+    """If a record holds a number written with an exponent the way msgspec writes it (1e16, not Python's 1e+16), then the parser still stores it under the hash of Python's canonical JSON, as the probe computed it."""
+    record = json.loads(make_measurement().canonical_json())
+    record["x_newer_probe_field"] = number  # a field a newer probe added: kept as sent
+    canonical = canonical_json(record)
+    compact = canonical.replace(b"e+", b"e")  # msgspec's spelling; sorted and compact otherwise
+    for sent in {canonical, compact}:
+        body = b'{"measurements":[{"record":' + sent + b"}]}"
+        (item,) = validate_batch(body, 10, None)
+        assert isinstance(item, PreparedItem)
+        assert item.content_hash == hashlib.sha256(canonical).hexdigest()
+        assert item.row["record"] == canonical.decode()

@@ -129,6 +129,23 @@ class PreparedItem:
     probe_id: str | None = None
     asn_source: str | None = None
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # The collector's workers send every item back to the event loop's process,
+        # whose one core unpickles them all: a plain tuple of fields takes half the
+        # time of the dataclass default (which looks up the fields for every item).
+        return (
+            PreparedItem,
+            (
+                self.id,
+                self.content_hash,
+                self.row,
+                self.observations,
+                self.key_id,
+                self.probe_id,
+                self.asn_source,
+            ),
+        )
+
 
 _KNOWN_FAILURES = frozenset(f.value for f in Failure)
 
