@@ -21,6 +21,7 @@ from analysis.orders import ORDER_COLUMNS, OrdersFileError, orders_frame, parse_
 from probe.records import canonical_json
 from probe.server.collector.validate import Problem, Refusal, validate_batch
 from probe.store.database import PreparedItem
+from probe.store.record_codec import decode_record
 from probe.targets import HEADER, TargetsError, parse_targets
 from probe.volunteer.config import SETTINGS, Config, ConfigError, load_config, parse_value, save_config
 from tests.test_store import make_measurement
@@ -218,4 +219,4 @@ def test_batch_parser_hashes_exponent_numbers_as_python_writes_them(number: floa
         (item,) = validate_batch(body, 10, None)
         assert isinstance(item, PreparedItem)
         assert item.content_hash == hashlib.sha256(canonical).hexdigest()
-        assert item.row["record"] == canonical.decode()
+        assert decode_record(item.row["record"]) == canonical.decode()
