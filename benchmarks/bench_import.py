@@ -157,17 +157,48 @@ def stages(path: Path, root: Path, keep_body: object) -> None:
           f"write {1000 * write:.3f} ms (parent); idle 2-core ceiling {ceiling:,.0f}/s")  # fmt: skip
 
 
+def judge_db(db: Path) -> None:
+    """Judging + episodes cold (cache emptied first) then warm, on the database ``db``."""
+    from analysis.episodes import find_episodes
+    from analysis.fingerprints import load_fingerprints
+    from analysis.verdict_cache import cached_verdicts
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM verdict_cache")
+    fps = load_fingerprints()
+    for label in ("cold (judging everything)", "warm (verdicts cached)"):
+        t, c = time.perf_counter(), cpu()
+        verdicts = cached_verdicts(f"sqlite:///{db}", fingerprints=fps)
+        judged, judged_cpu = time.perf_counter() - t, cpu() - c
+        episodes = find_episodes(verdicts)
+        print(f"verdicts + episodes {label}: {len(verdicts):,} verdicts in {judged:.1f} s "
+              f"(CPU of this process and its reaped children {judged_cpu:.1f} s), "
+              f"{len(episodes)} episodes in {time.perf_counter() - t - judged:.1f} s")  # fmt: skip
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS (this process): {peak:,.0f} MiB")
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    """``--keep DIR``: generate and import into DIR (kept); when DIR/fast.db already
+    exists, skip straight to judging it (iterate on judging alone)."""
+    argv = sys.argv[1:]
+    keep = Path(argv[argv.index("--keep") + 1]) if "--keep" in argv else None
+    args = [a for i, a in enumerate(argv) if not a.startswith("--") and (i == 0 or argv[i - 1] != "--keep")]
     n = int(args[0]) if args else 100_000
     judge = "--no-judge" not in sys.argv
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    if keep is not None and (keep / "fast.db").exists():
+        print(f"reusing {keep / 'fast.db'} (generation and import skipped)")
+        judge_db(keep / "fast.db")
+        return
     from probe.cli._analysis import keep_body
     from probe.formats.ooni import read_ooni_path
     from probe.ooni_archive.importer import Importer
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(tmp) if keep is None else keep
+        root.mkdir(parents=True, exist_ok=True)
         (root / "in").mkdir()
         t = time.perf_counter()
         paths = write_files(root / "in", n)
@@ -224,21 +255,11 @@ def main() -> None:
         if not judge:
             print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             return
-        from analysis.episodes import find_episodes
-        from analysis.fingerprints import load_fingerprints
-        from analysis.verdict_cache import cached_verdicts
+        judge_db(db)
+        if keep is not None:
+            import shutil
 
-        fps = load_fingerprints()
-        for label in ("cold (judging everything)", "warm (verdicts cached)"):
-            t = time.perf_counter()
-            verdicts = cached_verdicts(f"sqlite:///{db}", fingerprints=fps)
-            judged = time.perf_counter() - t
-            episodes = find_episodes(verdicts)
-            print(f"verdicts + episodes {label}: {len(verdicts):,} verdicts in {judged:.1f} s, "
-                  f"{len(episodes)} episodes in {time.perf_counter() - t - judged:.1f} s")  # fmt: skip
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak RSS (this process): {peak:,.0f} MiB")
-        print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+            shutil.rmtree(root / "in")
 
 
 if __name__ == "__main__":
