@@ -246,17 +246,75 @@ def _real_storage(root: Path, keep_body: object, label: str, names: tuple[str, .
           f"({size / len(copies):,.0f} with the empty schema's {base:,} bytes)")  # fmt: skip
 
 
+def tree_cpu(stop: list[bool], seen: dict[int, float]) -> None:
+    """Sample the CPU of every descendant (the judging pool lives under the fork server,
+    whose children getrusage never sees) until ``stop`` holds True; what a process had
+    already used when sampling began is left out."""
+    import psutil
+
+    me = psutil.Process()
+    base = {p.pid: sum(p.cpu_times()[:2]) for p in me.children(recursive=True)}
+    while not stop:
+        for proc in me.children(recursive=True):
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            seen[proc.pid] = times.user + times.system - base.get(proc.pid, 0.0)
+        time.sleep(0.1)
+
+
+def judge_db(db: Path) -> None:
+    """Judging + episodes cold (cache emptied first) then warm, on the database ``db``."""
+    from analysis.episodes import find_episodes
+    from analysis.fingerprints import load_fingerprints
+    from analysis.verdict_cache import cached_verdicts
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM verdict_cache")
+    fps = load_fingerprints()
+    for label in ("cold (judging everything)", "warm (verdicts cached)"):
+        import threading
+
+        stop: list[bool] = []
+        seen: dict[int, float] = {}
+        sampler = threading.Thread(target=tree_cpu, args=(stop, seen), daemon=True)
+        t, c = time.perf_counter(), time.process_time()
+        sampler.start()
+        verdicts = cached_verdicts(f"sqlite:///{db}", fingerprints=fps)
+        judged, judged_cpu = time.perf_counter() - t, time.process_time() - c
+        stop.append(True)
+        sampler.join()
+        kids = sum(seen.values())
+        episodes = find_episodes(verdicts)
+        print(f"verdicts + episodes {label}: {len(verdicts):,} verdicts in {judged:.1f} s "
+              f"(CPU: this process {judged_cpu:.1f} s, worker processes and fork server {kids:.1f} s), "
+              f"{len(episodes)} episodes in {time.perf_counter() - t - judged:.1f} s")  # fmt: skip
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS (this process): {peak:,.0f} MiB")
+    print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    """``--keep DIR``: generate and import into DIR (kept); when DIR/fast.db already
+    exists, skip straight to judging it (iterate on judging alone)."""
+    argv = sys.argv[1:]
+    keep = Path(argv[argv.index("--keep") + 1]) if "--keep" in argv else None
+    args = [a for i, a in enumerate(argv) if not a.startswith("--") and (i == 0 or argv[i - 1] != "--keep")]
     n = int(args[0]) if args else 100_000
     judge = "--no-judge" not in sys.argv
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    if keep is not None and (keep / "fast.db").exists():
+        print(f"reusing {keep / 'fast.db'} (generation and import skipped)")
+        judge_db(keep / "fast.db")
+        return
     from probe.cli._analysis import keep_body
     from probe.formats.ooni import read_ooni_path
     from probe.ooni_archive.importer import Importer
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(tmp) if keep is None else keep
+        root.mkdir(parents=True, exist_ok=True)
         (root / "in").mkdir()
         t = time.perf_counter()
         paths = write_files(root / "in", n)
@@ -314,21 +372,11 @@ def main() -> None:
         if not judge:
             print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
             return
-        from analysis.episodes import find_episodes
-        from analysis.fingerprints import load_fingerprints
-        from analysis.verdict_cache import cached_verdicts
+        judge_db(db)
+        if keep is not None:
+            import shutil
 
-        fps = load_fingerprints()
-        for label in ("cold (judging everything)", "warm (verdicts cached)"):
-            t = time.perf_counter()
-            verdicts = cached_verdicts(f"sqlite:///{db}", fingerprints=fps)
-            judged = time.perf_counter() - t
-            episodes = find_episodes(verdicts)
-            print(f"verdicts + episodes {label}: {len(verdicts):,} verdicts in {judged:.1f} s, "
-                  f"{len(episodes)} episodes in {time.perf_counter() - t - judged:.1f} s")  # fmt: skip
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"peak RSS (this process): {peak:,.0f} MiB")
-        print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+            shutil.rmtree(root / "in")
 
 
 if __name__ == "__main__":

@@ -171,3 +171,15 @@ def test_without_pyarrow_the_ids_are_plain_strings() -> None:
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["python", "category", "1"]
+
+
+def test_a_read_only_database_hands_back_the_verdicts_it_could_not_cache(tmp_path: Path) -> None:
+    """If the database cannot take the verdicts (opened read-only), then judge_stored returns every one, equal to judging the records directly."""
+    path = tmp_path / "ro.db"
+    measurements = _store(f"sqlite:///{path}", [ooni_line(), dns_blocked_line(), nxdomain_line()])
+    fps = load_fingerprints()
+    judged, unstored = cache.judge_stored(f"sqlite:///file:{path}?mode=ro&uri=true", fingerprints=fps)
+    expected = judge_all(measurements, fingerprints=fps)
+    assert judged == 3
+    key = lambda v: v.measurement_id  # noqa: E731
+    assert sorted(unstored, key=key) == sorted(expected, key=key)
