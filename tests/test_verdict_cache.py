@@ -183,3 +183,24 @@ def test_a_read_only_database_hands_back_the_verdicts_it_could_not_cache(tmp_pat
     assert judged == 3
     key = lambda v: v.measurement_id  # noqa: E731
     assert sorted(unstored, key=key) == sorted(expected, key=key)
+
+
+def test_the_cache_is_written_and_read_on_either_backend(new_db) -> None:
+    """If verdicts are judged on SQLite or PostgreSQL, then they are cached there (a second read judges nothing) and equal judging the records directly."""
+    from probe.store.readers import open_engine
+
+    db = new_db()
+    fps = load_fingerprints()
+    measurements = _store(db, [ooni_line(), dns_blocked_line(), nxdomain_line()])
+    first = cache.cached_verdicts(db, fingerprints=fps)
+    expected = verdicts_frame(judge_all(measurements, fingerprints=fps)).sort_values("measurement_id")
+    got = first.sort_values("measurement_id")
+    for column in ("measurement_id", "status", "blocking", "rule_id"):
+        assert list(got[column]) == list(expected[column]), column
+    engine = open_engine(db)
+    try:
+        with engine.connect() as conn:
+            cached = conn.exec_driver_sql("SELECT count(*) FROM verdict_cache").scalar()
+    finally:
+        engine.dispose()
+    assert cached == len(expected)
