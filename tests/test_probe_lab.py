@@ -22,6 +22,7 @@ from probe.lab.web_servers import BLOCKPAGE_MARKER
 from probe.lab.web_servers import Behaviour as WebBehaviour
 from probe.measure import MeasurementContext, measure_url
 from probe.records import Measurement
+from probe.store.record_codec import decode_record
 from probe.targets import Target
 from tests.conftest import REPO, kuzot, show_json
 
@@ -132,7 +133,7 @@ def test_run_row_holds_no_probe_address(matrix_run: dict) -> None:
     with sqlite3.connect(path) as conn:
         (run,) = conn.execute("select * from runs").fetchall()
         assert "127.0.0.1" not in repr(run)
-        records = [r[0] for r in conn.execute("select record from measurements")]
+        records = [decode_record(r[0]) for r in conn.execute("select record from measurements")]
     assert all('"127.0.0.1"' not in r for r in records)
 
 
