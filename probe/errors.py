@@ -81,3 +81,12 @@ class ReportError(KuzotError):
 
 
 __all__ = ["ConsentRequired", "InputError", "KuzotError", "ReportError", "SetupError", "UploadError"]
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The first plain exception inside nested exception groups: trio wraps a task's
+    error once per nursery it crosses, and a person (or a record) needs only the
+    innermost one."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

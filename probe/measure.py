@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import trio
 
 from probe import SOFTWARE_NAME, __version__
+from probe.errors import first_error
 from probe.failures import Failure
 from probe.records import (
     ControlObservations,
@@ -454,9 +455,7 @@ def failed_measurement(
 ) -> Measurement:
     """The record of a target whose measurement raised ``exc``: no observations, and
     annotations naming ``unknown_failure`` and the innermost exception's class."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]  # trio wraps a task's error in a group per nursery
-    kind = type(exc)
+    kind = type(first_error(exc))
     module = kind.__module__.split(".")[0]
     measurement = new_measurement(target, ctx, role, started_at)
     measurement.annotations["failure"] = Failure.UNKNOWN.value

@@ -35,6 +35,7 @@ import trio
 
 from probe import SOFTWARE_NAME, __version__
 from probe.bandwidth import ByteBudget, estimate_bytes
+from probe.errors import first_error
 from probe.measure import ControlFetcher, MeasurementContext, failed_measurement, measure_or_record
 from probe.records import Measurement, Run, utc_now
 from probe.settings import ProbeSettings
@@ -156,10 +157,7 @@ def _store_error(group: BaseExceptionGroup[BaseException]) -> BaseException | No
     failed = group.subgroup(StoreError)
     if failed is None or group.subgroup(KeyboardInterrupt) is not None:
         return None
-    first: BaseException = failed
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first
+    return first_error(failed)
 
 
 class _Runner:

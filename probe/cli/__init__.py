@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from probe import __version__
 from probe.cli.commands import COMMANDS
-from probe.errors import KuzotError
+from probe.errors import KuzotError, first_error
 from probe.extras import find_missing_extra
 from probe.i18n import gettext as _
 
@@ -68,9 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _interrupted()
         errors = group.subgroup(KuzotError)
         if errors is not None and errors.exceptions:
-            first = errors.exceptions[0]
-            while isinstance(first, BaseExceptionGroup):
-                first = first.exceptions[0]
+            first = first_error(errors)
             print(f"kuzot {args.command}: {first}", file=sys.stderr)
             return first.exit_status if isinstance(first, KuzotError) else 1
         message = find_missing_extra(group)

@@ -77,11 +77,12 @@ def serve_or_fail(app: Any, config: Any, started: Any, listen: str) -> None:
     Why here: the collector, the control helper and the Explorer are started the same
     way, and an address already in use (or a port the user may not bind) is a mistake in
     the command line that a person must read at once; trio reports it wrapped in one
-    exception group per nursery, which :func:`probe.server.asgi.first_error` unwraps.
+    exception group per nursery, which :func:`probe.errors.first_error` unwraps.
     """
     import trio
 
-    from probe.server.asgi import first_error, serve_until_signal
+    from probe.errors import first_error
+    from probe.server.asgi import serve_until_signal
 
     try:
         trio.run(serve_until_signal, app, config, started)

@@ -27,6 +27,8 @@ from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio import serve as hypercorn_serve
 from hypercorn.trio.tcp_server import TCPServer
 
+from probe.errors import first_error
+
 
 class _GuardedTCPServer(TCPServer):
     """Hypercorn's connection handler, with its errors kept to the connection."""
@@ -39,14 +41,6 @@ class _GuardedTCPServer(TCPServer):
                 "a connection ended on a server error (%s); the server goes on",
                 _describe(exc),
             )
-
-
-def first_error(exc: BaseException) -> BaseException:
-    """The first plain exception inside nested exception groups: trio wraps a server's
-    error once per nursery it crosses, and a person needs only the innermost one."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 def _describe(exc: BaseException) -> str:
