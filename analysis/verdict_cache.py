@@ -47,11 +47,6 @@ def fingerprints_digest(fingerprints: FingerprintSet) -> str:
     return digest.hexdigest()[:16]
 
 
-def _store(engine: Engine, verdicts: Iterable[Verdict], digest: str) -> bool:
-    """Cache ``verdicts``; False when the database cannot take them (read-only)."""
-    return _store_fields(engine, [_fields(v) for v in verdicts], digest)
-
-
 #: A verdict as a plain tuple (its fields in order, observation ids as JSON text):
 #: what worker processes send back, pickled about six times faster than a Verdict.
 VerdictFields = tuple[Any, ...]

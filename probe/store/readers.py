@@ -205,14 +205,9 @@ _VERDICT_COLUMNS = (
 )  # fmt: skip
 
 
-def insert_verdicts(engine: Engine, rows: Sequence[dict[str, Any]]) -> bool:
-    """Cache verdict rows (keys as the ``verdict_cache`` columns); False when the database
-    cannot take them (read-only, or without the table)."""
-    return insert_verdict_rows(engine, [tuple(row[name] for name in _VERDICT_COLUMNS) for row in rows])
-
-
 def insert_verdict_rows(engine: Engine, rows: Sequence[tuple[Any, ...]]) -> bool:
-    """:func:`insert_verdicts` with each row a tuple in the cache's column order.
+    """Cache verdict rows, each a tuple in the cache's column order (``_VERDICT_COLUMNS``);
+    False when the database cannot take them (read-only, or without the table).
 
     Why tuples through the driver's own ``executemany``: a million verdicts are written
     per cold judging, and SQLAlchemy's per-row binding of dicts cost more than SQLite's
