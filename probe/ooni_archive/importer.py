@@ -30,6 +30,7 @@ from typing import Any
 
 from probe.ooni_archive.files import Damaged, measurement_lines
 from probe.records import HttpObservation, Measurement
+from probe.store.bulk_load import BulkLoad
 
 #: Header values longer than this are cut to it (Content-Security-Policy, long cookies):
 #: verdicts compare header names and match short values (Server, Location), and these
@@ -39,6 +40,9 @@ HEADER_VALUE_CHARS = 256
 CHUNK_LINES = 400
 #: Below this many lines, workers are not worth starting.
 IN_PROCESS_BELOW = 3000
+#: Measurements stored by one import before it defers the observation indexes
+#: (see :mod:`probe.store.bulk_load`): smaller imports keep them up to date.
+DEFER_INDEXES_AFTER = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,15 +226,29 @@ class Importer:
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self.on_progress = on_progress
         self._pool: Any = None
+        self._load: BulkLoad | None = None
+        self._stored = 0
+        self._defer_at = 0
 
     def __enter__(self) -> Importer:
+        engine = getattr(self.store, "engine", None)
+        if engine is not None:
+            self._load = BulkLoad(engine)
+            # Deferring pays once this import is large next to what is stored: the
+            # indexes are then rebuilt over everything, once.
+            self._defer_at = max(DEFER_INDEXES_AFTER, self._load.stored_rows() // 4)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+        try:
+            if self._pool is not None:
+                self._pool.terminate()
+                self._pool.join()
+                self._pool = None
+        finally:
+            if self._load is not None:
+                self._load.finish()
+                self._load = None
 
     def _map(self, jobs: Iterable[_Job], parallel: bool) -> Iterator[ChunkResult]:
         if not parallel or self.workers <= 1:
@@ -295,7 +313,10 @@ class Importer:
             return
         # Ids already stored are skipped whatever their content (a re-import after a
         # kill, or with other options, stores each measurement once).
-        stored = sum(self.store.save_prepared(pending, source="ooni", changed="keep", chunk=500))
+        stored = sum(self.store.save_prepared(pending, source="ooni", changed="keep", chunk=2000))
+        self._stored += stored
+        if self._load is not None and self._stored >= self._defer_at and not self._load.deferred:
+            self._load.defer()
         outcome.stored += stored
         outcome.present += len(pending) - stored
         self.on_progress(len(pending), stored)

@@ -91,6 +91,10 @@ class Store:
             engine = create_store_engine(url)
             if migrate:
                 upgrade_schema(engine)
+            # A killed bulk import leaves its deferred indexes to the next open.
+            from probe.store.bulk_load import rebuild_abandoned
+
+            rebuild_abandoned(engine)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot open database {url}: {exc}") from exc
         except ImportError as exc:
