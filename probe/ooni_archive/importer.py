@@ -19,6 +19,7 @@ the cache, so anything dropped can be read again from the evidence itself.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -206,6 +207,22 @@ def _context() -> Any:
     return multiprocessing.get_context(method)
 
 
+#: How much lower the converting workers' priority is than the writing parent's.
+WORKER_NICENESS = 5
+
+
+def _start_worker() -> None:
+    """Why lower: the parent is the one writer, so every moment it waits for a core
+    the whole import waits; the workers, with chunks queued ahead, use what it leaves."""
+    if hasattr(os, "nice"):
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICENESS)
+
+
+def _pool(workers: int) -> Any:
+    return _context().Pool(workers, initializer=_start_worker)
+
+
 class Importer:
     """Imports files into one store; reuse it for many files (workers start once)."""
 
@@ -254,7 +271,7 @@ class Importer:
         if not parallel or self.workers <= 1:
             return map(convert_chunk, jobs)
         if self._pool is None:
-            self._pool = _context().Pool(self.workers)
+            self._pool = _pool(self.workers)
         return self._pool.imap(convert_chunk, jobs, chunksize=1)
 
     def import_file(self, path: Path, label: str | None = None) -> FileOutcome:
@@ -286,7 +303,7 @@ class Importer:
                 on_done(self.import_file(path, label))
             return
         if self._pool is None:
-            self._pool = _context().Pool(self.workers)
+            self._pool = _pool(self.workers)
         pending: deque[Any] = deque()
 
         def finish() -> None:
