@@ -114,16 +114,18 @@ sys.stdin.readline()
 """
 
 
+def _loader(db: Path, mode: str) -> tuple[list[str], dict[str, str]]:
+    """A new database, and the command (with its environment) of a loader process on it."""
+    Store.open(f"sqlite:///{db}").close()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return [sys.executable, "-c", _KILLED_LOADER, f"sqlite:///{db}", mode], env
+
+
 def test_a_killed_import_leaves_the_rebuild_to_the_next_open(tmp_path: Path) -> None:
     """If a loader is killed with its indexes deferred, then the next Store.open builds them again."""
     db = tmp_path / "k.db"
-    Store.open(f"sqlite:///{db}").close()
-    repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(repo)}
-    done = subprocess.run(
-        [sys.executable, "-c", _KILLED_LOADER, f"sqlite:///{db}", "kill"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    command, env = _loader(db, "kill")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == -signal.SIGKILL and "deferred" in done.stdout, done.stderr
     assert not (NAMES & _indexes(db))
     Store.open(f"sqlite:///{db}").close()
@@ -133,13 +135,8 @@ def test_a_killed_import_leaves_the_rebuild_to_the_next_open(tmp_path: Path) -> 
 def test_an_open_waits_for_a_living_loader(tmp_path: Path) -> None:
     """If another process is loading with its indexes deferred, then an open leaves them to it."""
     db = tmp_path / "k.db"
-    Store.open(f"sqlite:///{db}").close()
-    repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(repo)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_LOADER, f"sqlite:///{db}", "wait"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+    command, env = _loader(db, "wait")
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "deferred"
         Store.open(f"sqlite:///{db}").close()
