@@ -157,3 +157,26 @@ def test_postgres_or_memory_does_not_defer() -> None:
         load.finish()
     finally:
         store.close()
+
+
+def test_a_failed_rebuild_is_left_to_the_next_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If building the indexes fails as a load ends (a full disk), then finishing does not raise and the next open builds them."""
+    from sqlalchemy.exc import OperationalError
+
+    from probe.store import bulk_load
+
+    db = tmp_path / "k.db"
+    store = Store.open(f"sqlite:///{db}")
+    load = BulkLoad(store.engine)
+    assert load.defer()
+
+    def full_disk(*_: object) -> None:
+        raise OperationalError("CREATE INDEX", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(bulk_load, "_build", full_disk)
+    load.finish()
+    store.close()
+    assert not load.deferred and not (NAMES & _indexes(db))
+    monkeypatch.undo()
+    Store.open(f"sqlite:///{db}").close()
+    assert _indexes(db) >= NAMES

@@ -21,6 +21,7 @@ not a power cut, which an import (run again, it stores each id once) can afford.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import IO, Any
 
@@ -180,10 +181,15 @@ class BulkLoad:
         return True
 
     def finish(self) -> None:
-        """Build what was deferred, release the lock, restore the usual pragmas."""
+        """Build what was deferred, release the lock, restore the usual pragmas.
+
+        A build that fails (a full disk) is left to the next open rather than raised:
+        this runs as an import ends, often because of an error that must stay the one
+        the user sees, and everything imported is already committed."""
         try:
             if self._lock is not None:
-                _build(self.engine, deferred_indexes())
+                with contextlib.suppress(SQLAlchemyError, OSError):
+                    _build(self.engine, deferred_indexes())
         finally:
             if self._lock is not None:
                 _release(self._lock)
