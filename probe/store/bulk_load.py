@@ -28,6 +28,7 @@ from typing import IO, Any
 from sqlalchemy import Engine, Index, event
 from sqlalchemy.exc import SQLAlchemyError
 
+from probe.store.engine import sqlite_file
 from probe.store.models import Base
 
 try:
@@ -51,17 +52,6 @@ def deferred_indexes() -> list[Index]:
             if [c.name for c in index.columns] == ["measurement_id"]:
                 found.append(index)
     return found
-
-
-def sqlite_file(engine: Engine) -> Path | None:
-    """The file of a SQLite engine (``None`` for other databases and in-memory ones)."""
-    url = engine.url
-    if url.get_backend_name() != "sqlite":
-        return None
-    database = url.database or ""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return Path(database).expanduser()
 
 
 def _lock_path(database: Path) -> Path:
@@ -88,17 +78,14 @@ def _release(handle: IO[bytes]) -> None:
 
 
 def _missing(engine: Engine) -> list[Index]:
-    wanted = deferred_indexes()
     with engine.connect() as connection:
-        present = {
-            row[0]
-            for row in connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")
-        }
-        tables = {
-            row[0]
-            for row in connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
-    return [i for i in wanted if i.name not in present and i.table is not None and i.table.name in tables]
+        present = {row[0] for row in connection.exec_driver_sql("SELECT name FROM sqlite_master")}
+    # One namespace for tables and indexes: an index is missing when its table is there.
+    return [
+        i
+        for i in deferred_indexes()
+        if i.name not in present and i.table is not None and i.table.name in present
+    ]
 
 
 def _build(engine: Engine, indexes: list[Index]) -> None:
@@ -112,8 +99,9 @@ def rebuild_abandoned(engine: Engine) -> bool:
 
     Leaves them alone while their loader still runs (it builds them when it ends), and
     never fails an open: without them the database is only slower."""
-    database = sqlite_file(engine)
-    if database is None or fcntl is None or not database.exists():
+    database = sqlite_file(engine.url)
+    # No lock file: no load ever deferred anything here (the usual open, not one query).
+    if database is None or fcntl is None or not _lock_path(database).exists():
         return False
     try:
         if not _missing(engine):
@@ -147,7 +135,7 @@ class BulkLoad:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.database = sqlite_file(engine)
+        self.database = sqlite_file(engine.url)
         self._lock: IO[bytes] | None = None
         self._pragmas = False
         if self.database is not None and not event.contains(engine, "connect", _loading_pragmas):

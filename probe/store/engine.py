@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from probe.bundled import bundled_path
@@ -23,9 +23,9 @@ class StoreError(SetupError, RuntimeError):
     """The database cannot be used (full disk, unreadable file, bad URL); says what to do."""
 
 
-def missing_sqlite_file(url: str) -> Path | None:
-    """The file a SQLite URL names when it does not exist (``None`` for other databases,
-    in-memory ones and files that are there)."""
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file a SQLite URL names (``None`` for other databases, in-memory ones and
+    URLs that do not parse)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -38,8 +38,14 @@ def missing_sqlite_file(url: str) -> Path | None:
     database = parsed.database or ""
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
-    path = Path(database).expanduser()
-    return None if path.exists() else path
+    return Path(database).expanduser()
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names when it does not exist (``None`` for other databases,
+    in-memory ones and files that are there)."""
+    path = sqlite_file(url)
+    return None if path is None or path.exists() else path
 
 
 def create_store_engine(url: str) -> Engine:
