@@ -119,29 +119,35 @@ def _create_current_sqlite(engine: Engine, head: str) -> bool:
     from probe.store.models import Base
 
     raw = engine.raw_connection()
-    connection: Any = raw.driver_connection
-    isolation = connection.isolation_level
-    connection.isolation_level = None  # our own BEGIN/COMMIT, not the driver's
     try:
-        connection.execute("BEGIN IMMEDIATE")
-        if connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone():
-            return False
-        for table in Base.metadata.sorted_tables:
-            connection.execute(str(CreateTable(table).compile(dialect=engine.dialect)))
-            for index in sorted(table.indexes, key=lambda i: str(i.name)):
-                connection.execute(str(CreateIndex(index).compile(dialect=engine.dialect)))
-        connection.execute(
-            "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
-        )
-        connection.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
-        connection.execute("COMMIT")
-        return True
+        connection: Any = raw.driver_connection
+        isolation = connection.isolation_level
+        connection.isolation_level = None  # our own BEGIN/COMMIT, not the driver's
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                if connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone():
+                    connection.execute("ROLLBACK")
+                    return False
+                for table in Base.metadata.sorted_tables:
+                    connection.execute(str(CreateTable(table).compile(dialect=engine.dialect)))
+                    for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                        connection.execute(str(CreateIndex(index).compile(dialect=engine.dialect)))
+                connection.execute(
+                    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+                )
+                connection.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        finally:
+            connection.isolation_level = isolation
     finally:
-        if connection.in_transaction:  # the file held tables, or a statement failed
-            connection.execute("ROLLBACK")
-        connection.isolation_level = isolation
         raw.close()
+    return True
 
 
 def upgrade_schema(engine: Engine, revision: str = "head") -> None:
@@ -154,11 +160,6 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
             return
         if current is None and engine.dialect.name == "sqlite" and _create_current_sqlite(engine, head):
             return
-    migrate_with_alembic(engine, revision)
-
-
-def migrate_with_alembic(engine: Engine, revision: str) -> None:
-    """Alembic's own upgrade to ``revision``, from whatever revision the database is stamped with."""
     # Imported here: Alembic costs a noticeable share of start-up and is needed only
     # when the schema is behind.
     from alembic import command
