@@ -13,6 +13,7 @@ import json
 import string
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -207,14 +208,15 @@ def test_batch_parser_never_fails_on_bytes(body: bytes) -> None:
     assert isinstance(outcome, Refusal | list)
 
 
-@pytest.mark.parametrize("number", [1e16, 1.5e-07, 2.5, -1e22])
+@pytest.mark.parametrize("number", [1e16, 1.5e-07, 2.5, -1e22, 5.9e-05, 1e-05, 9.999999999999999e-05])
 def test_batch_parser_hashes_exponent_numbers_as_python_writes_them(number: float) -> None:
-    """If a record holds a number written with an exponent the way msgspec writes it (1e16, not Python's 1e+16), then the parser still stores it under the hash of Python's canonical JSON, as the probe computed it."""
+    """If a record holds a float the way msgspec writes it (1e16, not Python's 1e+16; 0.000059, not 5.9e-05), then the parser still stores it under the hash of Python's canonical JSON, as the probe computed it."""
     record = json.loads(make_measurement().canonical_json())
     record["x_newer_probe_field"] = number  # a field a newer probe added: kept as sent
     canonical = canonical_json(record)
-    compact = canonical.replace(b"e+", b"e")  # msgspec's spelling; sorted and compact otherwise
-    for sent in {canonical, compact}:
+    compact = canonical.replace(b"e+", b"e")  # an exponent as msgspec spells it
+    msgspecs = msgspec.json.encode(record, order="sorted")  # and below 1e-4, no exponent
+    for sent in {canonical, compact, msgspecs}:
         body = b'{"measurements":[{"record":' + sent + b"}]}"
         (item,) = validate_batch(body, 10, None)
         assert isinstance(item, PreparedItem)

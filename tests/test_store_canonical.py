@@ -50,7 +50,11 @@ def _measurement(runtime: float = 1.25, started: float = 0.001, text: str = "Ð¡Ð
                 extra_responses=[DnsResponse(received=0.07, rcode="NOERROR")],
             )
         ],
-        tcp=[TcpObservation(id="t1", ip="10.0.0.1", port=443, started=0.1, finished=0.2, failure=Failure.CONNECTION_RESET)],
+        tcp=[
+            TcpObservation(
+                id="t1", ip="10.0.0.1", port=443, started=0.1, finished=0.2, failure=Failure.CONNECTION_RESET
+            )
+        ],
         tls=[
             TlsObservation(
                 id="s1",
@@ -59,7 +63,11 @@ def _measurement(runtime: float = 1.25, started: float = 0.001, text: str = "Ð¡Ð
                 server_name="example.kg",
                 started=0.2,
                 finished=0.3,
-                certificates=[CertificateInfo("ab" * 32, "CN=x", "CN=y", ["example.kg"], "2022-01-01", "2023-01-01", "AAAA")],
+                certificates=[
+                    CertificateInfo(
+                        "ab" * 32, "CN=x", "CN=y", ["example.kg"], "2022-01-01", "2023-01-01", "AAAA"
+                    )
+                ],
             )
         ],
         http=[
@@ -70,7 +78,7 @@ def _measurement(runtime: float = 1.25, started: float = 0.001, text: str = "Ð¡Ð
                 started=0.3,
                 finished=0.4,
                 status_code=200,
-                headers=[("Server", "nginx\x00\x1f\u2028\x7f\"\\")],
+                headers=[("Server", 'nginx\x00\x1f\u2028\x7f"\\')],
                 title=text,
                 body_sample=b"\x00\xffbody",
             )
@@ -86,11 +94,24 @@ def _measurement(runtime: float = 1.25, started: float = 0.001, text: str = "Ð¡Ð
         _measurement(),
         _measurement(runtime=1e16),
         _measurement(started=1e-7),
+        _measurement(started=5.9e-05),
+        _measurement(started=9.999999999999999e-05),
+        _measurement(runtime=1e-05),
         _measurement(runtime=float("inf")),
         _measurement(runtime=float("nan")),
         _measurement(text="\ud800 lone surrogate"),
     ],
-    ids=["plain", "big-exponent", "small-exponent", "infinite", "nan", "surrogate"],
+    ids=[
+        "plain",
+        "big-exponent",
+        "small-exponent",
+        "band-without-exponent",
+        "band-top",
+        "band-bottom",
+        "infinite",
+        "nan",
+        "surrogate",
+    ],
 )
 def test_fast_path_matches_reference(m: Measurement) -> None:
     """If a record holds non-ASCII text, control characters, bytes, enums, exponent numbers or non-finite floats, then the fast canonical JSON equals the reference one (or both refuse it)."""
@@ -113,3 +134,17 @@ def test_fast_path_matches_reference_on_real_ooni_data() -> None:
     for line in lines:
         m = measurement_from_ooni(json.loads(line))
         assert canonical_bytes(m) == m.canonical_json()
+
+
+@pytest.mark.parametrize("mantissa", [1.0, 2.5, 5.9366490812519215, 9.999999999999999])
+def test_fast_path_writes_every_decade_of_floats_as_python_does(mantissa: float) -> None:
+    """If a record's times take any magnitude from 1e-320 to 1e300, then the fast canonical JSON equals the reference, and parsing and re-writing it as a verifier does gives the same bytes."""
+    for exponent in range(-320, 301):
+        value = float(f"{mantissa!r}e{exponent}")
+        m = _measurement(started=value)
+        fast = canonical_bytes(m)
+        assert fast == m.canonical_json(), value
+        assert (
+            json.dumps(json.loads(fast), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            == fast
+        )

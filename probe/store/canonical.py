@@ -6,10 +6,17 @@ about 40 % of its whole conversion.  msgspec writes the same bytes (keys and fie
 sorted, no spaces, UTF-8, the same string escapes, enums by value, bytes as base64)
 for everything a record holds except three things, handled here: ``started_at`` (the
 record's one datetime, which :func:`probe.records.format_time` writes to the
-microsecond with a ``Z``), numbers with an exponent (``1e16`` against Python's
-``1e+16``) and non-finite floats (written ``null``).  A record with either of the last
-two, or any that msgspec cannot write, takes the reference path, so the bytes are
-always those of ``Measurement.canonical_json`` (tests compare both on real OONI data).
+microsecond with a ``Z``), floats Python writes with an exponent and non-finite floats
+(written ``null``).  Python's ``repr`` uses an exponent below 1e-4 and from 1e16 on;
+msgspec writes ``1e16`` for Python's ``1e+16`` and ``5e-9`` for ``5e-09``, and from 1e-5
+up to 1e-4 no exponent at all (``0.00005`` for ``5e-05``).  A record with any of those,
+or any that msgspec cannot write, takes the reference path, so the bytes are always
+those of ``Measurement.canonical_json``, which a verifier recomputes from the parsed
+record (tests compare both on real OONI data and on every decade of floats).
+
+The band without an exponent was once missed: a DNS lookup that started 60 us into a
+measurement was stored in msgspec's form, and ``kuzot verify`` then found its content
+hash did not match the evidence.
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ import msgspec
 from probe.records import ControlObservations, Measurement, format_time
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
-#: A number written with an exponent (inside a string this may match too, which only
-#: costs the reference path).
-_EXPONENT = re.compile(rb"[:,\[]-?[0-9]+(?:\.[0-9]+)?[eE]")
+#: A number msgspec writes otherwise than Python: with an exponent, or below 1e-4
+#: without one, ``0.0000`` and more digits (inside a string this may match too, which
+#: only costs the reference path).
+_NOT_PYTHONS = re.compile(rb"[:,\[]-?(?:[0-9]+(?:\.[0-9]+)?[eE]|0\.0000)")
 
 
 def canonical_bytes(m: Measurement) -> bytes:
@@ -40,7 +48,7 @@ def canonical_bytes(m: Measurement) -> bytes:
         return m.canonical_json()
     finally:
         m.started_at = started
-    if _EXPONENT.search(encoded):
+    if _NOT_PYTHONS.search(encoded):
         return m.canonical_json()
     return encoded
 

@@ -184,22 +184,26 @@ def _decode_error(exc: Exception, raw: bytes, prefix: str) -> tuple[str, str]:
     return _undecodable(raw, prefix)
 
 
-class _ExponentNumber(Exception):
-    """A number written with an exponent: msgspec writes ``1e16`` where Python writes
-    ``1e+16``, so such records take Python's path."""
+class _NotPythonsFloat(Exception):
+    """A float written otherwise than Python's ``repr`` writes it: with an exponent
+    msgspec writes differently (``1e16``, Python ``1e+16``), or one that msgspec writes
+    without the exponent Python uses (``0.00005``, Python ``5e-05``).  Such records take
+    Python's path."""
 
 
-def _float_without_exponent(text: str) -> float:
+def _pythons_float(text: str) -> float:
     # Called by msgspec with each float's own text (never a string's), so this sees
     # exactly the numbers: a regular expression over the whole record cost more than
-    # all the rest of the canonical check.
-    if "e" in text or "E" in text:
-        raise _ExponentNumber
-    return float(text)
+    # all the rest of the canonical check.  A record's floats are few (its times).
+    value = float(text)
+    if repr(value) != text:
+        raise _NotPythonsFloat
+    return value
 
 
-#: The plain decoder, refusing (with :class:`_ExponentNumber`) any float with an exponent.
-_NO_EXPONENT_DECODER = msgspec.json.Decoder(float_hook=_float_without_exponent)
+#: The plain decoder, refusing (with :class:`_NotPythonsFloat`) any float that is not
+#: written as Python writes it.
+_PYTHONS_FLOAT_DECODER = msgspec.json.Decoder(float_hook=_pythons_float)
 
 
 def _canonical(raw: bytes, prefix: str) -> bytes | tuple[str, str]:
@@ -209,16 +213,16 @@ def _canonical(raw: bytes, prefix: str) -> bytes | tuple[str, str]:
     bytes already are canonical: re-encoding with sorted keys and comparing proves it
     cheaply.  Otherwise (another client, floats written differently) Python's own
     ``canonical_json`` decides, exactly as the probe computed it."""
-    exponent = False
+    pythons_floats = True
     try:
         try:
-            plain = _NO_EXPONENT_DECODER.decode(raw)
-        except _ExponentNumber:
-            exponent = True
+            plain = _PYTHONS_FLOAT_DECODER.decode(raw)
+        except _NotPythonsFloat:
+            pythons_floats = False
             plain = PLAIN_DECODER.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         return _decode_error(exc, raw, prefix)
-    if not exponent:
+    if pythons_floats:
         encoded = SORTED_ENCODER.encode(plain)
         if encoded == raw:
             return encoded
