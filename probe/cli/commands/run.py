@@ -28,9 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_measuring_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--targets", metavar="FILE", help="test list in Citizen Lab format (default: our kg.csv)"
-    )
+    p.add_argument("--targets", metavar="FILE", help="test list in Citizen Lab format (default: our kg.csv)")
     p.add_argument("--url", action="append", default=[], metavar="URL", help="measure this URL (repeatable)")
     add_db_option(p)
     p.add_argument(
@@ -156,7 +154,6 @@ def _add_session_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-
 def build_settings(args: argparse.Namespace) -> ProbeSettings:
     """The probe's settings from parsed ``kuzot run`` options (scripts and tests use it)."""
     return session.build_settings(session.SessionOptions.from_namespace(args))
@@ -233,6 +230,10 @@ def handle(args: argparse.Namespace) -> int:
         print(_("Nothing to resume: the last run finished."), file=sys.stderr)
         return 0
     upload = _upload_summary(console, done)
+    if args.quiet and not args.json:
+        # Nothing will be printed: judging the run (and importing the analysis for it)
+        # would only delay the exit of a scheduled or scripted run.
+        return 0
     verdicts = _judge(done.result.measurements)
     blocked = sorted({v.domain for v in verdicts if v.status == "blocked"})
     offline = any(v.status == "probe_offline" for v in verdicts)
@@ -333,8 +334,6 @@ def _plain_summary(verdicts: list, blocked: list[str], offline: bool) -> str:
         "See `kuzot verdicts` for how and why.",
         sites,
     ).format(blocked=len(blocked), sites=sites, names=names)
-
-
 
 
 def control_refusals(measurements: list[Measurement]) -> dict[str, Any]:
