@@ -41,10 +41,10 @@ def test_run_parser_imports_no_heavy_stack(tmp_path: Path) -> None:
 
 
 def test_current_store_opens_without_alembic(tmp_path: Path) -> None:
-    """If a database's schema is already current, then opening it does not import Alembic."""
+    """If a SQLite database is new or its schema is already current, then opening it does not import Alembic."""
     url = f"sqlite:///{tmp_path / 'probe.db'}"
     prefix = f"import sys; sys.path.insert(0, {str(REPO)!r})\nfrom probe.store import Store\n"
-    assert _imported_after(prefix + f"Store.open({url!r}).close()", tmp_path) == ["alembic"]  # new: migrated
+    assert _imported_after(prefix + f"Store.open({url!r}).close()", tmp_path) == []  # new: from the models
     assert _imported_after(prefix + f"Store.open({url!r}).close()", tmp_path) == []
 
 

@@ -27,6 +27,7 @@ import zlib
 from typing import Any
 
 from sqlalchemy import LargeBinary
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator
 
 #: The first byte of a zlib-compressed record (room for other codecs later).
@@ -75,6 +76,14 @@ class StoredRecord(TypeDecorator[str]):
 
     def process_result_value(self, value: Any, dialect: Any) -> str | None:
         return None if value is None else decode_record(value)
+
+
+@compiles(StoredRecord, "sqlite")
+def _sqlite_declaration(_type: StoredRecord, _compiler: Any, **_kw: Any) -> str:
+    """``TEXT``, as migration 0001 declared the column before records were compressed:
+    a database created from the models (probe/store/engine.py) must match one that the
+    migrations built.  SQLite keeps a bytes value as a BLOB under either declaration."""
+    return "TEXT"
 
 
 #: For raw SQL (``text()``) reading the column: ``query.columns(**RECORD_TYPES)``.
