@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from probe.bundled import bundled_path
@@ -71,7 +71,15 @@ def create_store_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if make_url(url).get_driver_name() == "psycopg":
+        # No server-side prepared statements: psycopg prepares a query it has run five
+        # times, and PostgreSQL then keeps the generic plan it made while the table was
+        # small.  The collector's look-up of a batch's ids kept a sequential scan that
+        # way and slowed down with every row stored (70 ms a batch at 28,000 rows; 0.3 ms
+        # planned afresh).  Planning each statement costs far less than that.
+        connect_args["prepare_threshold"] = None
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 _REVISION_LINE = re.compile(
