@@ -36,7 +36,7 @@ import os
 import time
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from probe import __version__
 from probe.server.collector.openapi import OPERATIONS, openapi_document
 from probe.server.collector.tokens import probe_for_token, register_probe
 from probe.server.collector.validate import Problem, Refusal
-from probe.server.collector.workers import Validator
+from probe.server.collector.workers import Conflict, Stored, StoreFailed, Validator, with_connection_asn
 from probe.server.control.app import ControlConfig, control_routes
 from probe.signing import key_id_of, verify_key_proof
 from probe.store import Store, StoreError
@@ -201,6 +201,19 @@ def _too_large(limit: int) -> JSONResponse:
     )
 
 
+def _stored_answer(results: list[tuple[str, bool]]) -> JSONResponse:
+    """The 200 answer: each id, stored now or a duplicate of what was stored before."""
+    new_count = sum(new for _id, new in results)
+    return JSONResponse(
+        {
+            "results": [{"id": id_, "status": "stored" if new else "duplicate"} for id_, new in results],
+            "stored": new_count,
+            "duplicate": len(results) - new_count,
+        },
+        status_code=200,
+    )
+
+
 class _RateLimiter:
     """A token bucket per probe token: ``per_minute`` batches, bursts of a tenth of that."""
 
@@ -238,7 +251,9 @@ class _Collector:
             max_items=config.max_items, max_bytes=config.max_bytes, control=config.control is not None
         )
         workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
-        self.validator = Validator(workers)
+        # PostgreSQL takes many writers: there the workers store what they check.
+        url = None if sqlite else store.engine.url.render_as_string(hide_password=False)
+        self.validator = Validator(workers, url)
         self.limiter = _RateLimiter(config.rate_limit) if config.rate_limit > 0 else None
 
     async def probes(self, _request: Request) -> JSONResponse:
@@ -291,15 +306,7 @@ class _Collector:
         """Records without an AS number get the connection's, when an ASN database is given."""
         if self.asn_lookup is None or all(item.row["probe_asn"] is not None for item in items):
             return items
-        asn = self.asn_lookup(request)
-        if asn is None:
-            return items
-        return [
-            replace(item, row={**item.row, "probe_asn": asn}, asn_source="connection")
-            if item.row["probe_asn"] is None
-            else item
-            for item in items
-        ]
+        return with_connection_asn(items, self.asn_lookup(request))
 
     async def receive_batch(self, request: Request) -> JSONResponse:
         probe_id = await self.authenticate(request)
@@ -311,6 +318,8 @@ class _Collector:
         body = await _read_body(request, self.config.max_bytes, self.config.body_timeout)
         if isinstance(body, JSONResponse):
             return body
+        if self.validator.stores:
+            return await self._check_and_store(request, body, probe_id)
         try:
             checked = await self.validator(body, self.config.max_items, probe_id)
         except BrokenProcessPool:
@@ -323,6 +332,24 @@ class _Collector:
         items: list[PreparedItem] = checked  # type: ignore[assignment]
         return await self._save(self._with_connection_asn(request, items))
 
+    async def _check_and_store(self, request: Request, body: bytes, probe_id: str) -> JSONResponse:
+        """A worker checks and stores the batch; this process only answers."""
+        asn = self.asn_lookup(request) if self.asn_lookup is not None else None
+        try:
+            outcome = await self.validator.check_and_store(body, self.config.max_items, probe_id, asn)
+        except BrokenProcessPool:
+            return _error(503, "the collector's validation workers failed; nothing was kept, retry later")
+        if isinstance(outcome, Refusal):
+            return _error(outcome.status, outcome.message, **outcome.extra)
+        if isinstance(outcome, Conflict):
+            problems = [Problem(i, f, m) for i, f, m in outcome.problems]
+            return _problems(409, problems, "nothing of this batch was stored; send the others without it")
+        if isinstance(outcome, StoreFailed):
+            return _error(503, "the collector could not store this batch; nothing was kept, retry later")
+        if isinstance(outcome, Stored):
+            return _stored_answer(outcome.results)
+        return _problems(422, outcome, "nothing of this batch was stored")
+
     async def _save(self, items: list[PreparedItem]) -> JSONResponse:
         try:
             save = self.store.save_prepared
@@ -332,14 +359,7 @@ class _Collector:
             return _problems(409, problems, "nothing of this batch was stored; send the others without it")
         except (StoreError, SQLAlchemyError):
             return _error(503, "the collector could not store this batch; nothing was kept, retry later")
-        results = [
-            {"id": item.id, "status": "stored" if new else "duplicate"}
-            for item, new in zip(items, stored, strict=True)
-        ]
-        new_count = sum(stored)
-        return JSONResponse(
-            {"results": results, "stored": new_count, "duplicate": len(stored) - new_count}, status_code=200
-        )
+        return _stored_answer([(item.id, new) for item, new in zip(items, stored, strict=True)])
 
     async def keys(self, request: Request) -> Response:
         """A probe proves it holds a signing key, so records signed by it are accepted
