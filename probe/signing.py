@@ -17,8 +17,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -126,6 +127,32 @@ def load_or_create_key(directory: Path) -> SigningKey:
     return key
 
 
+@cache
+def _libsodium_verifier() -> Callable[[bytes, bytes, bytes], bool] | None:
+    """libsodium's ed25519 check (PyNaCl, the ``collector`` extra), or None without it.
+
+    Why a second implementation: a collector verifies every uploaded measurement, and
+    libsodium's verify takes half the time of OpenSSL's (0.08 against 0.15 ms here),
+    which was the largest single cost of accepting a batch.  Both check the same
+    standard signatures; libsodium also refuses small-order keys and non-canonical
+    signatures, which no probe makes.  Volunteers' installs need neither.
+    """
+    try:
+        from nacl.exceptions import BadSignatureError
+        from nacl.signing import VerifyKey
+    except ImportError:
+        return None
+
+    def verify(raw_key: bytes, signature: bytes, signed: bytes) -> bool:
+        try:
+            VerifyKey(raw_key).verify(signed, signature)
+        except BadSignatureError:
+            return False
+        return True
+
+    return verify
+
+
 def _verify(key_b64: str, signature_b64: str, signed: bytes, *, what: str, mismatch: str) -> str | None:
     """The one verify path: ``None`` when ``signature_b64`` is the key's signature over
     ``signed``, else why not, in words (``what`` names the signature in the malformed case)."""
@@ -135,6 +162,11 @@ def _verify(key_b64: str, signature_b64: str, signed: bytes, *, what: str, misma
         public = Ed25519PublicKey.from_public_bytes(raw_key)
     except (ValueError, TypeError) as exc:
         return f"malformed key or {what} ({exc})"
+    if len(signature) != 64:  # both libraries then say "invalid", in their own ways
+        return mismatch
+    libsodium = _libsodium_verifier()
+    if libsodium is not None:
+        return None if libsodium(raw_key, signature, signed) else mismatch
     try:
         public.verify(signature, signed)
     except InvalidSignature:

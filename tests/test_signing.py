@@ -74,3 +74,26 @@ def test_run_signs_every_measurement(matrix_run):
             "public_key": public_key,
         }
         assert verify_envelope(data, envelope) == []
+
+
+@pytest.mark.parametrize("libsodium", [True, False], ids=["libsodium", "openssl"])
+def test_both_ed25519_implementations_give_the_same_verdicts(libsodium, monkeypatch):
+    """The collector checks with libsodium when PyNaCl is installed, everyone else with
+    OpenSSL: a good, a tampered, a truncated and a foreign signature read the same."""
+    import base64
+
+    from probe import signing
+
+    if libsodium:
+        pytest.importorskip("nacl")
+    else:
+        monkeypatch.setattr(signing, "_libsodium_verifier", lambda: None)
+    key, stranger = signing.SigningKey.generate(), signing.SigningKey.generate()
+    good = key.sign_hash("ab" * 32)
+    assert signing.verify_signature("ab" * 32, good["signature"], good["public_key"]) is None
+    mismatch = "signature does not match the content hash"
+    assert signing.verify_signature("cd" * 32, good["signature"], good["public_key"]) == mismatch
+    short = base64.b64encode(base64.b64decode(good["signature"])[:63]).decode()
+    assert signing.verify_signature("ab" * 32, short, good["public_key"]) == mismatch
+    assert signing.verify_signature("ab" * 32, good["signature"], stranger.public_key) == mismatch
+    assert signing.verify_signature("ab" * 32, "not base64!", good["public_key"]).startswith("malformed")
