@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 import trio  # noqa: E402
+from sqlalchemy import create_engine  # noqa: E402
 
 from probe.failures import Failure  # noqa: E402
 from probe.records import (  # noqa: E402
@@ -179,7 +180,9 @@ def build_batches(
 def reference_rate(db_url: str, measurements: list[list[Measurement]], batch: int) -> float:
     """Measurements per second of a plain executemany of the same rows, one transaction per batch."""
     store = Store.open(db_url)
-    engine = store.engine
+    # The driver's defaults (psycopg's own prepared statements included), not the
+    # store's engine settings: the reference is what plain DB-API code would get.
+    engine = create_engine(store.engine.url) if store.engine.dialect.name == "postgresql" else store.engine
     marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
     now = datetime.now(UTC)
     batches: list[dict[str, list[tuple]]] = []
@@ -218,6 +221,8 @@ def reference_rate(db_url: str, measurements: list[list[Measurement]], batch: in
             for table, rows in tables.items():
                 connection.exec_driver_sql(statements[table], rows)
     elapsed = time.perf_counter() - started
+    if engine is not store.engine:
+        engine.dispose()
     store.close()
     return count / elapsed
 
