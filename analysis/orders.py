@@ -451,7 +451,8 @@ def unexplained_episodes(
             episodes["domain"], episodes["first_blocked"], episodes["last_blocked"], strict=True
         )
     ]
-    return episodes[keep].reset_index(drop=True)
+    # A boolean Series, never a list: an empty list would select no *columns*.
+    return episodes[pd.Series(keep, index=episodes.index, dtype=bool)].reset_index(drop=True)
 
 
 __all__ = [

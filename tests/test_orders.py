@@ -234,3 +234,12 @@ def test_png_has_more_than_one_colour(history_db, tmp_path):
     colours = {tuple(p) for p in pixels.reshape(-1, pixels.shape[-1])[::50].round(2).tolist()}
     assert len(colours) > 10
     assert not out.with_suffix(".svg").exists()
+
+
+def test_no_episodes_at_all_gives_an_empty_table_with_its_columns(example):
+    """A database with no blocking (all accessible, say) still has an empty unexplained
+    table with the episode columns, so a report over it renders instead of failing."""
+    _verdicts, episodes, orders = example
+    none = episodes.iloc[0:0]
+    unexplained = unexplained_episodes(orders, none)
+    assert len(unexplained) == 0 and list(unexplained.columns) == list(episodes.columns)
