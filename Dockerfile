@@ -27,7 +27,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY --from=build /dist/ /tmp/dist/
 RUN set -eux; \
     wheel="$(ls /tmp/dist/kuzot-*.whl)"; \
-    pip install "${wheel}[postgres]"; \
+    pip install "${wheel}[postgres,collector]"; \
     rm -rf /tmp/dist; \
     useradd --create-home --uid 10001 --shell /usr/sbin/nologin kuzot; \
     mkdir -p /data; \
