@@ -53,11 +53,20 @@ from probe import __version__
 from probe.server.collector.openapi import OPERATIONS, openapi_document
 from probe.server.collector.tokens import probe_for_token, register_probe
 from probe.server.collector.validate import Problem, Refusal
-from probe.server.collector.workers import Conflict, Stored, StoreFailed, Validator, with_connection_asn
+from probe.server.collector.workers import (
+    Conflict,
+    Outcome,
+    Stored,
+    StoreFailed,
+    Validator,
+    is_refusal,
+    store_checked,
+    with_connection_asn,
+)
 from probe.server.control.app import ControlConfig, control_routes
 from probe.signing import key_id_of, verify_key_proof
 from probe.store import Store, StoreError
-from probe.store.database import BatchConflict, PreparedItem
+from probe.store.database import PreparedItem
 
 DEFAULT_MAX_ITEMS = 1000
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
@@ -318,25 +327,8 @@ class _Collector:
         body = await _read_body(request, self.config.max_bytes, self.config.body_timeout)
         if isinstance(body, JSONResponse):
             return body
-        if self.validator.stores:
-            return await self._check_and_store(request, body, probe_id)
         try:
-            checked = await self.validator(body, self.config.max_items, probe_id)
-        except BrokenProcessPool:
-            return _error(503, "the collector's validation workers failed; nothing was kept, retry later")
-        if isinstance(checked, Refusal):
-            return _error(checked.status, checked.message, **checked.extra)
-        if checked and isinstance(checked[0], Problem):
-            return _problems(422, checked, "nothing of this batch was stored")
-        # A batch is all problems or all prepared items; the problems returned above.
-        items: list[PreparedItem] = checked  # type: ignore[assignment]
-        return await self._save(self._with_connection_asn(request, items))
-
-    async def _check_and_store(self, request: Request, body: bytes, probe_id: str) -> JSONResponse:
-        """A worker checks and stores the batch; this process only answers."""
-        asn = self.asn_lookup(request) if self.asn_lookup is not None else None
-        try:
-            outcome = await self.validator.check_and_store(body, self.config.max_items, probe_id, asn)
+            outcome = await self._check_and_store(request, body, probe_id)
         except BrokenProcessPool:
             return _error(503, "the collector's validation workers failed; nothing was kept, retry later")
         if isinstance(outcome, Refusal):
@@ -350,16 +342,18 @@ class _Collector:
             return _stored_answer(outcome.results)
         return _problems(422, outcome, "nothing of this batch was stored")
 
-    async def _save(self, items: list[PreparedItem]) -> JSONResponse:
-        try:
-            save = self.store.save_prepared
-            stored = await trio.to_thread.run_sync(save, items, limiter=self.write_limiter)
-        except BatchConflict as conflict:
-            problems = [Problem(i, f, m) for i, f, m in conflict.problems]
-            return _problems(409, problems, "nothing of this batch was stored; send the others without it")
-        except (StoreError, SQLAlchemyError):
-            return _error(503, "the collector could not store this batch; nothing was kept, retry later")
-        return _stored_answer([(item.id, new) for item, new in zip(items, stored, strict=True)])
+    async def _check_and_store(self, request: Request, body: bytes, probe_id: str) -> Outcome:
+        """Check the batch, then store it: both in a worker on PostgreSQL; on SQLite the
+        checked rows come back to this process's one writer."""
+        max_items = self.config.max_items
+        if self.validator.stores:
+            asn = self.asn_lookup(request) if self.asn_lookup is not None else None
+            return await self.validator.check_and_store(body, max_items, probe_id, asn)
+        checked = await self.validator(body, max_items, probe_id)
+        if is_refusal(checked):
+            return checked  # type: ignore[return-value]
+        items = self._with_connection_asn(request, checked)  # type: ignore[arg-type]
+        return await trio.to_thread.run_sync(store_checked, self.store, items, limiter=self.write_limiter)
 
     async def keys(self, request: Request) -> Response:
         """A probe proves it holds a signing key, so records signed by it are accepted

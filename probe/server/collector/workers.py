@@ -25,9 +25,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
+from sqlalchemy.exc import SQLAlchemyError
 
 from probe.server.collector.validate import Problem, Refusal, validate_batch
-from probe.store.database import BatchConflict, PreparedItem
+from probe.store.database import BatchConflict, PreparedItem, StoreError
 
 
 @dataclass(frozen=True)
@@ -70,23 +71,28 @@ def with_connection_asn(items: list[PreparedItem], asn: int | None) -> list[Prep
     ]
 
 
-def check_and_store(body: bytes, max_items: int, probe_id: str, asn: int | None) -> Outcome:
-    """In a storing worker: check the batch, then write it in one transaction."""
-    from sqlalchemy.exc import SQLAlchemyError
+def is_refusal(checked: Checked) -> bool:
+    """Whether a checked batch is a refusal (the batch, or problems with its items)."""
+    return isinstance(checked, Refusal) or bool(checked and isinstance(checked[0], Problem))
 
-    from probe.store import StoreError
 
-    checked = validate_batch(body, max_items, probe_id)
-    if isinstance(checked, Refusal) or (checked and isinstance(checked[0], Problem)):
-        return checked
-    items = with_connection_asn(checked, asn)  # type: ignore[arg-type]
+def store_checked(store: Any, items: list[PreparedItem]) -> Stored | Conflict | StoreFailed:
+    """Write checked items in one transaction; a refusal or failure as data, never raised."""
     try:
-        stored = _store.save_prepared(items)
+        stored = store.save_prepared(items)
     except BatchConflict as conflict:
         return Conflict(conflict.problems)
     except (StoreError, SQLAlchemyError) as exc:
         return StoreFailed(str(exc)[:500])
     return Stored([(item.id, new) for item, new in zip(items, stored, strict=True)])
+
+
+def check_and_store(body: bytes, max_items: int, probe_id: str, asn: int | None) -> Outcome:
+    """In a storing worker: check the batch, then write it in one transaction."""
+    checked = validate_batch(body, max_items, probe_id)
+    if is_refusal(checked):
+        return checked  # type: ignore[return-value]
+    return store_checked(_store, with_connection_asn(checked, asn))  # type: ignore[arg-type]
 
 
 def _warm_worker() -> None:
