@@ -95,7 +95,14 @@ def bench_scenario(n: int, rtt_ms: int) -> LabScenario:
 
 
 def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path, workers: int = 1) -> Figures:
-    db = workdir / f"c{concurrency}-w{workers}-{len(urls)}.db"
+    # A repeated setting (``--concurrency 64 64``) gets its own database: sharing one
+    # would count the earlier run's measurements as this run's.
+    stem = f"c{concurrency}-w{workers}-{len(urls)}"
+    db = workdir / f"{stem}.db"
+    repeat = 1
+    while db.exists():
+        repeat += 1
+        db = workdir / f"{stem}-r{repeat}.db"
     args = ["--db", f"sqlite:///{db}", "--quiet", "--no-canaries", "--concurrency", str(concurrency)]
     args += ["--workers", str(workers)] if workers > 1 else []
     args += ["--dns-window", str(DNS_WINDOW), "--timeout", "5", "--doh-control", "off"]
