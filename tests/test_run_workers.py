@@ -209,3 +209,27 @@ def test_workers_below_one_is_refused(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "--workers must be at least 1" in result.stderr
     assert not db.exists()
+
+
+def test_a_child_imports_no_database_code() -> None:
+    """A child unpickles the spec the session sends (its control factory included) and
+    loads the measuring code, but not the store: SQLAlchemy's import is about 0.3 s of
+    CPU per child, spent on every run with --workers."""
+    import pickle
+
+    from probe.control.choice import ControlChoice
+    from probe.settings import ProbeSettings
+    from probe.workers import WorkerSpec
+
+    spec = WorkerSpec(ProbeSettings(), "run-1", ControlChoice(doh_control="off").build)
+    script = (
+        "import pickle, sys\n"
+        "import probe.workers, probe.measure\n"
+        "spec = pickle.loads(sys.stdin.buffer.read())\n"
+        "assert spec.control_factory() is None\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'probe.store', 'probe.volunteer.session'))))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], input=pickle.dumps(spec), capture_output=True, cwd=REPO, check=True
+    )
+    assert shown.stdout.decode().strip() == "[]", shown.stdout

@@ -14,9 +14,7 @@ only the presentation layers (the CLI, the Explorer) import.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import ipaddress
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from urllib.parse import urlsplit
 import trio
 
 from probe.bandwidth import ByteBudget
+from probe.control.choice import ControlChoice
 from probe.errors import InputError, KuzotError, SetupError
 from probe.i18n import gettext as _
 from probe.records import Measurement, Run
@@ -38,7 +37,6 @@ from probe.store import Store
 from probe.targets import RefusedInput, Target, default_targets_path, load_targets, targets_from_urls
 from probe.upload import UploadResult, upload_database
 from probe.upload.live import DEFAULT_EVERY, LiveUploader, merge
-from probe.volunteer.paths import DOH_CONTROL_ENV
 
 #: Hosts every network can reach; if all of them fail, the volunteer's link is down
 #: and none of the run's measurements may say "blocked".
@@ -261,20 +259,8 @@ def _signing_key(store: Store) -> SigningKey:
         raise InputError(_("cannot use the signing key: {error}").format(error=exc)) from exc
 
 
-def _control_fetcher(options: SessionOptions) -> Any:  # ControlClient | DohControl | None
-    """The control vantage: the helper when given, else a DoH resolver for DNS only."""
-    if options.control:
-        from probe.control.client import ControlClient
-
-        return ControlClient(options.control)
-    from probe.control.doh import DEFAULT_DOH_URL, DohControl
-
-    doh = options.doh_control or os.environ.get(DOH_CONTROL_ENV) or DEFAULT_DOH_URL
-    if doh.lower() == "off":
-        return None
-    if not doh.startswith("https://"):
-        raise InputError(_("--doh-control {value}: must be an https:// URL or 'off'").format(value=repr(doh)))
-    return DohControl(doh, connect_ip=options.doh_connect_ip, ca_bundle=options.ca_bundle)
+def _control_choice(options: SessionOptions) -> ControlChoice:
+    return ControlChoice(options.control, options.doh_control, options.doh_connect_ip, options.ca_bundle)
 
 
 def _budget(options: SessionOptions, store: Store) -> ByteBudget | None:
@@ -342,7 +328,7 @@ def _run_plan(options: SessionOptions, settings: ProbeSettings, plan: SessionPla
         deadline=options.deadline,
         canaries=plan.canaries,
         workers=options.workers,
-        control_factory=functools.partial(_control_fetcher, options) if options.workers > 1 else None,
+        control_factory=_control_choice(options).build if options.workers > 1 else None,
         options={
             "concurrency": options.concurrency,
             **({"workers": options.workers} if options.workers > 1 else {}),
@@ -360,7 +346,7 @@ async def _measure(
     hooks: SessionHooks,
 ) -> RunResult:
     """The run under a nursery: the live uploader beside it, the control closed after it."""
-    control = _control_fetcher(options)
+    control = _control_choice(options).build()
 
     def progress(m: Measurement) -> None:
         if hooks.measured is not None:
