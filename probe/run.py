@@ -42,7 +42,7 @@ from probe.settings import ProbeSettings
 from probe.store import Store, StoreError
 from probe.store.writer import DEFAULT_MAX_DELAY, DEFAULT_MAX_ITEMS, Finished, MeasurementWriter
 from probe.targets import Target
-from probe.workers import WorkerPool, WorkerSpec
+from probe.workers import EarlyWorkers, WorkerPool, WorkerSpec
 
 #: failed_measurement and measure_or_record live in probe.measure (a worker process
 #: imports that, not this, and so no database layer); they are still offered here.
@@ -74,6 +74,8 @@ class RunPlan:
     #: With workers: the child's command (tests start a failing one); default
     #: :func:`probe.workers.worker_command`.
     worker_command: Sequence[str] | None = None
+    #: With workers: children started ahead of the run (``kuzot run`` starts them first).
+    early_workers: EarlyWorkers | None = None
 
 
 @dataclass
@@ -176,7 +178,7 @@ class _Runner:
         self.pool: WorkerPool | None = None
         if plan.workers > 1:
             spec = WorkerSpec(plan.settings, result.run.id, plan.control_factory)
-            self.pool = WorkerPool(spec, plan.workers, plan.worker_command)
+            self.pool = WorkerPool(spec, plan.workers, plan.worker_command, plan.early_workers)
 
     async def measure_all(
         self,

@@ -110,7 +110,7 @@ class _Pending:
 @dataclass
 class _Worker:
     number: int
-    process: trio.Process
+    process: _Process
     lock: trio.Lock = field(default_factory=trio.Lock)
     pending: dict[int, _Pending] = field(default_factory=dict)
     alive: bool = True
@@ -127,29 +127,127 @@ def worker_command() -> list[str]:
     return [sys.executable, "-m", "probe.workers"]
 
 
+def _popen(command: Sequence[str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen(list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+
+class EarlyWorkers:
+    """Children started before the parent's own start-up, waiting for their spec.
+
+    Why: a child spends about half a second importing what it measures with, and the
+    parent as long again opening its database and writing the run row; started only
+    when the run row exists, the children made every ``--workers`` run that much longer.
+    Started first (``kuzot run`` does, before it imports the session), they import on
+    the other core while the parent gets ready.  A child does nothing before its spec
+    arrives: no traffic, no file.  Closing what no pool took (a refused run, an error)
+    ends those children; a :class:`WorkerPool` given this takes them over.
+    """
+
+    def __init__(self, count: int, command: Sequence[str] | None = None) -> None:
+        self.command = list(command) if command is not None else worker_command()
+        self._waiting: list[subprocess.Popen[bytes]] = []
+        for _ in range(count):
+            try:
+                self._waiting.append(_popen(self.command))
+            except OSError:
+                break  # the pool starts what is missing, or measures in the parent
+
+    def take(self) -> subprocess.Popen[bytes] | None:
+        return self._waiting.pop(0) if self._waiting else None
+
+    def close(self) -> None:
+        """End the children nobody took: their stdin closes, so they exit."""
+        while (popen := self.take()) is not None:
+            for pipe in (popen.stdin, popen.stdout):
+                if pipe is not None:
+                    pipe.close()
+            try:
+                popen.wait(EXIT_GRACE)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait()
+
+    def __enter__(self) -> EarlyWorkers:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class _Process:
+    """A child as trio sees it: its pipes as trio streams, its exit awaited without a
+    thread (a pidfd where the kernel has one)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        assert popen.stdin is not None and popen.stdout is not None
+        self.popen = popen
+        self.stdin = trio.lowlevel.FdStream(os.dup(popen.stdin.fileno()))
+        self.stdout = trio.lowlevel.FdStream(os.dup(popen.stdout.fileno()))
+        popen.stdin.close()
+        popen.stdout.close()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+
+    async def wait(self) -> int:
+        while (code := self.popen.poll()) is None:
+            await _exited(self.popen.pid)
+        return code
+
+    async def aclose(self) -> None:
+        await self.stdin.aclose()
+        await self.stdout.aclose()
+
+
+async def _exited(pid: int) -> None:
+    """Return once ``pid`` has exited (or soon, where there is no pidfd to wait on)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (macOS, old kernels), or already reaped
+        await trio.sleep(0.05)
+        return
+    try:
+        await trio.lowlevel.wait_readable(fd)
+    finally:
+        os.close(fd)
+
+
 class WorkerPool:
     """N child processes measuring for one run; see the module docstring."""
 
-    def __init__(self, spec: WorkerSpec, count: int, command: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        count: int,
+        command: Sequence[str] | None = None,
+        early: EarlyWorkers | None = None,
+    ) -> None:
         self.spec = spec
         self.count = count
         self.command = list(command) if command is not None else worker_command()
+        self.early = early
         self.workers: list[_Worker] = []
         self._keys = itertools.count()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Start the children, read their results until they end, then reap them."""
-        env = {**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        """Start the children (or take those started early), read their results until
+        they end, then reap them."""
         try:
             async with trio.open_nursery() as nursery:
                 for number in range(self.count):
-                    try:
-                        process = await trio.lowlevel.open_process(
-                            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-                        )
-                    except OSError:
-                        continue  # one fewer worker; with none, the parent measures
-                    worker = _Worker(number, process)
+                    popen = self.early.take() if self.early is not None else None
+                    if popen is None:
+                        try:
+                            popen = await trio.to_thread.run_sync(_popen, self.command)
+                        except OSError:
+                            continue  # one fewer worker; with none, the parent measures
+                    worker = _Worker(number, _Process(popen))
                     self.workers.append(worker)
                     nursery.start_soon(self._read, worker)
                     await self._send(worker, self.spec)
@@ -162,7 +260,6 @@ class WorkerPool:
     async def close(self) -> None:
         """Measuring is over: close each child's stdin, so it exits."""
         for worker in self.workers:
-            assert worker.process.stdin is not None
             with trio.CancelScope(shield=True):
                 async with worker.lock:
                     await worker.process.stdin.aclose()
@@ -192,7 +289,6 @@ class WorkerPool:
         """One frame to ``worker``; False (and the worker lost) if it cannot take it.
 
         Shielded: a frame cut in half by a cancellation would garble every later one."""
-        assert worker.process.stdin is not None
         data = encode(item)
         with trio.CancelScope(shield=True), trio.move_on_after(SEND_LIMIT) as limit:
             try:
@@ -208,7 +304,6 @@ class WorkerPool:
 
     async def _read(self, worker: _Worker) -> None:
         """The child's records, each to the target waiting for it, until its stdout ends."""
-        assert worker.process.stdout is not None
         reader = FrameReader(worker.process.stdout)
         try:
             while (frame := await reader.receive()) is not None:
@@ -226,13 +321,13 @@ class WorkerPool:
 async def _reap(worker: _Worker) -> None:
     """Close the child's stdin, wait a little for it to exit on its own, then kill it."""
     worker.lose()
-    if worker.process.stdin is not None:
-        await worker.process.stdin.aclose()
+    await worker.process.stdin.aclose()
     with trio.move_on_after(EXIT_GRACE):
         await worker.process.wait()
     if worker.process.returncode is None:
         worker.process.kill()
         await worker.process.wait()
+    await worker.process.aclose()
 
 
 def _package_root() -> str:

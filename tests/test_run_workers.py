@@ -233,3 +233,46 @@ def test_a_child_imports_no_database_code() -> None:
         [sys.executable, "-c", script], input=pickle.dumps(spec), capture_output=True, cwd=REPO, check=True
     )
     assert shown.stdout.decode().strip() == "[]", shown.stdout
+
+
+def test_a_run_takes_workers_started_early(lab: LoopbackLab, sites: list[str], tmp_path: Path) -> None:
+    """If children were started before the run (as `kuzot run` starts them), then the
+    run measures with them instead of starting others, and reaps them at its end."""
+    from probe.workers import EarlyWorkers
+
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    with EarlyWorkers(2) as early:
+        started = list(early._waiting)
+        plan = RunPlan(
+            targets=[Target(url) for url in sites], settings=lab.probe_settings(), workers=2, early_workers=early
+        )
+        result = trio.run(execute_run, plan, store)
+        assert early.take() is None
+    assert result.run.status == "finished"
+    assert sorted(m.url for m in store.iter_measurements()) == sorted(sites)
+    assert len(started) == 2 and all(p.returncode == 0 for p in started)
+    store.close()
+
+
+def test_workers_started_early_end_when_nothing_takes_them() -> None:
+    """If the run never starts (bad input, no consent), then closing the early children
+    ends them: no process outlives the command."""
+    from probe.workers import EarlyWorkers
+
+    with EarlyWorkers(2) as early:
+        started = list(early._waiting)
+    assert len(started) == 2 and all(p.returncode is not None for p in started)
+
+
+def test_a_refused_run_with_workers_leaves_no_child(tmp_path: Path) -> None:
+    """If `kuzot run --workers 2` refuses its options, then it exits with status 2 and
+    the children it started first have ended with it (their stdout pipe, inherited by
+    nobody else, reaches end of file)."""
+    args = [sys.executable, "-m", "probe", "run", "--db", f"sqlite:///{tmp_path / 'k.db'}", "--workers", "2"]
+    args += ["--url", "https://refused.kg/", "--doh-control", "ftp://nowhere", "--no-canaries", "--quiet"]
+    env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1"}
+    # The probe's stderr goes to a pipe the test reads to its end: children inherit it,
+    # so the read returns only once every child has exited too.
+    done = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=REPO, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert b"--doh-control" in done.stderr

@@ -37,6 +37,7 @@ from probe.store import Store
 from probe.targets import RefusedInput, Target, default_targets_path, load_targets, targets_from_urls
 from probe.upload import UploadResult, upload_database
 from probe.upload.live import DEFAULT_EVERY, LiveUploader, merge
+from probe.workers import EarlyWorkers
 
 #: Hosts every network can reach; if all of them fail, the volunteer's link is down
 #: and none of the run's measurements may say "blocked".
@@ -319,7 +320,13 @@ def _open(
     return Store.open(options.db), plan
 
 
-def _run_plan(options: SessionOptions, settings: ProbeSettings, plan: SessionPlan, store: Store) -> RunPlan:
+def _run_plan(
+    options: SessionOptions,
+    settings: ProbeSettings,
+    plan: SessionPlan,
+    store: Store,
+    early_workers: EarlyWorkers | None = None,
+) -> RunPlan:
     assert options.concurrency is not None
     return RunPlan(
         targets=plan.targets,
@@ -329,6 +336,7 @@ def _run_plan(options: SessionOptions, settings: ProbeSettings, plan: SessionPla
         canaries=plan.canaries,
         workers=options.workers,
         control_factory=_control_choice(options).build if options.workers > 1 else None,
+        early_workers=early_workers,
         options={
             "concurrency": options.concurrency,
             **({"workers": options.workers} if options.workers > 1 else {}),
@@ -396,14 +404,20 @@ def _final_upload(
     return (merge(during, outcome) if during is not None else outcome), None
 
 
-def run_session(options: SessionOptions, hooks: SessionHooks | None = None) -> SessionResult:
-    """Run ``kuzot run`` with these options: measure, store, sign, upload; see the module."""
+def run_session(
+    options: SessionOptions, hooks: SessionHooks | None = None, early_workers: EarlyWorkers | None = None
+) -> SessionResult:
+    """Run ``kuzot run`` with these options: measure, store, sign, upload; see the module.
+
+    ``early_workers``: with ``--workers``, children the caller started before this
+    session's own start-up (:class:`probe.workers.EarlyWorkers`); the caller closes it."""
     hooks = hooks or SessionHooks()
     options, settings, canaries = _prepare(options)
     store, plan = _open(options, canaries, hooks)
     if store is None:
         return SessionResult(plan, None)
-    run_plan = _run_plan(options, settings, plan, store)  # closes the store if the budget is spent
+    # _run_plan closes the store if the budget is spent.
+    run_plan = _run_plan(options, settings, plan, store, early_workers)
     signer = _signing_key(store)  # closes the store if the key cannot be used
     live = None
     if options.upload:

@@ -16,6 +16,7 @@ from probe.records import Measurement
 from probe.settings import ProbeSettings
 from probe.upload.live import DEFAULT_EVERY, DEFAULT_INTERVAL
 from probe.volunteer import session
+from probe.workers import EarlyWorkers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -224,8 +225,15 @@ def _upload_summary(console: _Console, done: session.SessionResult) -> dict | No
 
 
 def handle(args: argparse.Namespace) -> int:
+    # With --workers, the children start first, to import while this process opens its
+    # database (probe.workers.EarlyWorkers); those the run does not take end with it.
+    with EarlyWorkers(args.workers if args.workers > 1 else 0) as early:
+        return _run(args, early)
+
+
+def _run(args: argparse.Namespace, early: EarlyWorkers) -> int:
     console = _Console(args)
-    done = session.run_session(session.SessionOptions.from_namespace(args), console.hooks())
+    done = session.run_session(session.SessionOptions.from_namespace(args), console.hooks(), early)
     if done.result is None:
         print(_("Nothing to resume: the last run finished."), file=sys.stderr)
         return 0
