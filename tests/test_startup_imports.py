@@ -58,3 +58,15 @@ def test_script_head_is_alembics_head() -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     assert _script_head() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_run_parser_imports_no_database_code(tmp_path: Path) -> None:
+    """If `kuzot run`'s options are parsed, then SQLAlchemy is not imported yet: with
+    --workers the children start right after parsing, and the parent's third of a
+    second importing its store should overlap their start-up, not precede it."""
+    code = f"import sys; sys.path.insert(0, {str(REPO)!r})\nfrom probe.cli import build_parser\nbuild_parser(['run'])"
+    script = f"{code}\nprint(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'probe.store'))))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"

@@ -24,13 +24,9 @@ import trio
 from probe.records import Measurement
 from probe.store import Store
 from probe.upload import UploadError, UploadResult, upload
+from probe.upload.pacing import DEFAULT_EVERY, DEFAULT_INTERVAL, MAX_INTERVAL
 
-#: Send once this many measurements are waiting ...
-DEFAULT_EVERY = 50
-#: ... or once the oldest of them has waited this long (seconds).
-DEFAULT_INTERVAL = 120.0
-#: After a failed attempt the wait doubles, up to this.
-MAX_INTERVAL = 1800.0
+__all__ = ["DEFAULT_EVERY", "DEFAULT_INTERVAL", "MAX_INTERVAL", "LiveUploader", "merge"]
 
 
 class LiveUploader:

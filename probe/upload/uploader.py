@@ -38,10 +38,9 @@ from probe.errors import UploadError
 from probe.store import Store
 from probe.store.queue import mark_uploaded, queued_count, queued_rows
 from probe.store.queue import queued_ids as _queued_ids
+from probe.upload.pacing import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS
 
 TOKEN_FILE = "collector-tokens.json"
-DEFAULT_BATCH_ITEMS = 100
-DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
 #: Bytes kept free under the collector's body limit for the batch's own framing.
 _FRAMING = 64
 

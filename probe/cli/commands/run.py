@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probe.cli._analysis import parse_date
 from probe.cli._common import add_db_option, parse_asn
@@ -14,9 +14,13 @@ from probe.cli._output import describe_upload, step_summary, write_rows
 from probe.i18n import gettext as _
 from probe.records import Measurement
 from probe.settings import ProbeSettings
-from probe.upload.live import DEFAULT_EVERY, DEFAULT_INTERVAL
-from probe.volunteer import session
+from probe.upload.pacing import DEFAULT_EVERY, DEFAULT_INTERVAL
 from probe.workers import EarlyWorkers
+
+if TYPE_CHECKING:
+    # Imported when the command runs, after the early workers have started: the session
+    # brings the store and SQLAlchemy, a third of a second of start-up.
+    from probe.volunteer import session
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -157,6 +161,8 @@ def _add_session_options(p: argparse.ArgumentParser) -> None:
 
 def build_settings(args: argparse.Namespace) -> ProbeSettings:
     """The probe's settings from parsed ``kuzot run`` options (scripts and tests use it)."""
+    from probe.volunteer import session
+
     return session.build_settings(session.SessionOptions.from_namespace(args))
 
 
@@ -204,6 +210,8 @@ class _Console:
             print(f"upload: {message}", file=sys.stderr)
 
     def hooks(self) -> session.SessionHooks:
+        from probe.volunteer import session
+
         return session.SessionHooks(self.planned, self.started, self.measured, self.finished, self.upload_log)
 
 
@@ -232,6 +240,8 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, early: EarlyWorkers) -> int:
+    from probe.volunteer import session
+
     console = _Console(args)
     done = session.run_session(session.SessionOptions.from_namespace(args), console.hooks(), early)
     if done.result is None:

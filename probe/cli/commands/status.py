@@ -9,7 +9,6 @@ from probe.cli._common import add_db_option, open_store
 from probe.cli._output import write_rows
 from probe.i18n import gettext as _
 from probe.records import format_time
-from probe.store.queue import queued_count, target_counts_by_run
 from probe.volunteer.schedule import next_scheduled_run
 
 
@@ -34,6 +33,8 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _read(store, limit: int):  # -> (runs, bytes by run, measurements by run, upload queue)
+    from probe.store.queue import queued_count, target_counts_by_run  # SQLAlchemy: not at every start
+
     try:
         runs = store.runs()[-limit:]
         bytes_by_run = store.bytes_used_by_run()

@@ -9,7 +9,7 @@ import sys
 from probe.cli._common import CommandError, add_db_option
 from probe.cli._output import describe_upload
 from probe.i18n import gettext as _
-from probe.upload import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS, upload_database
+from probe.upload.pacing import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_ITEMS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,6 +66,8 @@ def handle(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CommandError(_("--batch-size must be at least 1"), status=2)
     log = None if args.quiet or args.json else (lambda message: print(f"upload: {message}", file=sys.stderr))
+    from probe.upload import upload_database  # the store and SQLAlchemy: only when uploading
+
     result = upload_database(
         args.db,
         collector,
