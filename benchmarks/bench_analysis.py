@@ -242,7 +242,7 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def judge_child(mode: str, db: str) -> dict[str, float | int]:
+def judge_child(mode: str, db: str, limit: int | None = None) -> dict[str, float | int]:
     import sqlite3
 
     from analysis.fingerprints import load_fingerprints
@@ -256,12 +256,14 @@ def judge_child(mode: str, db: str) -> dict[str, float | int]:
     t, c = time.perf_counter(), _cpu()
     if mode == "reference":
         with sqlite3.connect(db) as conn:
-            rows = conn.execute("SELECT record FROM measurements")
+            rows = conn.execute("SELECT record FROM measurements ORDER BY rowid LIMIT ?", (limit or -1,))
             n = sum(1 for (r,) in rows if json.loads(decode_record(r)))
     elif mode == "from_json":
         with sqlite3.connect(db) as conn:
             rows = conn.execute("SELECT record FROM measurements")
             n = sum(1 for (r,) in rows if Measurement.from_json(decode_record(r)))
+    elif mode == "pool":
+        n, _ = judge_stored(f"sqlite:///{db}", fingerprints=fingerprints)  # the default pool: one per core
     else:
         # One process, so that its CPU is all counted (forkserver workers are not our
         # children); the 2-core figure assumes the worker pool scales, as chunks share nothing.
@@ -310,14 +312,136 @@ def judge_benchmark(n: int) -> None:
               f"(CPU-bound, {per:.3f} ms each); memory bounded by the judging window")  # fmt: skip
 
 
+def clone_store(path: Path, total: int) -> int:
+    """Grow the database at ``path`` to about ``total`` measurements by cloning its rows.
+
+    Why clones: generating 10 M synthetic measurements one by one takes about an hour
+    here (0.4 ms each), longer than the judging it is for.  A clone keeps the record's
+    content (so judging costs the same) with a new measurement id and a new run id
+    (each base run becomes one new run per round, with its canaries), written into the
+    record text as well as the columns, so every clone gets its own verdict.  Clones
+    have no observation index (judging reads only records).  Returns the row count."""
+    import hashlib
+    import sqlite3
+
+    from probe.store.record_codec import decode_record, encode_record
+
+    columns = (
+        "id, run_id, url, domain, role, category_code, probe_asn, probe_cc, started_at, runtime, source, "
+        "content_hash, record, signature, key_id, public_key, bytes_used, stored_at, uploaded_at"
+    )
+    insert = f"INSERT INTO measurements ({columns}) VALUES ({', '.join('?' * 19)})"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=OFF")
+        base = conn.execute("SELECT count(*) FROM measurements").fetchone()[0]
+        rounds = max(0, -(-total // base) - 1)
+        for k in range(1, rounds + 1):
+            prefix = f"{k:04x}"
+            batch = []
+            # A second connection reads the base rows from its own snapshot (WAL), apart
+            # from the rows this round inserts.
+            with contextlib.closing(sqlite3.connect(path)) as source:
+                base_rows = source.execute(f"SELECT {columns} FROM measurements ORDER BY rowid LIMIT {base}")
+                for row in base_rows:
+                    old_id, old_run = row[0], row[1]
+                    new_id = prefix + old_id[4:]
+                    new_run = prefix + old_run[4:] if old_run else None
+                    text = decode_record(row[12]).replace(old_id, new_id)
+                    if old_run and new_run:
+                        text = text.replace(old_run, new_run)
+                    digest = hashlib.sha256(text.encode()).hexdigest()
+                    batch.append((new_id, new_run, *row[2:11], digest, encode_record(text), *row[13:]))
+                    if len(batch) == 20_000:
+                        conn.executemany(insert, batch)
+                        batch.clear()
+            conn.executemany(insert, batch)
+            conn.commit()
+            print(f"  round {k}/{rounds}: {base * (k + 1):,} rows", file=sys.stderr, flush=True)
+        return conn.execute("SELECT count(*) FROM measurements").fetchone()[0]
+
+
+def judge_at_scale(total: int, base: int, keep: Path | None) -> None:
+    """Judge ``total`` stored measurements with the real worker pool, and time it.
+
+    The reference (``SELECT record`` + decode + ``json.loads``) runs over the first
+    ``base`` rows only: over 10 M it would itself take minutes.  Wall time and the peak
+    RSS summed over the judging process and its workers (sampled every half second)."""
+    import tempfile
+
+    import psutil
+
+    with tempfile.TemporaryDirectory(dir=keep.parent if keep else None) as tmp:
+        db = keep if keep is not None else Path(tmp) / "bench.db"
+        if not db.exists():
+            t = time.perf_counter()
+            made = make_store(db, base)
+            print(f"generated {made:,} synthetic measurements in {time.perf_counter() - t:.0f} s")
+            t = time.perf_counter()
+            rows = clone_store(db, total)
+            print(f"cloned to {rows:,} rows in {time.perf_counter() - t:.0f} s "
+                  f"({db.stat().st_size / 2**30:.1f} GiB)")  # fmt: skip
+        else:
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(db)) as conn:
+                conn.execute("DELETE FROM verdict_cache")
+                conn.commit()
+                rows = conn.execute("SELECT count(*) FROM measurements").fetchone()[0]
+            print(f"reusing {db} ({rows:,} rows, verdict cache emptied)")
+        ref = subprocess.run(
+            [sys.executable, __file__, "--judge-child", "reference", str(db), str(min(base, rows))],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        reference = json.loads(ref.stdout)
+        started = time.perf_counter()
+        command = [sys.executable, __file__, "--judge-child", "pool", str(db)]
+        child = psutil.Popen(command, stdout=subprocess.PIPE)
+        peak = 0
+        cpu: dict[int, float] = {}
+        while child.poll() is None:
+            with contextlib.suppress(psutil.Error):
+                tree = [child, *child.children(recursive=True)]
+                rss = 0
+                for proc in tree:
+                    with contextlib.suppress(psutil.Error):
+                        rss += proc.memory_info().rss
+                        times = proc.cpu_times()
+                        cpu[proc.pid] = times.user + times.system
+                peak = max(peak, rss)
+            time.sleep(0.5)
+        wall = time.perf_counter() - started
+        assert child.stdout is not None
+        judged = json.loads(child.stdout.read())
+        if child.returncode != 0:
+            raise SystemExit("the judging process failed")
+        per = 1000 * sum(cpu.values()) / max(judged["n"], 1)
+        print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
+        print("stage | records | wall s | CPU ms/record | x reference | peak RSS MiB")
+        ref_n, ref_ms, judged_n, cores = reference["n"], reference["cpu_ms"], judged["n"], os.cpu_count()
+        print(f"reference: SELECT + decode + json.loads (first {ref_n:,}) | {ref_n:,} | "
+              f"{reference['wall_s']} | {ref_ms:.3f} | 1.00 | {reference['peak_rss_mib']}")  # fmt: skip
+        print(f"judge_stored, worker pool ({cores} workers) | {judged_n:,} | {wall:.0f} | {per:.3f} | "
+              f"{per / ref_ms:.2f} | {peak / 2**20:.0f} (process tree, sampled)")  # fmt: skip
+        print(f"judged {judged_n:,} stored measurements in {wall / 60:.1f} min wall on {cores} cores")
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[1] == "--child":
         print(json.dumps(run_one(int(sys.stdin.read()))))
         return 0
-    if len(argv) == 4 and argv[1] == "--judge-child":
-        print(json.dumps(judge_child(argv[2], argv[3])))
+    if len(argv) in (4, 5) and argv[1] == "--judge-child":
+        print(json.dumps(judge_child(argv[2], argv[3], int(argv[4]) if len(argv) == 5 else None)))
         return 0
     args = argv[1:]
+    if args[:1] == ["--judge-at-scale"]:
+        # --judge-at-scale TOTAL [BASE] [--keep FILE]: clone BASE generated rows to TOTAL, judge all.
+        keep = Path(args[args.index("--keep") + 1]) if "--keep" in args else None
+        sizes = [int(a) for a in args[1:] if a.isdigit()]
+        print(f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · "
+              f"Python {platform.python_version()}")  # fmt: skip
+        judge_at_scale(sizes[0], sizes[1] if len(sizes) > 1 else 250_000, keep)
+        return 0
     if args[:1] == ["--judge"]:
         print(f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · "
               f"Python {platform.python_version()}")  # fmt: skip
