@@ -337,7 +337,7 @@ def clone_store(path: Path, total: int) -> int:
         base = conn.execute("SELECT count(*) FROM measurements").fetchone()[0]
         rounds = max(0, -(-total // base) - 1)
         for k in range(1, rounds + 1):
-            prefix = f"{k:04x}"
+            prefix = f"z{k:03x}"  # not hex: a base id may begin with any four hex digits
             batch = []
             # A second connection reads the base rows from its own snapshot (WAL), apart
             # from the rows this round inserts.
