@@ -20,7 +20,6 @@ failure into data.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable
@@ -44,7 +43,7 @@ from probe.records import (
 from probe.settings import ProbeSettings
 from probe.steps import dns, http, tcp, tls
 from probe.steps._ids import ObservationIds
-from probe.steps.addresses import is_ip
+from probe.steps.addresses import ip_version, is_ip
 from probe.steps.reuse import OpenConnection
 from probe.targets import Target
 
@@ -92,7 +91,7 @@ def _ordered_addresses(observations: list[DnsObservation], limit: int) -> list[s
         for address in obs.addresses():
             if address not in seen:
                 seen.append(address)
-    seen.sort(key=lambda a: ipaddress.ip_address(a).version)
+    seen.sort(key=ip_version)
     return seen[:limit]
 
 
@@ -398,7 +397,7 @@ def _control_only_addresses(m: Measurement, host: str, tried: list[str], limit: 
         for address in obs.addresses():
             if address not in tried and address not in found and is_ip(address):
                 found.append(address)
-    found.sort(key=lambda a: ipaddress.ip_address(a).version)
+    found.sort(key=ip_version)
     return found[:limit]
 
 

@@ -341,3 +341,15 @@ def test_system_nameservers(tmp_path: Path) -> None:
     conf.write_text("search kg\n")
     assert system_nameservers(str(conf)) == []
     assert system_nameservers(str(tmp_path / "missing")) == []
+
+
+def test_ip_literals_are_parsed_once_and_names_refused() -> None:
+    """If the steps ask about an address (about ten times per measurement), then it is
+    parsed once (cached), and a name is still refused, never resolved behind our back."""
+    from probe.steps.addresses import ip_version, is_ip, parse_ip
+
+    assert ip_version("127.0.0.1") == 4 and ip_version("::1") == 6
+    assert parse_ip("127.0.0.1") is parse_ip("127.0.0.1")
+    assert not is_ip("example.kg") and parse_ip("example.kg") is None
+    with pytest.raises(ValueError, match="not an IP address"):
+        ip_version("example.kg")

@@ -7,16 +7,35 @@ One module so that the measurement (which tries a target's addresses) and the HT
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 
 
-def is_ip(host: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``text`` spells, or ``None`` if it is not an IP literal.
+
+    Cached because a run asks about the same few strings over and over (the resolver's
+    address, each target's, the source address), about ten times per measurement, and
+    ``ipaddress`` parses a literal, or fails on a name by raising, in pure Python."""
     try:
-        ipaddress.ip_address(host)
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def ip_version(text: str) -> int:
+    """4 or 6; ``ValueError`` if ``text`` is not an IP literal (a name never gets here
+    to be resolved by the system resolver behind our back)."""
+    address = parse_ip(text)
+    if address is None:
+        raise ValueError(f"{text!r} is not an IP address")
+    return address.version
+
+
+def is_ip(host: str) -> bool:
+    return parse_ip(host) is not None
 
 
 def non_global(ip: str, public: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:

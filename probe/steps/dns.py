@@ -30,6 +30,7 @@ import trio
 
 from probe.failures import Failure, classify_failure, classify_rcode
 from probe.records import DnsAnswer, DnsObservation, DnsResponse
+from probe.steps.addresses import ip_version
 
 #: The IDNA rules trio's getaddrinfo uses (IDNA 2008 with UTS 46 mapping), so that a
 #: non-ASCII name is the same name to the system resolver and to our UDP queries.
@@ -256,8 +257,8 @@ def _ip_versions(ip: str, source_address: str | None) -> tuple[int, int]:
 
     Both are checked as IP literals here, because trio would otherwise resolve a name
     given to bind() or connect() through the system resolver; a name raises ValueError."""
-    version = ipaddress.ip_address(ip).version
-    source_version = version if source_address is None else ipaddress.ip_address(source_address).version
+    version = ip_version(ip)
+    source_version = version if source_address is None else ip_version(source_address)
     return version, source_version
 
 

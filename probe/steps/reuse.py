@@ -19,7 +19,6 @@ it would on its own.
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,8 @@ from typing import Any
 
 import httpcore
 import trio
+
+from probe.steps.addresses import parse_ip
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,8 @@ def _inf(timeout: float | None) -> float:
 
 
 def _same_ip(a: str, b: str) -> bool:
-    try:
-        return ipaddress.ip_address(a.strip("[]")) == ipaddress.ip_address(b.strip("[]"))
-    except ValueError:
-        return False
+    first, second = parse_ip(a.strip("[]")), parse_ip(b.strip("[]"))
+    return first is not None and first == second
 
 
 class HandoverBackend(httpcore.AsyncNetworkBackend):

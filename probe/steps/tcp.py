@@ -13,13 +13,13 @@ caller owns the returned stream and must close it.  Only caller mistakes raise
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
 import trio
 
 from probe.failures import Failure, classify_failure
 from probe.records import TcpObservation
+from probe.steps.addresses import ip_version
 
 
 async def connect(
@@ -41,8 +41,8 @@ async def connect(
     Raises ValueError when ``ip`` or ``source_address`` is not an IP literal: trio
     would otherwise resolve a name through the system resolver.
     """
-    version = ipaddress.ip_address(ip).version
-    source_version = version if source_address is None else ipaddress.ip_address(source_address).version
+    version = ip_version(ip)
+    source_version = version if source_address is None else ip_version(source_address)
     started = trio.current_time() - t0
     observation = TcpObservation(id=obs_id, ip=ip, port=port, started=started, finished=started)
     if source_version != version:
