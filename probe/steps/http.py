@@ -258,18 +258,23 @@ async def _get(hops: _Hops, url: str, ip: str | None) -> HttpObservation:
         try:
             # The jar sees the URL by name, as a browser would: cookies belong to the
             # site, not to the address the request happens to go to.
+            # The jar is asked only when it holds something, and given a response only
+            # when it sets something: each visit wraps the request in urllib's classes,
+            # a cost every hop of every measurement paid for a jar that is nearly always empty.
             named = httpx.Request("GET", url)
-            hops.cookies.set_cookie_header(named)
-            if "cookie" in named.headers:
-                headers = {**headers, "Cookie": named.headers["cookie"]}
+            if len(hops.cookies.jar):
+                hops.cookies.set_cookie_header(named)
+                if "cookie" in named.headers:
+                    headers = {**headers, "Cookie": named.headers["cookie"]}
             request = httpx.Request(
                 "GET", request_url, headers={**_REQUEST_HEADERS, **headers}, extensions=extensions
             )
             response = await hops.transport.handle_async_request(request)
             try:
                 response.request = named
-                with contextlib.suppress(Exception):  # a cookie the jar cannot read is dropped
-                    hops.cookies.extract_cookies(response)
+                if "set-cookie" in response.headers:
+                    with contextlib.suppress(Exception):  # a cookie the jar cannot read is dropped
+                        hops.cookies.extract_cookies(response)
                 charset = _read_head(obs, response, ip)
                 await _read_body(obs, response, body)
             finally:
