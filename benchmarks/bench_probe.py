@@ -72,6 +72,11 @@ class Figures:
     max_rss_mib: float
     failed: int
     connect_rtt: float  # median TCP connect time the probe recorded, seconds
+    #: The wall time in three parts: launch to the first measurement's start, the first
+    #: start to the last end, the last end to the process's exit (from the records' times).
+    start: float = math.nan
+    measuring: float = math.nan
+    exit: float = math.nan
 
     def floor(self, rtt: float) -> float:
         return math.ceil(self.targets / self.concurrency) * floor_per_measurement(rtt)
@@ -111,7 +116,7 @@ def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path, wor
     # ``ip netns exec`` execs the probe in place, so wait4 on this child gives the
     # probe's own CPU time and peak RSS.
     env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1"}
-    started = time.perf_counter()
+    started, launched = time.perf_counter(), time.time()
     with subprocess.Popen(
         lab.probe_command(args, control=False),
         stdout=subprocess.DEVNULL,
@@ -123,7 +128,7 @@ def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path, wor
         stderr = child.stderr.read()  # the probe is --quiet: little to read
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
+    wall, ended = time.perf_counter() - started, time.time()
     if child.returncode != 0:
         raise SystemExit(f"probe failed: {stderr[-2000:].decode(errors='replace')}")
     shown = subprocess.run(
@@ -140,7 +145,10 @@ def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path, wor
     connects = [t["finished"] - t["started"] for m in measurements for t in m["tcp"] if t["failure"] is None]
     cpu = usage.ru_utime + usage.ru_stime
     rtt = statistics.median(connects) if connects else math.nan
-    return Figures(concurrency, workers, len(urls), wall, cpu, usage.ru_maxrss / 1024, failed, rtt)
+    starts = [datetime.fromisoformat(m["started_at"]).timestamp() for m in measurements]
+    ends = [start + m["runtime"] for start, m in zip(starts, measurements, strict=True)]
+    phases = (min(starts) - launched, max(ends) - min(starts), ended - max(ends))
+    return Figures(concurrency, workers, len(urls), wall, cpu, usage.ru_maxrss / 1024, failed, rtt, *phases)
 
 
 def report(figures: list[Figures], n: int, rtt_ms: int, sample: int, up_seconds: float, commit: str) -> str:
@@ -155,7 +163,8 @@ def report(figures: list[Figures], n: int, rtt_ms: int, sample: int, up_seconds:
             f"| {f.concurrency} | {f.workers} | {f.targets} | {f.wall:.1f} | {f.rate:.1f} | "
             f"{f.floor(rtt):.1f} | {f.wall / f.floor(rtt):.2f} | {f.wall / f.floor(measured_rtt):.2f} | "
             f"{f.rate / reference.rate:.1f} of {f.concurrency} | {f.wall * scale:.0f}{extrapolated} | "
-            f"{1000 * f.cpu / f.targets:.1f} | {f.max_rss_mib:.0f} | {f.failed} |"
+            f"{1000 * f.cpu / f.targets:.1f} | {f.max_rss_mib:.0f} | {f.failed} | "
+            f"{f.start:.2f} / {f.measuring:.2f} ({f.measuring / f.floor(rtt):.2f}) / {f.exit:.2f} |"
         )
     per = floor_per_measurement(rtt)
     return "\n".join(
@@ -177,14 +186,18 @@ def report(figures: list[Figures], n: int, rtt_ms: int, sample: int, up_seconds:
             "",
             "| concurrency | workers | targets | wall s | measurements/s | floor s | wall/floor "
             "| wall/floor (measured RTT) | "
-            f"speed-up vs c=1 | wall for {n} s | CPU ms/measurement | peak RSS MiB | with a failure |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            f"speed-up vs c=1 | wall for {n} s | CPU ms/measurement | peak RSS MiB | with a failure "
+            "| start / measuring (/ floor) / exit s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             f"Concurrency 1 (the reference) was run on {sample} targets and extrapolated linearly to {n}.  "
             "CPU and peak RSS are the probe process's own (wait4), start-up included; with workers "
             "(`kuzot run --workers`), CPU includes the worker processes' and peak RSS is the largest "
-            "single process's (wait4 counts reaped children so).",
+            "single process's (wait4 counts reaped children so).  The last column splits the wall time "
+            "by the records' own clock: launch to the first measurement's start (interpreter, imports, "
+            "database, run row), the first start to the last end (with that span's ratio to the floor), "
+            "and the last end to the exit (the last commit, the run row closed, workers reaped).",
             "",
         ]
     )
