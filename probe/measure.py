@@ -20,6 +20,7 @@ failure into data.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable
@@ -98,10 +99,19 @@ def _ordered_addresses(observations: list[DnsObservation], limit: int) -> list[s
 class MeasurementContext:
     """What all measurements of one run share: settings and the TLS context."""
 
-    def __init__(self, settings: ProbeSettings, *, run_id: str | None = None) -> None:
+    def __init__(
+        self, settings: ProbeSettings, *, run_id: str | None = None, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.settings = settings
         self.run_id = run_id
-        self.ssl_context: ssl.SSLContext = tls.make_ssl_context(settings.ca_bundle)
+        if ssl_context is not None:
+            self.ssl_context = ssl_context
+
+    @functools.cached_property
+    def ssl_context(self) -> ssl.SSLContext:
+        """Built when first needed (or given, prebuilt): loading the system trust store
+        is about 50 ms, which a run whose workers measure need not spend in its parent."""
+        return tls.make_ssl_context(self.settings.ca_bundle)
 
 
 async def _resolve_all(

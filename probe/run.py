@@ -39,6 +39,7 @@ from probe.errors import first_error
 from probe.measure import ControlFetcher, MeasurementContext, failed_measurement, measure_or_record
 from probe.records import Measurement, Run, utc_now
 from probe.settings import ProbeSettings
+from probe.steps import tls
 from probe.store import Store, StoreError
 from probe.store.writer import DEFAULT_MAX_DELAY, DEFAULT_MAX_ITEMS, Finished, MeasurementWriter
 from probe.targets import Target
@@ -173,6 +174,13 @@ class _Runner:
         self.progress = progress
         self.after_save = after_save
         self.ctx = MeasurementContext(plan.settings, run_id=result.run.id)
+        # A malformed --ca-bundle fails the run here, before anything is measured.  With
+        # workers the parent measures only if they all die: it checks the bundle alone
+        # and builds its TLS context (the system store, about 50 ms) only if it must.
+        if plan.workers > 1 and plan.settings.ca_bundle is not None:
+            tls.check_bundle(plan.settings.ca_bundle)
+        elif plan.workers <= 1:
+            _ = self.ctx.ssl_context
         self.limiter = trio.CapacityLimiter(max(1, plan.concurrency))
         self.send: trio.MemorySendChannel[Finished] | None = None
         self.pool: WorkerPool | None = None

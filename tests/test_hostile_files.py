@@ -134,3 +134,20 @@ def test_config_set_round_trips_awkward_text(config_dir: Path) -> None:
     assert main(["config", "set", "probe_asn", "AS8449"]) == 0
     config = load_config()
     assert config.get("collector_url") == url and config.get("probe_asn") == 8449
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_malformed_ca_bundle_is_refused_before_the_run(tmp_path: Path, workers: str) -> None:
+    """If --ca-bundle is not a PEM bundle, then `kuzot run` exits with status 2 and one
+    line naming the file, and opens no database (with or without workers): it used to end
+    in an ssl.SSLError traceback with a run row left behind as interrupted."""
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    db = tmp_path / "k.db"
+    # 127.0.0.1 port 9 (discard): nothing is ever sent, the options are refused first.
+    args = ["run", "--db", f"sqlite:///{db}", "--url", "https://127.0.0.1:9/", "--ca-bundle", str(bundle)]
+    done = kuzot(*args, "--no-canaries", "--no-system-resolver", "--quiet", "--workers", workers)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"--ca-bundle {bundle}: not a PEM certificate bundle" in done.stderr
+    assert not db.exists()  # refused with the options: no database, no run row

@@ -49,10 +49,23 @@ def make_ssl_context(ca_bundle: str | Path | None = None) -> ssl.SSLContext:
     """
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
+        trust_bundle(context, ca_bundle)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(ALPN_PROTOCOLS)
     return context
+
+
+def trust_bundle(context: ssl.SSLContext, ca_bundle: str | Path) -> None:
+    """Add ``ca_bundle``'s anchors to ``context``: what :func:`make_ssl_context` does with
+    it, for a context built before the bundle was known (a worker loads the system store,
+    about 50 ms, while it waits for its run's settings)."""
+    context.load_verify_locations(cafile=str(ca_bundle))
+
+
+def check_bundle(ca_bundle: str | Path) -> None:
+    """Raise what :func:`make_ssl_context` would raise for a malformed ``ca_bundle``,
+    without loading the system store (a parent whose workers measure needs no context)."""
+    trust_bundle(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), ca_bundle)
 
 
 def _capture_context(verifying: ssl.SSLContext) -> ssl.SSLContext:
