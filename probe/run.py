@@ -43,7 +43,8 @@ from probe.steps import tls
 from probe.store import Store, StoreError
 from probe.store.writer import DEFAULT_MAX_DELAY, DEFAULT_MAX_ITEMS, Finished, MeasurementWriter
 from probe.targets import Target
-from probe.workers import EarlyWorkers, WorkerPool, WorkerSpec
+from probe.worker_start import EarlyWorkers
+from probe.workers import WorkerPool, WorkerSpec
 
 #: failed_measurement and measure_or_record live in probe.measure (a worker process
 #: imports that, not this, and so no database layer); they are still offered here.

@@ -33,7 +33,6 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import trio
@@ -41,9 +40,7 @@ import trio
 from probe.records import Measurement
 from probe.settings import ProbeSettings
 from probe.targets import Target
-
-#: How long a child may take to exit after its stdin closes before it is killed.
-EXIT_GRACE = 5.0
+from probe.worker_start import EXIT_GRACE, EarlyWorkers, popen_worker, worker_command
 
 #: How long a frame may take to go into a child's pipe before the child counts as stuck.
 SEND_LIMIT = 10.0
@@ -122,59 +119,6 @@ class _Worker:
             pending.done.set()
 
 
-def worker_command() -> list[str]:
-    """This interpreter running :mod:`probe.workers`."""
-    return [sys.executable, "-m", "probe.workers"]
-
-
-def _popen(command: Sequence[str]) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen(list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-
-
-class EarlyWorkers:
-    """Children started before the parent's own start-up, waiting for their spec.
-
-    Why: a child spends about half a second importing what it measures with, and the
-    parent as long again opening its database and writing the run row; started only
-    when the run row exists, the children made every ``--workers`` run that much longer.
-    Started first (``kuzot run`` does, before it imports the session), they import on
-    the other core while the parent gets ready.  A child does nothing before its spec
-    arrives: no traffic, no file.  Closing what no pool took (a refused run, an error)
-    ends those children; a :class:`WorkerPool` given this takes them over.
-    """
-
-    def __init__(self, count: int, command: Sequence[str] | None = None) -> None:
-        self.command = list(command) if command is not None else worker_command()
-        self._waiting: list[subprocess.Popen[bytes]] = []
-        for _ in range(count):
-            try:
-                self._waiting.append(_popen(self.command))
-            except OSError:
-                break  # the pool starts what is missing, or measures in the parent
-
-    def take(self) -> subprocess.Popen[bytes] | None:
-        return self._waiting.pop(0) if self._waiting else None
-
-    def close(self) -> None:
-        """End the children nobody took: their stdin closes, so they exit."""
-        while (popen := self.take()) is not None:
-            for pipe in (popen.stdin, popen.stdout):
-                if pipe is not None:
-                    pipe.close()
-            try:
-                popen.wait(EXIT_GRACE)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
-
-    def __enter__(self) -> EarlyWorkers:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-
 class _Process:
     """A child as trio sees it: its pipes as trio streams, its exit awaited without a
     thread (a pidfd where the kernel has one)."""
@@ -244,7 +188,7 @@ class WorkerPool:
                     popen = self.early.take() if self.early is not None else None
                     if popen is None:
                         try:
-                            popen = await trio.to_thread.run_sync(_popen, self.command)
+                            popen = await trio.to_thread.run_sync(popen_worker, self.command)
                         except OSError:
                             continue  # one fewer worker; with none, the parent measures
                     worker = _Worker(number, _Process(popen))
@@ -328,11 +272,6 @@ async def _reap(worker: _Worker) -> None:
         worker.process.kill()
         await worker.process.wait()
     await worker.process.aclose()
-
-
-def _package_root() -> str:
-    """The directory holding the ``probe`` package this parent runs, for the child's path."""
-    return str(Path(__file__).resolve().parents[1])
 
 
 # --- the child's side --------------------------------------------------------------------

@@ -35,7 +35,7 @@ PROBE_LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "probe.extras", "probe.i18n", "probe.catalogs", "probe.volunteer.paths")),
     ("measuring core", ("probe.steps", "probe.settings", "probe.targets", "probe.measure",
                         "probe.bandwidth", "probe.store", "probe.signing", "probe.formats",
-                        "probe.run", "probe.workers", "probe.control")),
+                        "probe.run", "probe.workers", "probe.worker_start", "probe.control")),
     ("volunteer", ("probe.volunteer", "probe.upload", "probe.verify")),
     ("servers, labs, archive", ("probe.server", "probe.lab",
                                 "probe.ooni_archive")),

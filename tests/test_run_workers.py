@@ -238,7 +238,7 @@ def test_a_child_imports_no_database_code() -> None:
 def test_a_run_takes_workers_started_early(lab: LoopbackLab, sites: list[str], tmp_path: Path) -> None:
     """If children were started before the run (as `kuzot run` starts them), then the
     run measures with them instead of starting others, and reaps them at its end."""
-    from probe.workers import EarlyWorkers
+    from probe.worker_start import EarlyWorkers
 
     store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
     with EarlyWorkers(2) as early:
@@ -257,7 +257,7 @@ def test_a_run_takes_workers_started_early(lab: LoopbackLab, sites: list[str], t
 def test_workers_started_early_end_when_nothing_takes_them() -> None:
     """If the run never starts (bad input, no consent), then closing the early children
     ends them: no process outlives the command."""
-    from probe.workers import EarlyWorkers
+    from probe.worker_start import EarlyWorkers
 
     with EarlyWorkers(2) as early:
         started = list(early._waiting)

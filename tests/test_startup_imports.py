@@ -60,12 +60,14 @@ def test_script_head_is_alembics_head() -> None:
     assert _script_head() == ScriptDirectory.from_config(config).get_current_head()
 
 
-def test_run_parser_imports_no_database_code(tmp_path: Path) -> None:
-    """If `kuzot run`'s options are parsed, then SQLAlchemy is not imported yet: with
-    --workers the children start right after parsing, and the parent's third of a
-    second importing its store should overlap their start-up, not precede it."""
+def test_run_parser_imports_no_database_or_network_code(tmp_path: Path) -> None:
+    """If `kuzot run`'s options are parsed, then neither SQLAlchemy nor trio nor httpx is
+    imported yet: with --workers the children start right after parsing, and the
+    parent's half second of importing them should overlap the children's start-up, not
+    precede it."""
     code = f"import sys; sys.path.insert(0, {str(REPO)!r})\nfrom probe.cli import build_parser\nbuild_parser(['run'])"
-    script = f"{code}\nprint(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'probe.store'))))"
+    heavy = ("sqlalchemy", "probe.store", "trio", "httpx")
+    script = f"{code}\nprint(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r} or m == 'probe.store'))"
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True, timeout=120
     )

@@ -8,7 +8,6 @@ from pathlib import Path
 from probe.cli._common import CommandError
 from probe.i18n import gettext as _
 from probe.settings import ProbeSettings, Timeouts
-from probe.steps import dns
 
 
 def add_control_options(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +38,8 @@ def add_control_options(parser: argparse.ArgumentParser) -> None:
 
 
 def control_settings(args: argparse.Namespace) -> ProbeSettings:
+    from probe.steps import dns  # dnspython: for the helper's own measuring, not at every start
+
     try:
         resolvers = tuple(dns.parse_resolver(r) for r in args.resolver)
     except ValueError as exc:

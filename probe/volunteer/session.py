@@ -38,7 +38,7 @@ from probe.store import Store
 from probe.targets import RefusedInput, Target, default_targets_path, load_targets, targets_from_urls
 from probe.upload import UploadResult, upload_database
 from probe.upload.live import DEFAULT_EVERY, LiveUploader, merge
-from probe.workers import EarlyWorkers
+from probe.worker_start import EarlyWorkers
 
 #: Hosts every network can reach; if all of them fail, the volunteer's link is down
 #: and none of the run's measurements may say "blocked".

@@ -15,7 +15,7 @@ from probe.i18n import gettext as _
 from probe.records import Measurement
 from probe.settings import ProbeSettings
 from probe.upload.pacing import DEFAULT_EVERY, DEFAULT_INTERVAL
-from probe.workers import EarlyWorkers
+from probe.worker_start import EarlyWorkers
 
 if TYPE_CHECKING:
     # Imported when the command runs, after the early workers have started: the session

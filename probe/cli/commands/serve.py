@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import trio
+from typing import TYPE_CHECKING
 
 from probe.cli._common import CommandError, open_store, serve_or_fail
 from probe.cli._control import add_control_options, control_settings
 from probe.i18n import gettext as _
+
+if TYPE_CHECKING:
+    import trio
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

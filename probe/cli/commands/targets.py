@@ -7,8 +7,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import httpx
-
 from probe.cli._common import CommandError, add_json_option, emit
 from probe.i18n import gettext as _
 from probe.i18n import ngettext
@@ -49,6 +47,8 @@ def handle_update(args: argparse.Namespace) -> int:
     dest.mkdir(parents=True, exist_ok=True)
     written: list[dict[str, object]] = []
     lines: list[str] = []
+    import httpx  # only to download: not at every command's start
+
     with httpx.Client(timeout=30, follow_redirects=True) as client:
         for name in [n.strip() for n in args.lists.split(",") if n.strip()]:
             url = f"{args.base_url.rstrip('/')}/{name}.csv"

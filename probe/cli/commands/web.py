@@ -6,12 +6,14 @@ import argparse
 import json
 import sys
 from functools import partial
-
-import trio
+from typing import TYPE_CHECKING
 
 from probe.cli._analysis import add_orders_option, load_orders_or_fail
 from probe.cli._common import CommandError, serve_or_fail
 from probe.i18n import gettext as _
+
+if TYPE_CHECKING:
+    import trio
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
