@@ -424,6 +424,9 @@ def judge_at_scale(total: int, base: int, keep: Path | None) -> None:
         print(f"judge_stored, worker pool ({cores} workers) | {judged_n:,} | {wall:.0f} | {per:.3f} | "
               f"{per / ref_ms:.2f} | {peak / 2**20:.0f} (process tree, sampled)")  # fmt: skip
         print(f"judged {judged_n:,} stored measurements in {wall / 60:.1f} min wall on {cores} cores")
+        parent = cpu.get(child.pid, 0.0)
+        print(f"CPU: the reading and caching process {parent:.0f} s, the judging workers "
+              f"{sum(cpu.values()) - parent:.0f} s")  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
