@@ -97,7 +97,7 @@ def judge_stored(
     engine = readers.open_engine(db_url)
     rows = readers.iter_uncached(
         engine, RULES_VERSION, digest, domain=domain, probe_asn=probe_asn, since=since, until=until,
-        batch=batch,
+        batch=batch, encoded=True,
     )
     try:
         return _judge_missing(engine, rows, fingerprints, digest, workers=workers)
@@ -213,19 +213,22 @@ def _init_worker(fingerprints: FingerprintSet) -> None:
     _WORKER_FINGERPRINTS = fingerprints
 
 
-def _judge_chunk(records: list[str], fingerprints: FingerprintSet | None = None) -> list[VerdictFields]:
-    """Parse and judge one chunk (a whole run's measurements, canaries included)."""
+def _judge_chunk(
+    records: list[bytes | str], fingerprints: FingerprintSet | None = None
+) -> list[VerdictFields]:
+    """Open, parse and judge one chunk (a whole run's measurements, canaries included),
+    its records as stored (:func:`probe.store.readers.record_text` opens them here)."""
     fps = fingerprints or _WORKER_FINGERPRINTS
     assert fps is not None
-    measurements = [Measurement.from_json(r) for r in records]
+    measurements = [Measurement.from_json(readers.record_text(r)) for r in records]
     pending = {m.run_id for m in measurements if m.role != "canary"}
     # A run judged earlier is read again only for its canaries: skip it.
     todo = [m for m in measurements if m.role != "canary" or m.run_id in pending]
     return [_fields(v) for v in judge_all(todo, fingerprints=fps)]
 
 
-def _chunks(rows: Iterable[Any]) -> Iterable[list[str]]:
-    chunk: list[str] = []
+def _chunks(rows: Iterable[Any]) -> Iterable[list[bytes | str]]:
+    chunk: list[bytes | str] = []
     last_run: object = object()
     for run_id, _role, record in rows:
         if len(chunk) >= JUDGE_CHUNK and (run_id is None or run_id != last_run):

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from probe.store.models import MeasurementRow
-from probe.store.record_codec import RECORD_TYPES
+from probe.store.record_codec import RECORD_TYPES, decode_record
 
 _TABLE = MeasurementRow.__table__
 
@@ -173,10 +173,15 @@ def iter_uncached(
     since: datetime | None = None,
     until: datetime | None = None,
     batch: int = 5000,
+    encoded: bool = False,
 ) -> Generator[Any, None, None]:
     """(run_id, role, record) of every target matching the filters without a cached
     verdict for these rules and fingerprints, with its run's canaries, by run then time.
-    Canaries only of runs that have a target to judge: a warm cache reads nothing."""
+    Canaries only of runs that have a target to judge: a warm cache reads nothing.
+
+    ``encoded``: each record as stored (compressed), for :func:`record_text` to open
+    where it is judged: in a worker process, the reading process neither decompresses
+    it nor sends four times its size through the pool's pipe."""
     where, params = _where(domain, probe_asn, since, until)
     where_t, _ = _where(domain, probe_asn, since, until, alias="t")
     params.update(rules=rules_version, fp=fingerprints)
@@ -192,11 +197,25 @@ def iter_uncached(
         f"WHERE ((m.role <> 'canary' AND {uncached('m')}) OR (m.role = 'canary' AND m.run_id IN "
         "(SELECT t.run_id FROM measurements t WHERE t.role <> 'canary' AND t.run_id IS NOT NULL "
         f"AND {uncached('t')}{where_t}))){where} ORDER BY m.run_id, m.started_at, m.id"
-    ).columns(**RECORD_TYPES)
+    )
+    query = missing_query if encoded else missing_query.columns(**RECORD_TYPES)
     with engine.connect() as conn:
-        result = conn.execution_options(yield_per=batch).execute(missing_query, params)
+        result = conn.execution_options(yield_per=batch).execute(query, params)
         for part in result.partitions(batch):  # fetchmany, not a fetch per row
-            yield from part
+            if encoded:
+                yield from ((run_id, role, _picklable(record)) for run_id, role, record in part)
+            else:
+                yield from part
+
+
+def _picklable(stored: Any) -> bytes | str:
+    """A driver's memoryview (PostgreSQL's bytea) cannot be sent to a worker: bytes."""
+    return stored if isinstance(stored, bytes | str) else bytes(stored)
+
+
+def record_text(stored: bytes | str) -> str:
+    """The canonical record text of a record read with ``encoded=True``."""
+    return decode_record(stored)
 
 
 _VERDICT_COLUMNS = (
