@@ -204,3 +204,27 @@ def test_the_cache_is_written_and_read_on_either_backend(new_db) -> None:
     finally:
         engine.dispose()
     assert cached == len(expected)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 5000])
+def test_reading_in_pages_smaller_than_a_run_judges_the_same(tmp_path: Path, batch: int) -> None:
+    """If the records to judge are read a page at a time (each page its own short read,
+    so that SQLite can checkpoint its log while verdicts are written), with pages
+    smaller than a run, then every measurement, with or without a run, is judged once,
+    each run whole with its canaries, as in memory."""
+    db = f"sqlite:///{tmp_path / 'k.db'}"
+    fps = load_fingerprints()
+    history = _history()
+    loose = [measurement_from_ooni(x) for x in (ooni_line(), dns_blocked_line(), nxdomain_line())]
+    assert all(m.run_id is None for m in loose) and all(m.run_id for m in history)
+    store = Store.open(db)
+    store.save_measurements(history, source="lab")
+    store.save_measurements(loose, source="ooni")
+    store.close()
+    expected = verdicts_frame(judge_all([*history, *loose], fingerprints=fps))
+    expected = expected.sort_values("measurement_id").reset_index(drop=True)
+    judged, unstored = cache.judge_stored(db, fingerprints=fps, batch=batch)
+    assert judged == len(expected) and unstored == []
+    got = cache.cached_verdicts(db, fingerprints=fps).sort_values("measurement_id").reset_index(drop=True)
+    for column in ("measurement_id", "status", "blocking", "rule_id", "reason"):
+        assert list(got[column]) == list(expected[column]), column
