@@ -151,3 +151,14 @@ def test_a_malformed_ca_bundle_is_refused_before_the_run(tmp_path: Path, workers
     assert "Traceback" not in done.stderr
     assert f"--ca-bundle {bundle}: not a PEM certificate bundle" in done.stderr
     assert not db.exists()  # refused with the options: no database, no run row
+
+
+def test_the_control_helper_refuses_a_malformed_ca_bundle_at_start(tmp_path: Path) -> None:
+    """If `kuzot control serve` is given a --ca-bundle that is not PEM, then it exits with
+    status 2 and one line before it listens, instead of failing each request later."""
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(b"\x00\x01 not a certificate")
+    done = kuzot("control", "serve", "--ca-bundle", str(bundle), timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"--ca-bundle {bundle}: not a PEM certificate bundle" in done.stderr

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from probe.cli._common import CommandError
-from probe.i18n import gettext as _
 from probe.settings import ProbeSettings, Timeouts
 
 
@@ -44,8 +43,9 @@ def control_settings(args: argparse.Namespace) -> ProbeSettings:
         resolvers = tuple(dns.parse_resolver(r) for r in args.resolver)
     except ValueError as exc:
         raise CommandError(f"--resolver: {exc}", status=2) from exc
-    if args.ca_bundle is not None and not args.ca_bundle.is_file():
-        raise CommandError(_("{path}: no such file").format(path=f"--ca-bundle {args.ca_bundle}"), status=2)
+    from probe.volunteer.trust import check_ca_bundle
+
+    check_ca_bundle(args.ca_bundle)  # refused at start, not on the helper's first request
     return ProbeSettings(
         resolvers=resolvers or tuple(dns.system_nameservers()),
         system_resolver=not args.no_system_resolver,

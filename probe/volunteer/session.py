@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,11 +32,12 @@ from probe.records import Measurement, Run
 from probe.run import RunPlan, RunResult, execute_run
 from probe.settings import ProbeSettings, Timeouts
 from probe.signing import SigningKey
-from probe.steps import dns, tls
+from probe.steps import dns
 from probe.store import Store
 from probe.targets import RefusedInput, Target, default_targets_path, load_targets, targets_from_urls
 from probe.upload import UploadResult, upload_database
 from probe.upload.live import DEFAULT_EVERY, LiveUploader, merge
+from probe.volunteer.trust import check_ca_bundle
 from probe.worker_start import EarlyWorkers
 
 #: Hosts every network can reach; if all of them fail, the volunteer's link is down
@@ -137,14 +137,7 @@ def build_settings(options: SessionOptions) -> ProbeSettings:
         raise InputError(_("--resolver: {error}").format(error=exc)) from exc
     if not resolvers:
         resolvers = tuple(dns.system_nameservers())
-    if options.ca_bundle is not None and not options.ca_bundle.is_file():
-        raise InputError(_("{path}: no such file").format(path=f"--ca-bundle {options.ca_bundle}"))
-    if options.ca_bundle is not None:
-        try:
-            tls.check_bundle(options.ca_bundle)
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            message = _("{path}: not a PEM certificate bundle ({error})")
-            raise InputError(message.format(path=f"--ca-bundle {options.ca_bundle}", error=exc)) from exc
+    check_ca_bundle(options.ca_bundle)
     for network in options.lab_public_network:
         try:
             ipaddress.ip_network(network)
