@@ -175,13 +175,14 @@ class _Runner:
         self.progress = progress
         self.after_save = after_save
         self.ctx = MeasurementContext(plan.settings, run_id=result.run.id)
-        # A malformed --ca-bundle fails the run here, before anything is measured.  With
+        # A malformed CA bundle fails here, before anything is measured (``kuzot run``
+        # refuses it even earlier, with its options; this guards other callers).  With
         # workers the parent measures only if they all die: it checks the bundle alone
         # and builds its TLS context (the system store, about 50 ms) only if it must.
-        if plan.workers > 1 and plan.settings.ca_bundle is not None:
-            tls.check_bundle(plan.settings.ca_bundle)
-        elif plan.workers <= 1:
+        if plan.workers <= 1:
             _ = self.ctx.ssl_context
+        elif plan.settings.ca_bundle is not None:
+            tls.check_bundle(plan.settings.ca_bundle)
         self.limiter = trio.CapacityLimiter(max(1, plan.concurrency))
         self.send: trio.MemorySendChannel[Finished] | None = None
         self.pool: WorkerPool | None = None
