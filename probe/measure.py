@@ -20,27 +20,24 @@ failure into data.
 from __future__ import annotations
 
 import contextlib
-import functools
 import ssl
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import trio
 
-from probe import SOFTWARE_NAME, __version__
-from probe.errors import first_error
-from probe.failures import Failure
-from probe.records import (
-    ControlObservations,
-    DnsObservation,
-    Measurement,
-    TcpObservation,
-    TlsObservation,
-    utc_now,
+# The run's context and the records of a start and of a failure live in probe.context
+# (which the parent of a --workers run imports without this module); offered here too.
+from probe.context import (
+    ControlFetcher,
+    MeasurementContext,
+    failed_measurement,
+    measure_or_record,
+    new_measurement,
 )
+from probe.records import DnsObservation, Measurement, TcpObservation, TlsObservation, utc_now
 from probe.settings import ProbeSettings
 from probe.steps import dns, http, tcp, tls
 from probe.steps._ids import ObservationIds
@@ -48,7 +45,15 @@ from probe.steps.addresses import ip_version, is_ip
 from probe.steps.reuse import OpenConnection
 from probe.targets import Target
 
-ControlFetcher = Callable[[str], Awaitable[ControlObservations | None]]
+__all__ = [
+    "HANDOVER_IDLE_LIMIT",
+    "ControlFetcher",
+    "MeasurementContext",
+    "failed_measurement",
+    "measure_or_record",
+    "measure_url",
+    "new_measurement",
+]
 
 #: The longest a completed handshake's connection waits (for the other addresses'
 #: handshakes) and is still handed to the HTTP fetch; servers' idle timeouts for a
@@ -94,24 +99,6 @@ def _ordered_addresses(observations: list[DnsObservation], limit: int) -> list[s
                 seen.append(address)
     seen.sort(key=ip_version)
     return seen[:limit]
-
-
-class MeasurementContext:
-    """What all measurements of one run share: settings and the TLS context."""
-
-    def __init__(
-        self, settings: ProbeSettings, *, run_id: str | None = None, ssl_context: ssl.SSLContext | None = None
-    ) -> None:
-        self.settings = settings
-        self.run_id = run_id
-        if ssl_context is not None:
-            self.ssl_context = ssl_context
-
-    @functools.cached_property
-    def ssl_context(self) -> ssl.SSLContext:
-        """Built when first needed (or given, prebuilt): loading the system trust store
-        is about 50 ms, which a run whose workers measure need not spend in its parent."""
-        return tls.make_ssl_context(self.settings.ca_bundle)
 
 
 async def _resolve_all(
@@ -221,31 +208,6 @@ async def _close(stream: trio.abc.AsyncResource) -> None:
         scope.shield = True
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError):
             await stream.aclose()
-
-
-def new_measurement(target: Target, ctx: MeasurementContext, role: str, started_at: datetime) -> Measurement:
-    """The record a measurement of ``target`` starts from: what and from where, no
-    observations yet (a run whose measurement raised stores exactly this)."""
-    settings = ctx.settings
-    measurement = Measurement(
-        id=str(uuid.uuid4()),
-        url=target.url,
-        domain=(urlsplit(target.url).hostname or "").lower(),
-        started_at=started_at,
-        run_id=ctx.run_id,
-        role=role,
-        category_code=target.category_code,
-        probe_asn=settings.probe_asn,
-        probe_cc=settings.probe_cc,
-        probe_network=settings.probe_network,
-        software_name=SOFTWARE_NAME,
-        software_version=__version__,
-    )
-    if settings.clock_offset:
-        measurement.annotations["simulated_clock"] = "true"
-    if target.original_url:
-        measurement.annotations["original_url"] = target.original_url
-    return measurement
 
 
 async def measure_url(
@@ -431,44 +393,3 @@ def _first_reachable(m: Measurement, https: bool) -> str | None:
         if tcp_obs.failure is None:
             return tcp_obs.ip
     return None
-
-
-async def measure_or_record(
-    target: Target,
-    ctx: MeasurementContext,
-    role: str,
-    control: ControlFetcher | None,
-    *,
-    delegate: Callable[[Target, str], Awaitable[Measurement | None]] | None = None,
-) -> Measurement:
-    """``target``'s measurement, or, if that raised, the record of the failure: one
-    target never ends a run.  ``delegate`` (a worker pool's ``measure``) is asked
-    first; its ``None`` means "measure it here"."""
-    started_at = utc_now() + timedelta(seconds=ctx.settings.clock_offset)
-    try:
-        measured = await delegate(target, role) if delegate is not None else None
-        if measured is not None:
-            return measured
-        return await measure_url(target, ctx, role=role, control=control)
-    except Exception as exc:  # one target's trouble is that target's record
-        return failed_measurement(target, ctx, role, exc, started_at)
-    except BaseExceptionGroup as group:
-        _, cancellation = group.split(Exception)
-        if cancellation is None:  # pragma: no cover -- split() leaves something
-            raise
-        raise cancellation from None  # the run is being cancelled: not a failure
-
-
-def failed_measurement(
-    target: Target, ctx: MeasurementContext, role: str, exc: BaseException, started_at: datetime
-) -> Measurement:
-    """The record of a target whose measurement raised ``exc``: no observations, and
-    annotations naming ``unknown_failure`` and the innermost exception's class."""
-    kind = type(first_error(exc))
-    module = kind.__module__.split(".")[0]
-    measurement = new_measurement(target, ctx, role, started_at)
-    measurement.annotations["failure"] = Failure.UNKNOWN.value
-    measurement.annotations["exception"] = (
-        kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
-    )
-    return measurement

@@ -30,24 +30,25 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 
 import trio
 
 from probe import SOFTWARE_NAME, __version__
 from probe.bandwidth import ByteBudget, estimate_bytes
+from probe.context import ControlFetcher, MeasurementContext, failed_measurement, measure_or_record
 from probe.errors import first_error
-from probe.measure import ControlFetcher, MeasurementContext, failed_measurement, measure_or_record
-from probe.records import Measurement, Run, utc_now
+from probe.records import ControlObservations, Measurement, Run, utc_now
 from probe.settings import ProbeSettings
-from probe.steps import tls
+from probe.steps.bundle import check_bundle
 from probe.store import Store, StoreError
 from probe.store.writer import DEFAULT_MAX_DELAY, DEFAULT_MAX_ITEMS, Finished, MeasurementWriter
 from probe.targets import Target
 from probe.worker_start import EarlyWorkers
 from probe.workers import WorkerPool, WorkerSpec
 
-#: failed_measurement and measure_or_record live in probe.measure (a worker process
-#: imports that, not this, and so no database layer); they are still offered here.
+#: failed_measurement and measure_or_record live in probe.context (a worker process
+#: imports them without this, and so without the database layer); still offered here.
 __all__ = ["RunPlan", "RunResult", "execute_run", "failed_measurement", "measure_or_record"]
 
 
@@ -182,13 +183,16 @@ class _Runner:
         if plan.workers <= 1:
             _ = self.ctx.ssl_context
         elif plan.settings.ca_bundle is not None:
-            tls.check_bundle(plan.settings.ca_bundle)
+            check_bundle(plan.settings.ca_bundle)
         self.limiter = trio.CapacityLimiter(max(1, plan.concurrency))
         self.send: trio.MemorySendChannel[Finished] | None = None
         self.pool: WorkerPool | None = None
+        self.fallback_control: _FallbackControl | None = None
         if plan.workers > 1:
             spec = WorkerSpec(plan.settings, result.run.id, plan.control_factory)
             self.pool = WorkerPool(spec, plan.workers, plan.worker_command, plan.early_workers)
+            if plan.control is None and plan.control_factory is not None:
+                self.fallback_control = _FallbackControl(plan.control_factory)
 
     async def measure_all(
         self,
@@ -223,6 +227,9 @@ class _Runner:
                 finally:
                     if self.pool is not None:
                         await self.pool.close()  # the children exit; run() reaps them
+                    if self.fallback_control is not None:
+                        with trio.CancelScope(shield=True):
+                            await self.fallback_control.aclose()
                 # "Hit" also when the work merely ended after the deadline: a report
                 # that says the deadline held when it did not would be a lie.
                 result.deadline_hit = scope is not None and (
@@ -256,9 +263,37 @@ class _Runner:
                 # can still be in flight when the cap is reached.
                 self.result.skipped_for_budget += 1
                 return
-            control = plan.control if role == "target" else None
+            control = (plan.control or self.fallback_control) if role == "target" else None
             delegate = self.pool.measure if self.pool is not None else None
             m = await measure_or_record(target, self.ctx, role, control, delegate=delegate)
             # Handed over while still holding the slot, so the next target's budget
             # check already counts this measurement's bytes.
             await self.save(m)
+
+
+class _FallbackControl:
+    """The parent's own control vantage in a ``--workers`` run, built the first time the
+    parent has to measure a target itself (every child died).
+
+    Why not built at the start: each child builds its own, and the parent's would cost
+    it httpx and the DoH client (about 0.15 s of CPU, on the critical path of the run's
+    start) for something it almost never uses."""
+
+    def __init__(self, factory: Callable[[], object]) -> None:
+        self.factory = factory
+        self.built: object | None = None
+        self.tried = False
+
+    async def __call__(self, url: str) -> ControlObservations | None:
+        if not self.tried:
+            self.tried = True
+            self.built = self.factory()
+        if self.built is None:
+            return None  # the run has no control vantage: nothing to compare with
+        fetch = cast(ControlFetcher, self.built)
+        return await fetch(url)
+
+    async def aclose(self) -> None:
+        close = getattr(self.built, "aclose", None)
+        if close is not None:
+            await close()

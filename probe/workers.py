@@ -282,6 +282,7 @@ async def _serve(inbox: trio.abc.ReceiveStream, outbox: trio.abc.SendStream) -> 
     # Not probe.run: a child needs no database (sqlalchemy is 0.3 s of each child's start).
     from probe.measure import MeasurementContext, measure_or_record
     from probe.steps import tls
+    from probe.steps.bundle import trust_bundle
 
     # Loaded while the parent is still getting ready (the system store is about 50 ms):
     # the run's own bundle, once known, is added to it.
@@ -291,7 +292,7 @@ async def _serve(inbox: trio.abc.ReceiveStream, outbox: trio.abc.SendStream) -> 
     if spec is None:
         return
     if spec.settings.ca_bundle is not None:
-        tls.trust_bundle(context, spec.settings.ca_bundle)
+        trust_bundle(context, spec.settings.ca_bundle)
     ctx = MeasurementContext(spec.settings, run_id=spec.run_id, ssl_context=context)
     control = spec.control_factory() if spec.control_factory is not None else None
     lock = trio.Lock()

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE_LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("vocabulary", ("probe", "probe.errors", "probe.failures", "probe.records", "probe.bundled",
                     "probe.extras", "probe.i18n", "probe.catalogs", "probe.volunteer.paths")),
-    ("measuring core", ("probe.steps", "probe.settings", "probe.targets", "probe.measure",
+    ("measuring core", ("probe.steps", "probe.settings", "probe.targets", "probe.context", "probe.measure",
                         "probe.bandwidth", "probe.store", "probe.signing", "probe.formats",
                         "probe.run", "probe.workers", "probe.worker_start", "probe.control")),
     ("volunteer", ("probe.volunteer", "probe.upload", "probe.verify")),
@@ -47,7 +47,7 @@ PROBE_LAYERS: list[tuple[str, tuple[str, ...]]] = [
 UPWARD_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 #: The measuring core: what a volunteer's run executes.
-MEASURING_CORE = ("probe.steps", "probe.measure", "probe.run", "probe.records", "probe.failures")
+MEASURING_CORE = ("probe.steps", "probe.context", "probe.measure", "probe.run", "probe.records", "probe.failures")
 
 #: What the measuring core must never import: servers, labs, the archive, presentation.
 NOT_FROM_CORE = (

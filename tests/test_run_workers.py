@@ -202,6 +202,48 @@ def test_workers_that_cannot_start_leave_the_parent_measuring(
     store.close()
 
 
+def test_a_parent_left_alone_builds_its_control_when_it_first_measures(
+    lab: LoopbackLab, sites: list[str], tmp_path: Path
+) -> None:
+    """If no worker can start in a run with a control vantage, then the parent builds its
+    own control (none is given to it up front) and its measurements still carry the control's view."""
+    from probe.control.choice import ControlChoice
+
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    plan = RunPlan(
+        targets=[Target(url) for url in sites[:2]],
+        settings=lab.probe_settings(),
+        workers=2,
+        worker_command=[str(tmp_path / "no-such-worker")],
+        control_factory=ControlChoice(control=lab.control_url).build,
+    )
+    trio.run(execute_run, plan, store)
+    stored = list(store.iter_measurements())
+    assert sorted(m.url for m in stored) == sorted(sites[:2])
+    assert all(m.control is not None and m.control.failure is None for m in stored)
+    store.close()
+
+
+def test_a_parent_with_workers_loads_no_measuring_stack() -> None:
+    """The parent of a --workers run hands every target to a child: what `kuzot run`
+    imports for it (the command, the session, the run, the pool) loads none of httpx,
+    the HTTP and TLS steps or cryptography's X.509 parser, about a fifth of a second of
+    CPU at the start of every run, on a core the children are importing on."""
+    script = (
+        "import sys\n"
+        "from probe.cli.commands import run\n"
+        "from probe.volunteer import session\n"
+        "import probe.run, probe.workers\n"
+        "from probe.control.choice import ControlChoice\n"
+        "ControlChoice().check()\n"
+        "heavy = ('httpx', 'httpcore', 'h11', 'probe.measure', 'probe.steps.http', 'probe.steps.tls',\n"
+        "         'cryptography.x509', 'probe.control.doh', 'probe.upload.uploader')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=REPO, check=True)
+    assert shown.stdout.decode().strip() == "[]", shown.stdout
+
+
 def test_workers_below_one_is_refused(tmp_path: Path) -> None:
     """If --workers is below 1, then the run is refused with a clear error and nothing is measured."""
     db = tmp_path / "k.db"

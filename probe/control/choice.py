@@ -17,6 +17,9 @@ from probe.errors import InputError
 from probe.i18n import gettext as _
 from probe.volunteer.paths import DOH_CONTROL_ENV
 
+#: The DNS-over-HTTPS resolver a run compares with when no control helper is given.
+DEFAULT_DOH_URL = "https://dns.google/dns-query"
+
 
 @dataclass(frozen=True, slots=True)
 class ControlChoice:
@@ -34,12 +37,24 @@ class ControlChoice:
             from probe.control.client import ControlClient
 
             return ControlClient(self.control)
-        from probe.control.doh import DEFAULT_DOH_URL, DohControl
+        doh = self.check()
+        if doh is None:
+            return None
+        from probe.control.doh import DohControl
 
+        return DohControl(doh, connect_ip=self.doh_connect_ip, ca_bundle=self.ca_bundle)
+
+    def check(self) -> str | None:
+        """The DNS-over-HTTPS URL :meth:`build` would use (``None``: a control helper, or
+        ``off``), refusing a malformed one as :meth:`build` does, without building the
+        client: the parent of a ``--workers`` run, whose children build their own, should
+        not load httpx to learn that an option is wrong."""
+        if self.control:
+            return None
         doh = self.doh_control or os.environ.get(DOH_CONTROL_ENV) or DEFAULT_DOH_URL
         if doh.lower() == "off":
             return None
         if not doh.startswith("https://"):
             message = _("--doh-control {value}: must be an https:// URL or 'off'")
             raise InputError(message.format(value=repr(doh)))
-        return DohControl(doh, connect_ip=self.doh_connect_ip, ca_bundle=self.ca_bundle)
+        return doh

@@ -14,11 +14,10 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
+from probe.control.choice import DEFAULT_DOH_URL
 from probe.records import ControlObservations, DnsObservation
 from probe.steps.doh import query_doh
 from probe.steps.tls import make_ssl_context
-
-DEFAULT_DOH_URL = "https://dns.google/dns-query"
 
 
 class DohControl:

@@ -31,6 +31,10 @@ from probe.failures import CERTIFICATE_FAILURES, Failure, classify_failure
 from probe.records import CertificateInfo, TlsObservation
 from probe.steps import tcp
 
+# Offered here too, where they were before probe/steps/bundle.py.
+from probe.steps.bundle import check_bundle as check_bundle
+from probe.steps.bundle import trust_bundle as trust_bundle
+
 #: We offer HTTP/1.1 only.  httpcore sets ALPN on the context it is given (to
 #: ``["http/1.1"]`` without HTTP/2), and the TLS step shares its context with the
 #: HTTP step; one stable value keeps every handshake of a run offering the same.
@@ -53,19 +57,6 @@ def make_ssl_context(ca_bundle: str | Path | None = None) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(ALPN_PROTOCOLS)
     return context
-
-
-def trust_bundle(context: ssl.SSLContext, ca_bundle: str | Path) -> None:
-    """Add ``ca_bundle``'s anchors to ``context``: what :func:`make_ssl_context` does with
-    it, for a context built before the bundle was known (a worker loads the system store,
-    about 50 ms, while it waits for its run's settings)."""
-    context.load_verify_locations(cafile=str(ca_bundle))
-
-
-def check_bundle(ca_bundle: str | Path) -> None:
-    """Raise what :func:`make_ssl_context` would raise for a malformed ``ca_bundle``,
-    without loading the system store (a parent whose workers measure needs no context)."""
-    trust_bundle(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), ca_bundle)
 
 
 def _capture_context(verifying: ssl.SSLContext) -> ssl.SSLContext:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import trio
@@ -35,10 +35,13 @@ from probe.signing import SigningKey
 from probe.steps import dns
 from probe.store import Store
 from probe.targets import RefusedInput, Target, default_targets_path, load_targets, targets_from_urls
-from probe.upload import UploadResult, upload_database
-from probe.upload.live import DEFAULT_EVERY, LiveUploader, merge
+from probe.upload.pacing import DEFAULT_EVERY
 from probe.volunteer.trust import check_ca_bundle
 from probe.worker_start import EarlyWorkers
+
+if TYPE_CHECKING:  # the uploader (httpx) is loaded only by a run that uploads
+    from probe.upload import UploadResult
+    from probe.upload.live import LiveUploader
 
 #: Hosts every network can reach; if all of them fail, the volunteer's link is down
 #: and none of the run's measurements may say "blocked".
@@ -353,8 +356,17 @@ async def _measure(
     options: SessionOptions, run_plan: RunPlan, store: Store, signer: SigningKey, live: LiveUploader | None,
     hooks: SessionHooks,
 ) -> RunResult:
-    """The run under a nursery: the live uploader beside it, the control closed after it."""
-    control = _control_choice(options).build()
+    """The run under a nursery: the live uploader beside it, the control closed after it.
+
+    With workers, each child builds its own control and this process builds one only
+    if it has to measure (:class:`probe.run.RunPlan`'s ``control_factory``); the
+    option is still checked here, before anything is measured."""
+    choice = _control_choice(options)
+    if options.workers > 1:
+        choice.check()
+        control = None
+    else:
+        control = choice.build()
 
     def progress(m: Measurement) -> None:
         if hooks.measured is not None:
@@ -395,6 +407,9 @@ def _final_upload(
     retries here (a scheduled run should not hang on a dead collector); ``kuzot upload``
     tries harder.  Returns the upload's account, or why it did not start."""
     assert options.upload is not None
+    from probe.upload import upload_database
+    from probe.upload.live import merge
+
     try:
         outcome = upload_database(
             options.db, options.upload, log=hooks.upload_log, max_retries=2, backoff=1.0
@@ -421,6 +436,8 @@ def run_session(
     signer = _signing_key(store)  # closes the store if the key cannot be used
     live = None
     if options.upload:
+        from probe.upload.live import LiveUploader
+
         live = LiveUploader(store, options.upload, every=options.upload_every, log=hooks.upload_log)
     if hooks.started is not None:
         hooks.started(plan)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from probe.errors import InputError
 from probe.i18n import gettext as _
-from probe.steps import tls
+from probe.steps.bundle import check_bundle
 
 
 def check_ca_bundle(path: Path | None) -> None:
@@ -25,7 +25,7 @@ def check_ca_bundle(path: Path | None) -> None:
     if not path.is_file():
         raise InputError(_("{path}: no such file").format(path=option))
     try:
-        tls.check_bundle(path)
+        check_bundle(path)
     except (ssl.SSLError, OSError, ValueError) as exc:
         message = _("{path}: not a PEM certificate bundle ({error})")
         raise InputError(message.format(path=option, error=exc)) from exc
