@@ -3,7 +3,12 @@
 Run on demand, as root (the lab needs ip netns)::
 
     /work/venv/bin/python benchmarks/bench_probe.py [--targets 1000] [--sample 50] [--rtt-ms 50] \
-        [--concurrency 16 64] [--workers 1 2]
+        [--concurrency 16 64] [--workers 1 2] [--python /path/to/venv/bin/python]
+
+``--python`` runs the probe with another interpreter, e.g. a venv holding only the built
+wheel (``pip install dist/kuzot-*.whl``), as a volunteer installs it: the development
+venv also holds the test extras, and with them httpx imports its command-line tool
+(click, rich), about 70 ms that every probe process and worker pays only there.
 
 Why this shape: a volunteer's run is bounded by round trips, not CPU, so the figure
 that matters is how close a run gets to the floor the RTT sets for its concurrency,
@@ -99,7 +104,14 @@ def bench_scenario(n: int, rtt_ms: int) -> LabScenario:
     )
 
 
-def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path, workers: int = 1) -> Figures:
+def measure(
+    lab: NetnsLab,
+    urls: list[str],
+    concurrency: int,
+    workdir: Path,
+    workers: int = 1,
+    python: str | None = None,
+) -> Figures:
     # A repeated setting (``--concurrency 64 64``) gets its own database: sharing one
     # would count the earlier run's measurements as this run's.
     stem = f"c{concurrency}-w{workers}-{len(urls)}"
@@ -116,9 +128,12 @@ def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path, wor
     # ``ip netns exec`` execs the probe in place, so wait4 on this child gives the
     # probe's own CPU time and peak RSS.
     env = {**os.environ, "KUZOT_ACCEPT_RISKS": "1"}
+    command = lab.probe_command(args, control=False)
+    if python is not None:
+        command[command.index(sys.executable)] = python
     started, launched = time.perf_counter(), time.time()
     with subprocess.Popen(
-        lab.probe_command(args, control=False),
+        command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
@@ -151,7 +166,9 @@ def measure(lab: NetnsLab, urls: list[str], concurrency: int, workdir: Path, wor
     return Figures(concurrency, workers, len(urls), wall, cpu, usage.ru_maxrss / 1024, failed, rtt, *phases)
 
 
-def report(figures: list[Figures], n: int, rtt_ms: int, sample: int, up_seconds: float, commit: str) -> str:
+def report(
+    figures: list[Figures], n: int, rtt_ms: int, sample: int, up_seconds: float, commit: str, python: str
+) -> str:
     rtt = rtt_ms / 1000
     reference = figures[0]  # concurrency 1
     measured_rtt = statistics.median(f.connect_rtt for f in figures)
@@ -173,6 +190,7 @@ def report(figures: list[Figures], n: int, rtt_ms: int, sample: int, up_seconds:
             "",
             f"Machine: {os.cpu_count()} CPUs (nproc), Python {platform.python_version()}, "
             f"{platform.system()} {platform.release()}, load average {_load()} at the end.  "
+            f"The probe ran with {python}.  "
             f"`benchmarks/bench_probe.py`: {n} distinct domains "
             f"served by one nginx (8 addresses, a wildcard certificate) behind the lab ISP, "
             f"{rtt_ms} ms added RTT on the volunteer's uplink (the lab's TUN delay line; this kernel has no "
@@ -237,6 +255,7 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[1], help="kuzot run --workers for each concurrency"
     )
+    parser.add_argument("--python", help="the interpreter that runs the probe (default: this one)")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -251,13 +270,14 @@ def main() -> int:
         started = time.perf_counter()
         with NetnsLab(scenario, timeout=5.0) as lab:
             up_seconds = time.perf_counter() - started
-            figures = [measure(lab, urls[: args.sample], 1, Path(tmp))]
+            figures = [measure(lab, urls[: args.sample], 1, Path(tmp), python=args.python)]
             print(figures[-1], file=sys.stderr)
             for workers in args.workers:
                 for concurrency in args.concurrency:
-                    figures.append(measure(lab, urls, concurrency, Path(tmp), workers))
+                    figures.append(measure(lab, urls, concurrency, Path(tmp), workers, args.python))
                     print(figures[-1], file=sys.stderr)
-    text = report(figures, args.targets, args.rtt_ms, args.sample, up_seconds, _commit())
+    interpreter = f"`{args.python}`" if args.python else "this checkout's interpreter (development venv)"
+    text = report(figures, args.targets, args.rtt_ms, args.sample, up_seconds, _commit(), interpreter)
     print(text)
     if not args.no_write:
         with args.results.open("a", encoding="utf-8") as out:
