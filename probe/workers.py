@@ -4,7 +4,9 @@ Why: at high concurrency one core is the limit (TLS handshakes, DNS and HTTP par
 while everything that makes a run trustworthy must stay single: one run row, one
 writer committing in batches, one byte budget, one deadline.  So the *parent* keeps all
 of that (:mod:`probe.run`) and hands each target, when a slot frees up and the budget
-allows, to the child with the fewest in flight; the child measures it and sends the
+allows, to the ready child with the fewest in flight (a child says it is ready, with
+a first frame, once its imports are done and its spec read: a target sent earlier would
+wait in its pipe while another child sat idle); the child measures it and sends the
 record back, and the parent saves it as it saves its own.  Children never touch the
 database, the budget or the deadline: they only measure.
 
@@ -15,7 +17,8 @@ measuring is over, or the run is cancelled) waits briefly for each child and kil
 what is left.  A child exits when its stdin closes (the parent finished, or died:
 ``kill -9`` of the parent closes the pipe too), so no child outlives its run.
 
-A child that dies takes only the targets it had in flight: each becomes a recorded
+A child that dies (or is not ready within :data:`READY_LIMIT`) takes only the targets
+it had in flight: each becomes a recorded
 failure (``unknown_failure``, exception ``probe.WorkerLost``), never a lost run; the
 remaining targets go to the surviving children, or are measured in the parent if none
 is left.  Frames are a 4-byte length and a pickle: parent and child are the same
@@ -44,6 +47,11 @@ from probe.worker_start import EXIT_GRACE, EarlyWorkers, popen_worker, worker_co
 
 #: How long a frame may take to go into a child's pipe before the child counts as stuck.
 SEND_LIMIT = 10.0
+#: How long a child may take to say it is ready (imports done, spec read) before it
+#: counts as lost: a child that never gets there must not hold the run's targets back.
+READY_LIMIT = 60.0
+#: The key of the frame a child sends once it can measure (records have keys from 0).
+READY = -1
 
 _LENGTH = struct.Struct("!I")
 
@@ -111,12 +119,27 @@ class _Worker:
     lock: trio.Lock = field(default_factory=trio.Lock)
     pending: dict[int, _Pending] = field(default_factory=dict)
     alive: bool = True
+    #: True once the child has its imports done and its spec read: targets go only to
+    #: ready children, so none waits in the pipe of one still starting.
+    ready: bool = False
+    #: Set once the child is ready or lost, whichever comes first.
+    settled: trio.Event = field(default_factory=trio.Event)
+    #: Where the pool's targets wait for a child to become ready (woken here when this
+    #: one becomes ready or is lost).
+    waiting: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
 
     def lose(self) -> None:
         """Dead: whatever it had in flight is woken with no record (a recorded failure)."""
         self.alive = False
         for pending in self.pending.values():
             pending.done.set()
+        self.settled.set()
+        self.waiting.unpark_all()
+
+    def become_ready(self) -> None:
+        self.ready = True
+        self.settled.set()
+        self.waiting.unpark_all()
 
 
 class _Process:
@@ -178,6 +201,8 @@ class WorkerPool:
         self.early = early
         self.workers: list[_Worker] = []
         self._keys = itertools.count()
+        #: Targets waiting for a child to become ready (or for every child to be lost).
+        self._waiting = trio.lowlevel.ParkingLot()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start the children (or take those started early), read their results until
@@ -191,9 +216,10 @@ class WorkerPool:
                             popen = await trio.to_thread.run_sync(popen_worker, self.command)
                         except OSError:
                             continue  # one fewer worker; with none, the parent measures
-                    worker = _Worker(number, _Process(popen))
+                    worker = _Worker(number, _Process(popen), waiting=self._waiting)
                     self.workers.append(worker)
                     nursery.start_soon(self._read, worker)
+                    nursery.start_soon(self._await_ready, worker)
                     await self._send(worker, self.spec)
                 task_status.started()
         finally:
@@ -216,7 +242,11 @@ class WorkerPool:
             alive = [w for w in self.workers if w.alive]
             if not alive:
                 return None
-            worker = min(alive, key=lambda w: len(w.pending))
+            ready = [w for w in alive if w.ready]
+            if not ready:
+                await self._waiting.park()  # until one is ready, or lost
+                continue
+            worker = min(ready, key=lambda w: len(w.pending))
             key = next(self._keys)
             pending = worker.pending[key] = _Pending()
             try:
@@ -228,6 +258,14 @@ class WorkerPool:
             if pending.measurement is None:
                 raise WorkerLost(f"worker {worker.number} died")
             return pending.measurement
+
+    async def _await_ready(self, worker: _Worker) -> None:
+        """Lose ``worker`` if it is neither ready nor lost within :data:`READY_LIMIT`."""
+        with trio.move_on_after(READY_LIMIT):
+            await worker.settled.wait()
+        if worker.alive and not worker.ready:
+            worker.lose()
+            worker.process.kill()
 
     async def _send(self, worker: _Worker, item: object) -> bool:
         """One frame to ``worker``; False (and the worker lost) if it cannot take it.
@@ -252,6 +290,9 @@ class WorkerPool:
         try:
             while (frame := await reader.receive()) is not None:
                 key, measurement = frame
+                if key == READY:
+                    worker.become_ready()
+                    continue
                 pending = worker.pending.get(key)
                 if pending is not None:
                     pending.measurement = measurement
@@ -296,6 +337,7 @@ async def _serve(inbox: trio.abc.ReceiveStream, outbox: trio.abc.SendStream) -> 
     ctx = MeasurementContext(spec.settings, run_id=spec.run_id, ssl_context=context)
     control = spec.control_factory() if spec.control_factory is not None else None
     lock = trio.Lock()
+    await outbox.send_all(encode((READY, None)))
 
     async def one(key: int, target: Target, role: str) -> None:
         measurement = await measure_or_record(target, ctx, role, control if role == "target" else None)

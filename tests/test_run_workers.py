@@ -69,10 +69,15 @@ def test_byte_budget_is_shared_across_workers(lab: LoopbackLab, sites: list[str]
 
 
 #: A worker that takes its first frames and dies, as a crashing child would.
+#: Says it is ready (the frame probe.workers.READY), takes targets, and dies.
 _DYING_WORKER = [
     sys.executable,
     "-c",
-    "import sys, time; sys.stdin.buffer.read(1); time.sleep(0.5); sys.exit(3)",
+    "import pickle, struct, sys, time\n"
+    "ready = pickle.dumps((-1, None))\n"
+    "sys.stdin.buffer.read(1)\n"
+    "sys.stdout.buffer.write(struct.pack('!I', len(ready)) + ready); sys.stdout.flush()\n"
+    "time.sleep(0.5); sys.exit(3)",
 ]
 
 
@@ -242,6 +247,39 @@ def test_a_parent_with_workers_loads_no_measuring_stack() -> None:
     )
     shown = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=REPO, check=True)
     assert shown.stdout.decode().strip() == "[]", shown.stdout
+
+
+def test_a_worker_that_never_gets_ready_holds_no_target(
+    lab: LoopbackLab, sites: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If a worker process starts but never says it is ready, then no target is sent to
+    it: once the ready limit passes it is killed and the parent measures every target."""
+    import probe.workers
+
+    monkeypatch.setattr(probe.workers, "READY_LIMIT", 1.0)
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    plan = RunPlan(
+        targets=[Target(url) for url in sites[:2]],
+        settings=lab.probe_settings(),
+        workers=2,
+        worker_command=[sys.executable, "-c", "import time; time.sleep(120)"],
+    )
+    trio.run(execute_run, plan, store)
+    stored = list(store.iter_measurements())
+    assert sorted(m.url for m in stored) == sorted(sites[:2])
+    assert all(m.annotations.get("failure") is None and m.tls for m in stored)
+    store.close()
+
+
+def test_early_workers_leave_the_parent_a_core() -> None:
+    """kuzot run starts before its own start-up at most one child fewer than the CPUs it
+    may use (at least one), and none without --workers."""
+    from probe.worker_start import early_count
+
+    cpus = len(os.sched_getaffinity(0))
+    assert early_count(1) == 0
+    assert early_count(2) == max(1, min(2, cpus - 1))
+    assert 1 <= early_count(64) <= max(1, cpus - 1)
 
 
 def test_workers_below_one_is_refused(tmp_path: Path) -> None:

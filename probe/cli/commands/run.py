@@ -15,7 +15,7 @@ from probe.i18n import gettext as _
 from probe.records import Measurement
 from probe.settings import ProbeSettings
 from probe.upload.pacing import DEFAULT_EVERY, DEFAULT_INTERVAL
-from probe.worker_start import EarlyWorkers
+from probe.worker_start import EarlyWorkers, early_count
 
 if TYPE_CHECKING:
     # Imported when the command runs, after the early workers have started: the session
@@ -233,9 +233,10 @@ def _upload_summary(console: _Console, done: session.SessionResult) -> dict | No
 
 
 def handle(args: argparse.Namespace) -> int:
-    # With --workers, the children start first, to import while this process opens its
-    # database (probe.workers.EarlyWorkers); those the run does not take end with it.
-    with EarlyWorkers(args.workers if args.workers > 1 else 0) as early:
+    # With --workers, children start first (as many as leave this process a core), to
+    # import while this process opens its database (probe.worker_start.EarlyWorkers);
+    # the pool starts the others once the run begins.  Unused, they end with the command.
+    with EarlyWorkers(early_count(args.workers)) as early:
         return _run(args, early)
 
 
