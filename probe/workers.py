@@ -27,12 +27,13 @@ program and the same user, so pickle is as trusted as the code itself.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pickle
 import signal
+import ssl
 import struct
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +44,15 @@ import trio
 from probe.records import Measurement
 from probe.settings import ProbeSettings
 from probe.targets import Target
-from probe.worker_start import EXIT_GRACE, EarlyWorkers, popen_worker, worker_command
+from probe.worker_start import (
+    EXIT_GRACE,
+    SIBLINGS_OPTION,
+    Child,
+    EarlyWorkers,
+    Sibling,
+    popen_worker,
+    worker_command,
+)
 
 #: How long a frame may take to go into a child's pipe before the child counts as stuck.
 SEND_LIMIT = 10.0
@@ -146,7 +155,7 @@ class _Process:
     """A child as trio sees it: its pipes as trio streams, its exit awaited without a
     thread (a pidfd where the kernel has one)."""
 
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(self, popen: Child) -> None:
         assert popen.stdin is not None and popen.stdout is not None
         self.popen = popen
         self.stdin = trio.lowlevel.FdStream(os.dup(popen.stdin.fileno()))
@@ -164,8 +173,14 @@ class _Process:
 
     async def wait(self) -> int:
         while (code := self.popen.poll()) is None:
+            assert self.popen.pid is not None  # a Sibling without one polls as exited
             await _exited(self.popen.pid)
         return code
+
+    def adopt(self, pid: object) -> None:
+        """The pid a child sent with its ready frame: a forked sibling's only source."""
+        if isinstance(self.popen, Sibling) and isinstance(pid, int):
+            self.popen.adopt(pid)
 
     async def aclose(self) -> None:
         await self.stdin.aclose()
@@ -291,6 +306,7 @@ class WorkerPool:
             while (frame := await reader.receive()) is not None:
                 key, measurement = frame
                 if key == READY:
+                    worker.process.adopt(measurement)  # a ready frame carries the pid
                     worker.become_ready()
                     continue
                 pending = worker.pending.get(key)
@@ -318,16 +334,22 @@ async def _reap(worker: _Worker) -> None:
 # --- the child's side --------------------------------------------------------------------
 
 
-async def _serve(inbox: trio.abc.ReceiveStream, outbox: trio.abc.SendStream) -> None:
-    """Measure every target the parent sends, until it closes our stdin."""
-    # Not probe.run: a child needs no database (sqlalchemy is 0.3 s of each child's start).
-    from probe.measure import MeasurementContext, measure_or_record
+def _measuring_stack() -> ssl.SSLContext:
+    """Import what a child measures with and load the system trust store (about 50 ms),
+    before its spec arrives and, for the first child, before it forks its siblings, who
+    then have both for nothing.  Not probe.run: a child needs no database (SQLAlchemy is
+    0.3 s of each child's start)."""
+    import probe.measure  # noqa: F401  (the import is the point)
     from probe.steps import tls
+
+    return tls.make_ssl_context()
+
+
+async def _serve(inbox: trio.abc.ReceiveStream, outbox: trio.abc.SendStream, context: ssl.SSLContext) -> None:
+    """Measure every target the parent sends, until it closes our stdin."""
+    from probe.measure import MeasurementContext, measure_or_record
     from probe.steps.bundle import trust_bundle
 
-    # Loaded while the parent is still getting ready (the system store is about 50 ms):
-    # the run's own bundle, once known, is added to it.
-    context = tls.make_ssl_context()
     frames = FrameReader(inbox)
     spec: WorkerSpec | None = await frames.receive()
     if spec is None:
@@ -337,7 +359,7 @@ async def _serve(inbox: trio.abc.ReceiveStream, outbox: trio.abc.SendStream) -> 
     ctx = MeasurementContext(spec.settings, run_id=spec.run_id, ssl_context=context)
     control = spec.control_factory() if spec.control_factory is not None else None
     lock = trio.Lock()
-    await outbox.send_all(encode((READY, None)))
+    await outbox.send_all(encode((READY, os.getpid())))
 
     async def one(key: int, target: Target, role: str) -> None:
         measurement = await measure_or_record(target, ctx, role, control if role == "target" else None)
@@ -355,21 +377,62 @@ async def _serve(inbox: trio.abc.ReceiveStream, outbox: trio.abc.SendStream) -> 
                 await control.aclose()
 
 
-def serve_stdio() -> None:
-    """The child's entry point: frames on stdin and stdout, stray prints to stderr."""
+def serve_stdio(argv: Sequence[str] | None = None) -> None:
+    """The child's entry point: frames on stdin and stdout, stray prints to stderr.
+
+    With ``--siblings IN:OUT,...`` (the first child of a family, :class:`EarlyWorkers`)
+    it forks one sibling per pair of pipe ends once its imports are done; each sibling
+    serves its own pair.  Forking happens before trio runs and before any thread
+    exists, the one moment a Python process forks safely."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    siblings = _sibling_pipes(sys.argv[1:] if argv is None else argv)
     out_fd = os.dup(1)
     os.dup2(2, 1)
     in_fd = os.dup(0)
+    context = _measuring_stack()
+    channel = (in_fd, out_fd)
+    forked: list[int] = []
+    for number, pair in enumerate(siblings):
+        pid = os.fork()
+        if pid == 0:  # the sibling: keep only its own pair of ends
+            forked = []
+            for fd in (in_fd, out_fd, *(fd for later in siblings[number + 1 :] for fd in later)):
+                os.close(fd)
+            # Not the first child's stdin either: a parent writing to a dead first
+            # child must meet a broken pipe, not a reader nobody serves.
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.close(devnull)
+            channel = pair
+            break
+        forked.append(pid)
+        os.close(pair[0])
+        os.close(pair[1])
+    _serve_channel(*channel, context, forked)
 
+
+def _sibling_pipes(argv: Sequence[str]) -> list[tuple[int, int]]:
+    if len(argv) != 2 or argv[0] != SIBLINGS_OPTION:
+        return []
+    pairs = [pair.split(":") for pair in argv[1].split(",") if pair]
+    return [(int(stdin_fd), int(stdout_fd)) for stdin_fd, stdout_fd in pairs]
+
+
+def _serve_channel(in_fd: int, out_fd: int, context: ssl.SSLContext, forked: Sequence[int] = ()) -> None:
     async def main() -> None:
         async with trio.lowlevel.FdStream(in_fd) as inbox, trio.lowlevel.FdStream(out_fd) as outbox:
             try:
-                await _serve(inbox, outbox)
+                await _serve(inbox, outbox, context)
             except* (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass  # the parent is gone: nobody wants these records
 
     trio.run(main)
+    # The siblings this first child forked end when the parent closes their stdin, as
+    # it closes ours: waiting for them here hands their CPU time up to the parent with
+    # ours (what a benchmark's wait4 counts) and leaves no zombie behind.
+    for pid in forked:
+        with contextlib.suppress(ChildProcessError, InterruptedError):
+            os.waitpid(pid, 0)
     # Every record went out with send_all, and the parent waits for this exit before it
     # closes the run: skip the interpreter's teardown (freeing every module and object,
     # a tenth of a second here), which would hold up the end of every run.

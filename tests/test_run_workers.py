@@ -139,7 +139,7 @@ def test_kill_9_with_workers_then_resume(lab: LoopbackLab, tmp_path: Path) -> No
         deadline = time.monotonic() + 60
         while _count(db) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
-        children = _children(proc.pid)
+        children = _descendants(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -156,6 +156,14 @@ def test_kill_9_with_workers_then_resume(lab: LoopbackLab, tmp_path: Path) -> No
     stored = show_json(f"sqlite:///{db}")
     assert sorted(m["url"] for m in stored) == sorted([*fast, hang.url])
     assert len({m["run_id"] for m in stored}) == 1
+
+
+def _descendants(pid: int) -> list[int]:
+    """The children of ``pid`` and theirs (a worker forked by the first worker)."""
+    found = _children(pid)
+    for child in list(found):
+        found += _descendants(child)
+    return found
 
 
 def _children(pid: int) -> list[int]:
@@ -271,13 +279,17 @@ def test_a_worker_that_never_gets_ready_holds_no_target(
     store.close()
 
 
-def test_early_workers_leave_the_parent_a_core() -> None:
-    """kuzot run starts before its own start-up at most one child fewer than the CPUs it
-    may use (at least one), and none without --workers."""
+def test_early_workers_are_all_forked_or_leave_the_parent_a_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """kuzot run starts every worker early where the first can fork the others (one
+    import for all); elsewhere at most one fewer than the CPUs it may use (at least
+    one); none without --workers."""
+    import probe.worker_start
     from probe.worker_start import early_count
 
-    cpus = len(os.sched_getaffinity(0))
     assert early_count(1) == 0
+    assert early_count(4) == 4  # Linux, the real worker command: forked siblings
+    monkeypatch.setattr(probe.worker_start, "can_fork_siblings", lambda _command: False)
+    cpus = len(os.sched_getaffinity(0))
     assert early_count(2) == max(1, min(2, cpus - 1))
     assert 1 <= early_count(64) <= max(1, cpus - 1)
 
@@ -331,6 +343,29 @@ def test_a_run_takes_workers_started_early(lab: LoopbackLab, sites: list[str], t
     assert result.run.status == "finished"
     assert sorted(m.url for m in store.iter_measurements()) == sorted(sites)
     assert len(started) == 2 and all(p.returncode == 0 for p in started)
+    store.close()
+
+
+def test_the_first_worker_forks_its_siblings(lab: LoopbackLab, sites: list[str], tmp_path: Path) -> None:
+    """If three workers start early, then one interpreter is started and it forks the
+    other two once its imports are done: three distinct processes measure the run, each
+    says who it is, and none outlives the run."""
+    from probe.worker_start import EarlyWorkers, Sibling
+
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    with EarlyWorkers(3) as early:
+        first, *siblings = list(early._waiting)
+        assert isinstance(first, subprocess.Popen) and all(isinstance(s, Sibling) for s in siblings)
+        assert len(siblings) == 2
+        plan = RunPlan(
+            targets=[Target(url) for url in sites], settings=lab.probe_settings(), workers=3, early_workers=early
+        )
+        result = trio.run(execute_run, plan, store)
+    assert result.run.status == "finished"
+    assert sorted(m.url for m in store.iter_measurements()) == sorted(sites)
+    pids = [first.pid, *(s.pid for s in siblings)]
+    assert None not in pids and len(set(pids)) == 3
+    _wait_gone([pid for pid in pids if pid is not None])
     store.close()
 
 
