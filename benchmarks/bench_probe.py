@@ -232,8 +232,14 @@ def _commit() -> str:
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO, check=False
     )
+    # RESULTS.md itself does not count: the sections a series of runs appends make it
+    # differ from HEAD, and the code measured is still HEAD's.
     dirty = subprocess.run(
-        ["git", "status", "--porcelain"], capture_output=True, text=True, cwd=REPO, check=False
+        ["git", "status", "--porcelain", "--", ".", ":(exclude)benchmarks/RESULTS.md"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
     )
     return (done.stdout.strip() or "unknown") + ("+dirty" if dirty.stdout.strip() else "")
 
