@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import trio
 
@@ -41,11 +41,14 @@ from probe.errors import first_error
 from probe.records import ControlObservations, Measurement, Run, utc_now
 from probe.settings import ProbeSettings
 from probe.steps.bundle import check_bundle
-from probe.store import Store, StoreError
+from probe.store.deferred import DeferredStore
 from probe.store.writer import DEFAULT_MAX_DELAY, DEFAULT_MAX_ITEMS, Finished, MeasurementWriter
 from probe.targets import Target
 from probe.worker_start import EarlyWorkers
 from probe.workers import WorkerPool, WorkerSpec
+
+if TYPE_CHECKING:  # the database code is loaded when the store opens (probe/store/__init__.py)
+    from probe.store import Store
 
 #: failed_measurement and measure_or_record live in probe.context (a worker process
 #: imports them without this, and so without the database layer); still offered here.
@@ -96,7 +99,7 @@ AfterSave = Callable[[Measurement], Awaitable[None]]
 
 async def execute_run(
     plan: RunPlan,
-    store: Store,
+    store: Store | DeferredStore,
     *,
     progress: Progress | None = None,
     sign: Callable[[Measurement], dict[str, str]] | None = None,
@@ -113,18 +116,28 @@ async def execute_run(
     Returns when every target is done or the deadline passed.  The run row is
     written first (status ``running``) and closed last; if the process dies in
     between, the row stays ``running`` with no end time, which ``kuzot status``
-    reports as an interrupted run.
+    reports as an interrupted run.  With a :class:`DeferredStore` (a new run only)
+    the measuring starts first and the row is written as soon as the database is
+    open, before any measurement is committed.
     """
     run = _new_run(plan, run_id)
-    if plan.resume_run_id is not None:
-        await trio.to_thread.run_sync(store.reopen_run, plan.resume_run_id)
+    opening: _RunRow | None = None
+    ready: Store | None = None
+    if isinstance(store, DeferredStore):
+        if plan.resume_run_id is not None:
+            raise ValueError("a resumed run needs its database open before it starts")
+        opening = _RunRow(store, run)
     else:
-        await trio.to_thread.run_sync(store.begin_run, run)
+        ready = store
+        if plan.resume_run_id is not None:
+            await trio.to_thread.run_sync(ready.reopen_run, plan.resume_run_id)
+        else:
+            await trio.to_thread.run_sync(ready.begin_run, run)
     result = RunResult(run=run)
     status = "interrupted"
     try:
         try:
-            await _Runner(plan, result, progress, after_save).measure_all(store, sign, sign_hash)
+            await _Runner(plan, result, progress, after_save).measure_all(ready, sign, sign_hash, opening)
         except BaseExceptionGroup as group:
             failed = _store_error(group)
             if failed is not None:
@@ -133,10 +146,31 @@ async def execute_run(
         status = "deadline" if result.deadline_hit else "finished"
     finally:
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(store.finish_run, run.id, status)
+            opened = opening.written if opening is not None else ready
+            if opened is not None:  # no row was written if the database never opened
+                await trio.to_thread.run_sync(opened.finish_run, run.id, status)
         run.status = status
         run.finished_at = utc_now() + timedelta(seconds=plan.settings.clock_offset)
     return result
+
+
+class _RunRow:
+    """A deferred store, opened once, with the run's row written before anything else."""
+
+    def __init__(self, deferred: DeferredStore, run: Run) -> None:
+        self.deferred = deferred
+        self.run = run
+        #: The store, once the run row is in it.
+        self.written: Store | None = None
+        self._lock = trio.Lock()
+
+    async def __call__(self) -> Store:
+        async with self._lock:
+            if self.written is None:
+                store = await self.deferred.open()
+                await trio.to_thread.run_sync(store.begin_run, self.run)
+                self.written = store
+            return self.written
 
 
 def _new_run(plan: RunPlan, run_id: str | None) -> Run:
@@ -159,6 +193,8 @@ def _new_run(plan: RunPlan, run_id: str | None) -> Run:
 def _store_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
     """The database failing (full disk) is the run's one error, not a group (unless the
     user pressed Ctrl-C, which stays what it is)."""
+    from probe.store.engine import StoreError
+
     failed = group.subgroup(StoreError)
     if failed is None or group.subgroup(KeyboardInterrupt) is not None:
         return None
@@ -196,13 +232,15 @@ class _Runner:
 
     async def measure_all(
         self,
-        store: Store,
+        store: Store | None,
         sign: Callable[[Measurement], dict[str, str]] | None,
         sign_hash: Callable[[str], dict[str, str]] | None,
+        opening: Callable[[], Awaitable[Store]] | None = None,
     ) -> None:
         plan, result = self.plan, self.result
         writer = MeasurementWriter(
             store,
+            opening=opening,
             on_committed=self.committed,
             sign=sign,
             sign_hash=sign_hash,
@@ -214,6 +252,10 @@ class _Runner:
         scope = trio.move_on_after(plan.deadline) if plan.deadline and math.isfinite(plan.deadline) else None
         async with trio.open_nursery() as outer:
             outer.start_soon(writer.run, receive)
+            if opening is not None:
+                # Opened beside the first measurements (a failure ends the run at once);
+                # the writer's first commit waits for it.
+                outer.start_soon(opening)
             async with send:  # closed when measuring ends: the writer commits the rest
                 if self.pool is not None:
                     await outer.start(self.pool.run)

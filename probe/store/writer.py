@@ -8,6 +8,10 @@ has piled up (at most ``max_items``, waiting at most ``max_delay`` seconds after
 first), builds the rows, signs them and commits them in one worker-thread call and
 one transaction.
 
+The store may still be opening when the writer starts (``opening``: ``kuzot run``
+opens its database in a thread while the first measurements are in flight); the
+first commit waits for it.
+
 Durability: a measurement counts as done (progress, the run's summary, resume, live
 upload) only once its batch is committed: ``on_committed`` is called then, never
 before.  So a kill -9 loses at most what was still waiting here, which nothing had
@@ -20,11 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import trio
 
 from probe.records import Measurement
-from probe.store.database import PreparedItem, Store, prepare_item
+
+if TYPE_CHECKING:  # the database code is loaded by the first commit (probe/store/__init__.py)
+    from probe.store.database import PreparedItem, Store
 
 #: Commit at the latest this long after the first waiting measurement arrived ...
 DEFAULT_MAX_DELAY = 0.25
@@ -53,8 +60,9 @@ class MeasurementWriter:
 
     def __init__(
         self,
-        store: Store,
+        store: Store | None,
         *,
+        opening: Callable[[], Awaitable[Store]] | None = None,
         on_committed: OnCommitted | None = None,
         sign: Callable[[Measurement], dict[str, str]] | None = None,
         sign_hash: Callable[[str], dict[str, str]] | None = None,
@@ -62,7 +70,10 @@ class MeasurementWriter:
         max_delay: float = DEFAULT_MAX_DELAY,
         max_items: int = DEFAULT_MAX_ITEMS,
     ) -> None:
+        if store is None and opening is None:
+            raise ValueError("a writer needs a store, or a way to wait for one")
         self.store = store
+        self.opening = opening
         self.on_committed = on_committed
         self.sign = sign
         self.sign_hash = sign_hash
@@ -122,6 +133,9 @@ class MeasurementWriter:
     async def _commit(self, batch: list[Finished]) -> None:
         with trio.CancelScope(shield=True):
             try:
+                if self.store is None:
+                    assert self.opening is not None
+                    self.store = await self.opening()
                 await trio.to_thread.run_sync(self._write, batch)
             except BaseException:
                 self._failed = True
@@ -134,6 +148,9 @@ class MeasurementWriter:
 
     def _write(self, batch: list[Finished]) -> list[bool]:
         """In the worker thread: rows, signatures and one transaction for the batch."""
+        from probe.store.database import prepare_item
+
+        assert self.store is not None
         items: list[PreparedItem] = []
         for finished in batch:
             m = finished.measurement

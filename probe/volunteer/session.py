@@ -33,13 +33,15 @@ from probe.run import RunPlan, RunResult, execute_run
 from probe.settings import ProbeSettings, Timeouts
 from probe.signing import SigningKey
 from probe.steps import dns
-from probe.store import Store
+from probe.store.deferred import DeferredStore, looks_usable
 from probe.targets import RefusedInput, Target, default_targets_path, load_targets, targets_from_urls
 from probe.upload.pacing import DEFAULT_EVERY
+from probe.volunteer.paths import default_db_url
 from probe.volunteer.trust import check_ca_bundle
 from probe.worker_start import EarlyWorkers
 
 if TYPE_CHECKING:  # the uploader (httpx) is loaded only by a run that uploads
+    from probe.store import Store
     from probe.upload import UploadResult
     from probe.upload.live import LiveUploader
 
@@ -251,7 +253,7 @@ def resumable(store: Store) -> tuple[Run, list[Target]] | None:
     return None
 
 
-def _signing_key(store: Store) -> SigningKey:
+def _signing_key(store: Store | DeferredStore) -> SigningKey:
     """This installation's key (made on first run) that signs every measurement."""
     from probe.signing import SigningKeyError, load_or_create_key
     from probe.volunteer.paths import config_dir
@@ -267,9 +269,10 @@ def _control_choice(options: SessionOptions) -> ControlChoice:
     return ControlChoice(options.control, options.doh_control, options.doh_connect_ip, options.ca_bundle)
 
 
-def _budget(options: SessionOptions, store: Store) -> ByteBudget | None:
+def _budget(options: SessionOptions, store: Store | DeferredStore) -> ByteBudget | None:
     if options.max_bytes is None and options.max_bytes_per_day is None:
         return None
+    assert not isinstance(store, DeferredStore)  # a capped run opens its database first
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     budget = ByteBudget(
         per_run=options.max_bytes,
@@ -301,11 +304,16 @@ def _prepare(options: SessionOptions) -> tuple[SessionOptions, ProbeSettings, li
 
 def _open(
     options: SessionOptions, canaries: list[Target], hooks: SessionHooks
-) -> tuple[Store | None, SessionPlan]:
-    """The store and what to measure; no store when there is nothing to resume."""
+) -> tuple[Store | DeferredStore | None, SessionPlan]:
+    """The store and what to measure; no store when there is nothing to resume.
+
+    A new run with no byte cap and no upload, whose database looks usable, gets a
+    :class:`DeferredStore`: it needs nothing from its database before its first
+    commit, and opening it (SQLAlchemy's import, most of it) then overlaps the first
+    measurements instead of delaying them.  Everything else opens it here, first."""
     refused: list[RefusedInput] = []
     if options.resume:
-        store = Store.open(options.db)
+        store = _open_now(options.db)
         found = resumable(store)
         if found is None:
             store.close()
@@ -320,14 +328,24 @@ def _open(
         return store, plan
     if not plan.targets and refused:
         raise InputError(_("no valid URL to measure (each one was refused, see above)"))
-    return Store.open(options.db), plan
+    url = options.db or default_db_url()
+    capped = options.max_bytes is not None or options.max_bytes_per_day is not None
+    if not capped and not options.upload and looks_usable(url):
+        return DeferredStore(url), plan
+    return _open_now(url), plan
+
+
+def _open_now(url: str | None) -> Store:
+    from probe.store import Store  # SQLAlchemy and the models: a deferred store loads them later
+
+    return Store.open(url)
 
 
 def _run_plan(
     options: SessionOptions,
     settings: ProbeSettings,
     plan: SessionPlan,
-    store: Store,
+    store: Store | DeferredStore,
     early_workers: EarlyWorkers | None = None,
 ) -> RunPlan:
     assert options.concurrency is not None
@@ -353,7 +371,11 @@ def _run_plan(
 
 
 async def _measure(
-    options: SessionOptions, run_plan: RunPlan, store: Store, signer: SigningKey, live: LiveUploader | None,
+    options: SessionOptions,
+    run_plan: RunPlan,
+    store: Store | DeferredStore,
+    signer: SigningKey,
+    live: LiveUploader | None,
     hooks: SessionHooks,
 ) -> RunResult:
     """The run under a nursery: the live uploader beside it, the control closed after it.
@@ -438,6 +460,7 @@ def run_session(
     if options.upload:
         from probe.upload.live import LiveUploader
 
+        assert not isinstance(store, DeferredStore)  # an uploading run opens its database first
         live = LiveUploader(store, options.upload, every=options.upload_every, log=hooks.upload_log)
     if hooks.started is not None:
         hooks.started(plan)
