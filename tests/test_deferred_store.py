@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,6 @@ from probe.run import RunPlan, execute_run
 from probe.store import Store, StoreError
 from probe.store.deferred import DeferredStore, looks_usable
 from probe.targets import Target
-from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
@@ -79,19 +76,3 @@ def test_only_a_database_that_looks_usable_is_deferred(tmp_path: Path) -> None:
     if os.geteuid() != 0:  # root writes anywhere
         (tmp_path / "ro").mkdir(mode=0o500)
         assert not looks_usable(f"sqlite:///{tmp_path / 'ro' / 'new.db'}")
-
-
-def test_kuzot_run_loads_no_database_code_before_it_measures() -> None:
-    """What `kuzot run` imports to get to its first measurement (the command, the
-    session, the run, the pool, the deferred store) loads no SQLAlchemy: about 0.4 s of
-    CPU that now overlaps the first measurements."""
-    script = (
-        "import sys\n"
-        "from probe.cli.commands import run\n"
-        "from probe.volunteer import session\n"
-        "import probe.run, probe.workers, probe.store.deferred, probe.store.writer\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')"
-        " or m in ('probe.store.database', 'probe.store.models')))\n"
-    )
-    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=REPO, check=True)
-    assert shown.stdout.decode().strip() == "[]", shown.stdout

@@ -18,6 +18,7 @@ import trio
 
 from probe.lab.loopback import LoopbackLab, Scenario
 from probe.lab.web_servers import Behaviour as WebBehaviour
+from probe.records import Measurement
 from probe.run import RunPlan, execute_run
 from probe.settings import Timeouts
 from probe.store import Store
@@ -201,18 +202,27 @@ def test_workers_that_cannot_start_leave_the_parent_measuring(
     lab: LoopbackLab, sites: list[str], tmp_path: Path
 ) -> None:
     """If no worker process can be started, then the parent measures every target itself."""
-    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
-    plan = RunPlan(
-        targets=[Target(url) for url in sites[:2]],
-        settings=lab.probe_settings(),
-        workers=2,
-        worker_command=[str(tmp_path / "no-such-worker")],
-    )
-    trio.run(execute_run, plan, store)
-    stored = list(store.iter_measurements())
+    stored = _measured_with_workers(lab, sites[:2], tmp_path, [str(tmp_path / "no-such-worker")])
     assert sorted(m.url for m in stored) == sorted(sites[:2])
     assert all(m.annotations.get("failure") is None and m.tls for m in stored)
+
+
+def _measured_with_workers(
+    lab: LoopbackLab, urls: list[str], tmp_path: Path, command: list[str], **plan: object
+) -> list[Measurement]:
+    """The stored measurements of a two-worker run whose workers run ``command``."""
+    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
+    run_plan = RunPlan(
+        targets=[Target(url) for url in urls],
+        settings=lab.probe_settings(),
+        workers=2,
+        worker_command=command,
+        **plan,  # type: ignore[arg-type]
+    )
+    trio.run(execute_run, run_plan, store)
+    stored = list(store.iter_measurements())
     store.close()
+    return stored
 
 
 def test_a_parent_left_alone_builds_its_control_when_it_first_measures(
@@ -222,39 +232,12 @@ def test_a_parent_left_alone_builds_its_control_when_it_first_measures(
     own control (none is given to it up front) and its measurements still carry the control's view."""
     from probe.control.choice import ControlChoice
 
-    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
-    plan = RunPlan(
-        targets=[Target(url) for url in sites[:2]],
-        settings=lab.probe_settings(),
-        workers=2,
-        worker_command=[str(tmp_path / "no-such-worker")],
-        control_factory=ControlChoice(control=lab.control_url).build,
+    factory = ControlChoice(control=lab.control_url).build
+    stored = _measured_with_workers(
+        lab, sites[:2], tmp_path, [str(tmp_path / "no-such-worker")], control_factory=factory
     )
-    trio.run(execute_run, plan, store)
-    stored = list(store.iter_measurements())
     assert sorted(m.url for m in stored) == sorted(sites[:2])
     assert all(m.control is not None and m.control.failure is None for m in stored)
-    store.close()
-
-
-def test_a_parent_with_workers_loads_no_measuring_stack() -> None:
-    """The parent of a --workers run hands every target to a child: what `kuzot run`
-    imports for it (the command, the session, the run, the pool) loads none of httpx,
-    the HTTP and TLS steps or cryptography's X.509 parser, about a fifth of a second of
-    CPU at the start of every run, on a core the children are importing on."""
-    script = (
-        "import sys\n"
-        "from probe.cli.commands import run\n"
-        "from probe.volunteer import session\n"
-        "import probe.run, probe.workers\n"
-        "from probe.control.choice import ControlChoice\n"
-        "ControlChoice().check()\n"
-        "heavy = ('httpx', 'httpcore', 'h11', 'probe.measure', 'probe.steps.http', 'probe.steps.tls',\n"
-        "         'cryptography.x509', 'probe.control.doh', 'probe.upload.uploader')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n"
-    )
-    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=REPO, check=True)
-    assert shown.stdout.decode().strip() == "[]", shown.stdout
 
 
 def test_a_worker_that_never_gets_ready_holds_no_target(
@@ -265,18 +248,10 @@ def test_a_worker_that_never_gets_ready_holds_no_target(
     import probe.workers
 
     monkeypatch.setattr(probe.workers, "READY_LIMIT", 1.0)
-    store = Store.open(f"sqlite:///{tmp_path / 'k.db'}")
-    plan = RunPlan(
-        targets=[Target(url) for url in sites[:2]],
-        settings=lab.probe_settings(),
-        workers=2,
-        worker_command=[sys.executable, "-c", "import time; time.sleep(120)"],
-    )
-    trio.run(execute_run, plan, store)
-    stored = list(store.iter_measurements())
+    silent = [sys.executable, "-c", "import time; time.sleep(120)"]
+    stored = _measured_with_workers(lab, sites[:2], tmp_path, silent)
     assert sorted(m.url for m in stored) == sorted(sites[:2])
     assert all(m.annotations.get("failure") is None and m.tls for m in stored)
-    store.close()
 
 
 def test_early_workers_are_all_forked_or_leave_the_parent_a_core(monkeypatch: pytest.MonkeyPatch) -> None:
