@@ -167,10 +167,15 @@ class _RunRow:
     async def __call__(self) -> Store:
         async with self._lock:
             if self.written is None:
-                store = await self.deferred.open()
-                await trio.to_thread.run_sync(store.begin_run, self.run)
-                self.written = store
+                self.written = await trio.to_thread.run_sync(self._open_and_begin)
             return self.written
+
+    def _open_and_begin(self) -> Store:
+        """In the worker thread: the database opened (SQLAlchemy imported) and the run's
+        row written, one hop."""
+        store = self.deferred.open()
+        store.begin_run(self.run)
+        return store
 
 
 def _new_run(plan: RunPlan, run_id: str | None) -> Run:

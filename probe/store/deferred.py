@@ -18,35 +18,28 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import trio
-
 if TYPE_CHECKING:
     from probe.store.database import Store
 
 
 class DeferredStore:
-    """The database at ``url``, opened (once) by the first :meth:`open`."""
+    """The database at ``url``, opened by the first :meth:`open` (blocking: the run
+    calls it in a worker thread, with the run row's write, under one lock)."""
 
     def __init__(self, url: str | None) -> None:
         self.url = url
         self.store: Store | None = None
-        self._lock = trio.Lock()
 
-    async def open(self) -> Store:
-        async with self._lock:
-            if self.store is None:
-                self.store = await trio.to_thread.run_sync(_open, self.url)
-            return self.store
+    def open(self) -> Store:
+        if self.store is None:
+            from probe.store.database import Store
+
+            self.store = Store.open(self.url)
+        return self.store
 
     def close(self) -> None:
         if self.store is not None:
             self.store.close()
-
-
-def _open(url: str | None) -> Store:
-    from probe.store.database import Store
-
-    return Store.open(url)
 
 
 def looks_usable(url: str) -> bool:
