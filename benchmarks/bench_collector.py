@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 import trio  # noqa: E402
+from machine import cpu_model  # noqa: E402
 from sqlalchemy import create_engine  # noqa: E402
 
 from probe.failures import Failure  # noqa: E402
@@ -413,16 +414,6 @@ def run(db_url: str, reference_url: str, backend: str, args: argparse.Namespace,
         record_bytes=record_bytes,
         load=load,
     )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 CLIENTS = {"raw": "keep-alive connection with pre-encoded requests", "httpx": "httpx client"}

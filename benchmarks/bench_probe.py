@@ -52,6 +52,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from machine import cpu_model  # noqa: E402
+
 from probe.lab.netns import NetnsLab, environment_problem  # noqa: E402
 from probe.lab.scenarios import LabScenario, scenario_from_dict  # noqa: E402
 
@@ -188,7 +190,7 @@ def report(
         [
             f"## Probe throughput through the namespace lab ({datetime.now(UTC):%Y-%m-%d}, commit {commit})",
             "",
-            f"Machine: {os.cpu_count()} CPUs (nproc), Python {platform.python_version()}, "
+            f"Machine: {os.cpu_count()} CPUs (nproc, {cpu_model()}), Python {platform.python_version()}, "
             f"{platform.system()} {platform.release()}, load average {_load()} at the end.  "
             f"The probe ran with {python}.  "
             f"`benchmarks/bench_probe.py`: {n} distinct domains "
