@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -429,6 +430,13 @@ def judge_at_scale(total: int, base: int, keep: Path | None) -> None:
               f"{sum(cpu.values()) - parent:.0f} s")  # fmt: skip
 
 
+def _header() -> str:
+    return (
+        f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs ({cpu_model()}) · "
+        f"Python {platform.python_version()}"
+    )
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[1] == "--child":
         print(json.dumps(run_one(int(sys.stdin.read()))))
@@ -441,22 +449,17 @@ def main(argv: list[str]) -> int:
         # --judge-at-scale TOTAL [BASE] [--keep FILE]: clone BASE generated rows to TOTAL, judge all.
         keep = Path(args[args.index("--keep") + 1]) if "--keep" in args else None
         sizes = [int(a) for a in args[1:] if a.isdigit()]
-        print(f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · "
-              f"Python {platform.python_version()}")  # fmt: skip
+        print(_header())
         judge_at_scale(sizes[0], sizes[1] if len(sizes) > 1 else 250_000, keep)
         return 0
     if args[:1] == ["--judge"]:
-        print(f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · "
-              f"Python {platform.python_version()}")  # fmt: skip
+        print(_header())
         judge_benchmark(int(args[1]))
         args = args[2:]
         if not args:
             return 0
     sizes = [int(a) for a in args] or [1_000_000, 10_000_000]
-    print(
-        f"# {platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · "
-        f"Python {platform.python_version()} · pandas {pd.__version__}"
-    )
+    print(f"{_header()} · pandas {pd.__version__}")
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
         "frame: every verdict column in cached_verdicts' dtypes; 'peak through episodes' is the whole "

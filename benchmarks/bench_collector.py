@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 import trio  # noqa: E402
-from machine import cpu_model  # noqa: E402
+from machine import machine  # noqa: E402
 from sqlalchemy import create_engine  # noqa: E402
 
 from probe.failures import Failure  # noqa: E402
@@ -428,8 +427,7 @@ def report(results: list[Figures]) -> str:
     lines = [
         f"## Collector throughput ({today}, commit {commit or 'unknown'})",
         "",
-        f"Machine: {os.cpu_count()} CPUs (nproc, {cpu_model()}), Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}.  `benchmarks/bench_collector.py`: {first.probes} probes "
+        f"Machine: {machine()}.  `benchmarks/bench_collector.py`: {first.probes} probes "
         f"on loopback, each uploading {first.per_probe} signed measurements in batches of {first.batch} "
         f"(one {CLIENTS[first.client]} "
         "per probe, all at once) to one `kuzot serve` process; every measurement is "

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from machine import machine
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from probe.store import Store
@@ -303,7 +305,8 @@ def main() -> None:
     args = [a for i, a in enumerate(argv) if not a.startswith("--") and (i == 0 or argv[i - 1] != "--keep")]
     n = int(args[0]) if args else 100_000
     judge = "--no-judge" not in sys.argv
-    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    print(f"Machine: {machine()}")
+    print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if keep is not None and (keep / "fast.db").exists():
         print(f"reusing {keep / 'fast.db'} (generation and import skipped)")
         judge_db(keep / "fast.db")

@@ -39,7 +39,6 @@ import compileall
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -52,7 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from machine import cpu_model  # noqa: E402
+from machine import machine  # noqa: E402
 
 from probe.lab.netns import NetnsLab, environment_problem  # noqa: E402
 from probe.lab.scenarios import LabScenario, scenario_from_dict  # noqa: E402
@@ -190,8 +189,7 @@ def report(
         [
             f"## Probe throughput through the namespace lab ({datetime.now(UTC):%Y-%m-%d}, commit {commit})",
             "",
-            f"Machine: {os.cpu_count()} CPUs (nproc, {cpu_model()}), Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}, load average {_load()} at the end.  "
+            f"Machine: {machine()}, load average {_load()} at the end.  "
             f"The probe ran with {python}.  "
             f"`benchmarks/bench_probe.py`: {n} distinct domains "
             f"served by one nginx (8 addresses, a wildcard certificate) behind the lab ISP, "

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+from machine import machine
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -213,7 +214,7 @@ def main() -> None:
     section = f"""
 ## Probe store path: one writer with batched commits ({today}, commit {commit})
 
-Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} {platform.release()}.
+Machine: {machine()}.
 `benchmarks/bench_store.py --measurements {args.measurements} --producers {args.producers}`: {args.producers}
 trio tasks hand over finished synthetic measurements (about {base['record_bytes']:.0f} bytes of record
 each) as fast as the store takes them; SQLite in WAL mode with `synchronous=FULL`, each measurement

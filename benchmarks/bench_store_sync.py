@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from machine import machine
 from sqlalchemy import event
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,8 +80,7 @@ def main() -> None:
     lines = [
         f"## SQLite synchronous=FULL for the probe ({datetime.now(UTC):%Y-%m-%d})",
         "",
-        f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} "
-        f"{platform.release()}.  `benchmarks/bench_store_sync.py`: {args.measurements} measurements "
+        f"Machine: {machine()}.  `benchmarks/bench_store_sync.py`: {args.measurements} measurements "
         "(48 KiB body sample each) saved one commit each, as a run does; WAL mode.",
         "",
         "| synchronous | ms per measurement | ratio to NORMAL |",

@@ -7,6 +7,7 @@ compared with the one before it.
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -19,3 +20,11 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """Cores, CPU model, Python and kernel, as RESULTS.md's "Machine:" lines give them."""
+    return (
+        f"{os.cpu_count()} CPUs (nproc, {cpu_model()}), Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
