@@ -37,14 +37,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analysis.fingerprints import load_fingerprints  # noqa: E402
 from analysis.synthetic import CANARY_URL, BlockTruth, HistorySpec, generate_history, make_measurement  # noqa: E402
-from analysis.verdict_cache import _store as store_verdicts  # noqa: E402
-from analysis.verdict_cache import fingerprints_digest  # noqa: E402
+from analysis.verdict_cache import (  # noqa: E402
+    _fields,
+    _store_fields,
+    fingerprints_digest,
+)
 from analysis.verdicts import Verdict, judge_all  # noqa: E402
 from probe.signing import SigningKey  # noqa: E402
 from probe.store import Store  # noqa: E402
@@ -127,7 +131,7 @@ def fast_history(store: Store, spec: HistorySpec, chunk: int = 20_000) -> int:
 
     def flush() -> int:
         done = sum(store.save_prepared([b[0] for b in batch], source="synthetic", changed="keep"))
-        store_verdicts(store.engine, [b[1] for b in batch], digest)
+        _store_fields(store.engine, [_fields(b[1]) for b in batch], digest)
         batch.clear()
         return done
 
@@ -251,8 +255,7 @@ def main(size: int, reuse: Path | None = None, slow: bool = False) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    python = f"{platform.python_implementation()} {platform.python_version()}"
-    print(f"\n{python}, {os.cpu_count()} cores; {directory}")
+    print(f"\nMachine: {machine()} ({platform.python_implementation()}); {directory}")
 
 
 if __name__ == "__main__":
